@@ -1,0 +1,188 @@
+"""Run the real stack program in Pulumi's in-process mock engine: no CLI, no cloud, no network.
+
+Used by the test suite and by `python -m nat plan`. `run_program` returns the whole resource
+graph (type, name, inputs, parent, options) and the stack's exports.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import runpy
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pulumi
+from pulumi.runtime import mocks as pulumi_mocks
+
+PROJECT_DIR = Path(__file__).resolve().parent.parent
+DEFAULT_REGION = "us-east-1"
+# Documentation ranges (RFC 5737) for the addresses a mock hands out.
+MOCK_PUBLIC_IP_PREFIX = "203.0.113."
+ID_PREFIXES = {
+    "aws:ec2/vpc:Vpc": "vpc", "aws:ec2/subnet:Subnet": "subnet",
+    "aws:ec2/routeTable:RouteTable": "rtb", "aws:ec2/internetGateway:InternetGateway": "igw",
+    "aws:ec2/securityGroup:SecurityGroup": "sg", "aws:ec2/route:Route": "r",
+    "aws:ec2/routeTableAssociation:RouteTableAssociation": "rtbassoc",
+    "aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule": "sgr",
+    "aws:vpc/securityGroupEgressRule:SecurityGroupEgressRule": "sgr",
+    "aws:ec2/eipAssociation:EipAssociation": "eipassoc",
+}
+MOCK_AMI = {"arm64": "ami-0a1b2c3d4e5f60718", "x86_64": "ami-0f1e2d3c4b5a69788"}
+
+
+@dataclass
+class Resource:
+    type: str
+    name: str
+    urn: str
+    inputs: dict[str, Any]
+    parent: str
+    id: str = ""
+    outputs: dict[str, Any] = field(default_factory=dict)
+    ignore_changes: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Graph:
+    resources: list[Resource]
+    exports: dict[str, Any]
+    invokes: list[tuple[str, dict[str, Any]]]
+
+    def of_type(self, type_token: str) -> list[Resource]:
+        return [r for r in self.resources if r.type == type_token]
+
+    def named(self, name: str) -> Resource:
+        matches = [r for r in self.resources if r.name == name]
+        if len(matches) != 1:
+            raise KeyError(f"{len(matches)} resources named {name!r}")
+        return matches[0]
+
+    def by_id(self, resource_id: str) -> Resource:
+        return next(r for r in self.resources if r.id == resource_id)
+
+    def counts(self) -> dict[str, int]:
+        counts: dict[str, int] = {}
+        for resource in self.resources:
+            counts[resource.type] = counts.get(resource.type, 0) + 1
+        return dict(sorted(counts.items()))
+
+
+class AwsMocks(pulumi.runtime.Mocks):
+    """Deterministic ids and the computed outputs the program reads."""
+
+    def __init__(self, region: str, zone_count: int = 6) -> None:
+        self.region = region
+        self.zone_names = [f"{region}{letter}" for letter in "abcdef"[:zone_count]]
+        self.invokes: list[tuple[str, dict[str, Any]]] = []
+        self.counter = 0
+
+    def call(self, args: pulumi.runtime.MockCallArgs) -> dict[str, Any]:  # type: ignore[override]
+        # A dict, never (dict, None): the mock monitor iterates the second item.
+        self.invokes.append((args.token, dict(args.args)))
+        if args.token == "aws:index/getAvailabilityZones:getAvailabilityZones":
+            return {"names": self.zone_names,
+                    "zoneIds": [f"use1-az{i + 1}" for i in range(len(self.zone_names))],
+                    "id": self.region}
+        if args.token == "aws:ssm/getParameter:getParameter":
+            architecture = "arm64" if args.args["name"].endswith("arm64") else "x86_64"
+            return {"name": args.args["name"], "value": MOCK_AMI[architecture],
+                    "type": "String", "id": args.args["name"]}
+        return {}
+
+    def new_resource(self, args: pulumi.runtime.MockResourceArgs) -> tuple[str, dict[str, Any]]:
+        self.counter += 1
+        short = ID_PREFIXES.get(args.typ, args.typ.split(":")[-1].lower())
+        resource_id = f"{short}-{self.counter:017x}"
+        outputs = dict(args.inputs)
+        if args.typ == "aws:ec2/instance:Instance":
+            resource_id = f"i-{self.counter:017x}"
+            outputs.update(primaryNetworkInterfaceId=f"eni-{self.counter:017x}",
+                           privateIp=f"10.255.0.{self.counter % 250}",
+                           publicIp=f"{MOCK_PUBLIC_IP_PREFIX}{self.counter % 250}")
+        elif args.typ == "aws:ec2/eip:Eip":
+            resource_id = f"eipalloc-{self.counter:017x}"
+            outputs.update(allocationId=resource_id,
+                           publicIp=f"{MOCK_PUBLIC_IP_PREFIX}{self.counter % 250}")
+        elif args.typ == "aws:iam/role:Role":
+            outputs.update(name=args.name, arn=f"arn:aws:iam::123456789012:role/{args.name}")
+        elif args.typ == "aws:iam/instanceProfile:InstanceProfile":
+            outputs.update(name=args.name)
+        return resource_id, outputs
+
+
+class RecordingMonitor(pulumi_mocks.MockMonitor):
+    """MockMonitor that also keeps each registration's parent and options."""
+
+    def __init__(self, mocks: AwsMocks) -> None:
+        super().__init__(mocks)
+        self.registrations: list[dict[str, Any]] = []
+
+    def RegisterResource(self, request: Any) -> Any:  # noqa: N802 (gRPC method name)
+        response = super().RegisterResource(request)
+        if request.type != "pulumi:pulumi:Stack":
+            self.registrations.append({
+                "urn": response.urn, "type": request.type, "name": request.name,
+                "parent": request.parent, "custom": request.custom,
+                "ignore_changes": list(request.ignoreChanges)})
+        return response
+
+
+class ProgramError(Exception):
+    """The program refused to run (bad config): the message is for the user.
+
+    `registered` counts the resources registered before it stopped (it should be none).
+    """
+
+    registered: int = 0
+
+
+def _plain(value: Any) -> Any:
+    return json.loads(json.dumps(value, default=str))
+
+
+def run_program(config: Mapping[str, Any], stack: str = "dev", project: str = "nat-instance-vpc",
+                program: Path | None = None) -> Graph:
+    """Run __main__.py (or `program`) under mocks with `config` ({"ns:key": value})."""
+    config_strings = {k: v if isinstance(v, str) else json.dumps(v) for k, v in config.items()}
+    region = config_strings.get("aws:region", DEFAULT_REGION)
+    mocks = AwsMocks(region)
+    monitor = RecordingMonitor(mocks)
+    loop = asyncio.new_event_loop()
+    asyncio.set_event_loop(loop)
+    try:
+        pulumi.runtime.set_mocks(mocks, project=project, stack=stack, preview=False,
+                                 monitor=monitor)
+        pulumi.runtime.set_all_config(config_strings)
+        exports: dict[str, Any] = {}
+
+        def program_body() -> Any:
+            try:
+                runpy.run_path(str(program or PROJECT_DIR / "__main__.py"), run_name="__main__")
+            except pulumi.RunError as error:
+                raise ProgramError(str(error)) from None
+            stack_resource = pulumi.runtime.get_root_resource()
+            outputs = getattr(stack_resource, "outputs", {}) or {}
+            return pulumi.Output.from_input(outputs).apply(exports.update)
+
+        try:
+            pulumi.runtime.test(program_body)()
+        except ProgramError as error:
+            error.registered = len(monitor.registrations)
+            raise
+    finally:
+        pulumi.runtime.set_all_config({})
+        asyncio.set_event_loop(None)
+        loop.close()
+
+    registered = monitor.get_registered_resources()
+    resources = []
+    for record in monitor.registrations:
+        state = registered.get(record["urn"])
+        resources.append(Resource(
+            type=record["type"], name=record["name"], urn=record["urn"],
+            inputs=_plain(state.state if state else {}), parent=record["parent"],
+            id=state.id if state else "", ignore_changes=record["ignore_changes"]))
+    return Graph(resources=resources, exports=_plain(exports), invokes=mocks.invokes)

@@ -1,0 +1,54 @@
+"""User data for a NAT instance: the package's bootstrap script, embedded verbatim.
+
+Pure logic. The data-path tests run the same file (`BOOTSTRAP_SCRIPT_PATH`) in network
+namespaces, so what is tested is what boots.
+"""
+
+from __future__ import annotations
+
+from ipaddress import IPv4Network
+from pathlib import Path
+
+from nat.tuning import TuningOverrides
+
+BOOTSTRAP_SCRIPT_PATH = Path(__file__).with_name("nat-bootstrap.sh")
+EC2_USER_DATA_LIMIT = 16384  # bytes, before base64
+_SCRIPT_END = "NAT_BOOTSTRAP_SCRIPT_END"
+
+
+class UserDataError(ValueError):
+    pass
+
+
+def bootstrap_script() -> str:
+    return BOOTSTRAP_SCRIPT_PATH.read_text()
+
+
+def render_user_data(vpc_cidr: IPv4Network, tuning: TuningOverrides) -> str:
+    """A bash user-data script that installs nat-bootstrap.sh and runs `install`.
+
+    The settings go to /etc/nat-instance so the boot unit re-applies the same ones.
+    """
+    script = bootstrap_script()
+    if any(line.strip() == _SCRIPT_END for line in script.splitlines()):
+        raise UserDataError(f"{BOOTSTRAP_SCRIPT_PATH} contains the heredoc marker {_SCRIPT_END}")
+    tuning_lines = "".join(line + "\n" for line in tuning.environment_lines())
+    user_data = (
+        "#!/bin/bash\n"
+        "# nat-instance-vpc: install the NAT bootstrap script and run it (see its header).\n"
+        "set -euo pipefail\n"
+        "install -d -m 0755 /etc/nat-instance /usr/local/sbin\n"
+        f"echo 'NAT_VPC_CIDR={vpc_cidr}' >/etc/nat-instance/nat.env\n"
+        "cat >/etc/nat-instance/tuning.env <<'NAT_TUNING_END'\n"
+        f"{tuning_lines}"
+        "NAT_TUNING_END\n"
+        f"cat >/usr/local/sbin/nat-bootstrap.sh <<'{_SCRIPT_END}'\n"
+        f"{script.rstrip()}\n"
+        f"{_SCRIPT_END}\n"
+        "chmod 0755 /usr/local/sbin/nat-bootstrap.sh\n"
+        "exec /usr/local/sbin/nat-bootstrap.sh install\n"
+    )
+    size = len(user_data.encode())
+    if size > EC2_USER_DATA_LIMIT:
+        raise UserDataError(f"user data is {size} bytes, over EC2's {EC2_USER_DATA_LIMIT}")
+    return user_data
