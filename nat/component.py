@@ -10,7 +10,7 @@ import pulumi_aws as aws
 
 from nat.config import NatSettings
 from nat.rules import expand_rules
-from nat.userdata import render_user_data
+from nat.userdata import encode_user_data, render_user_data
 
 COMPONENT_TYPE = "nat:index:NatInstanceVpc"
 ANYWHERE = "0.0.0.0/0"
@@ -95,7 +95,7 @@ class NatInstanceVpc(pulumi.ComponentResource):
             instance_profile = aws.iam.InstanceProfile(f"{name}-nat-profile", role=role.name,
                                                        opts=child)
 
-        user_data = render_user_data(settings.vpc_cidr, settings.tuning)
+        user_data = encode_user_data(render_user_data(settings.vpc_cidr, settings.tuning))
         # A new AL2023 release must not replace running NATs at the next `pulumi up`; a pinned
         # AMI is a deliberate choice, so changing the pin does replace them.
         instance_opts = pulumi.ResourceOptions(
@@ -121,7 +121,7 @@ class NatInstanceVpc(pulumi.ComponentResource):
                     http_put_response_hop_limit=1),
                 root_block_device=aws.ec2.InstanceRootBlockDeviceArgs(
                     volume_type="gp3", encrypted=True, delete_on_termination=True),
-                user_data=user_data,
+                user_data_base64=user_data,
                 # cloud-init runs user data once per instance: an in-place change would never
                 # run the new script, so a changed script replaces the NAT.
                 user_data_replace_on_change=True,

@@ -6,6 +6,8 @@ namespaces, so what is tested is what boots.
 
 from __future__ import annotations
 
+import base64
+import gzip
 from ipaddress import IPv4Network
 from pathlib import Path
 
@@ -48,7 +50,22 @@ def render_user_data(vpc_cidr: IPv4Network, tuning: TuningOverrides) -> str:
         "chmod 0755 /usr/local/sbin/nat-bootstrap.sh\n"
         "exec /usr/local/sbin/nat-bootstrap.sh install\n"
     )
-    size = len(user_data.encode())
-    if size > EC2_USER_DATA_LIMIT:
-        raise UserDataError(f"user data is {size} bytes, over EC2's {EC2_USER_DATA_LIMIT}")
     return user_data
+
+
+def encode_user_data(user_data: str) -> str:
+    """gzip (which cloud-init unpacks) then base64, as `user_data_base64` takes it.
+
+    Compression keeps the script, comments and all, at about a quarter of EC2's 16 KB limit.
+    mtime=0 makes the bytes depend on the text alone: a new timestamp at every `pulumi up`
+    would otherwise replace every NAT.
+    """
+    packed = gzip.compress(user_data.encode(), compresslevel=9, mtime=0)
+    if len(packed) > EC2_USER_DATA_LIMIT:
+        raise UserDataError(f"user data is {len(packed)} bytes compressed, over EC2's "
+                            f"{EC2_USER_DATA_LIMIT}")
+    return base64.b64encode(packed).decode()
+
+
+def decode_user_data(encoded: str) -> str:
+    return gzip.decompress(base64.b64decode(encoded)).decode()

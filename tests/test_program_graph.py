@@ -8,7 +8,7 @@ import pytest
 
 from nat.offline import MOCK_AMI, Graph, ProgramError, Resource, run_program
 from nat.stacks import load_stack_config
-from nat.userdata import bootstrap_script
+from nat.userdata import bootstrap_script, decode_user_data
 from tests.conftest import COMPONENT
 
 INSTANCE = "aws:ec2/instance:Instance"
@@ -254,7 +254,7 @@ def test_pinned_ami_is_used_without_lookup(run: Any) -> None:
 
 def test_user_data_carries_the_bootstrap_script(run: Any) -> None:
     graph = run(azCount=1, vpcCidr="10.8.0.0/16", conntrackMax=262144)
-    user_data = graph.of_type(INSTANCE)[0].inputs["userData"]
+    user_data = decode_user_data(graph.of_type(INSTANCE)[0].inputs["userDataBase64"])
     assert bootstrap_script().rstrip() in user_data
     assert "echo 'NAT_VPC_CIDR=10.8.0.0/16' >/etc/nat-instance/nat.env" in user_data
     assert "NAT_CONNTRACK_MAX=262144\n" in user_data
