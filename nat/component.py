@@ -55,7 +55,8 @@ class NatInstanceVpc(pulumi.ComponentResource):
         private_subnets: dict[str, aws.ec2.Subnet] = {}
         for zone, public_cidr, private_cidr in zip(availability_zones,
                                                    settings.public_subnet_cidrs,
-                                                   settings.private_subnet_cidrs):
+                                                   settings.private_subnet_cidrs,
+                                                   strict=True):
             public_subnets[zone] = aws.ec2.Subnet(
                 f"{name}-public-{zone}", vpc_id=vpc.id, cidr_block=str(public_cidr),
                 availability_zone=zone, map_public_ip_on_launch=False,
@@ -174,7 +175,7 @@ class NatInstanceVpc(pulumi.ComponentResource):
             "public_subnet_ids": self.public_subnet_ids,
             "private_subnet_ids": self.private_subnet_ids,
             "private_subnet_cidrs": {z: str(c) for z, c in zip(
-                availability_zones, settings.private_subnet_cidrs)},
+                availability_zones, settings.private_subnet_cidrs, strict=True)},
             "nat_instance_ids": self.nat_instance_ids,
             "nat_public_ips": self.nat_public_ips,
             "nat_for_private_subnet": self.nat_for_private_subnet,

@@ -37,7 +37,7 @@ class ConfigKey:
     description: str
 
 
-CONFIG_KEYS: tuple[ConfigKey, ...] = (
+_PROGRAM_KEYS: tuple[ConfigKey, ...] = (
     ConfigKey("azCount", "integer", 2,
               f"Number of Availability Zones, 1 to {MAX_AZ_COUNT} (the guide uses 1 or 2); "
               "one public subnet, one private subnet and (unless singleNat) one NAT each."),
@@ -58,7 +58,8 @@ CONFIG_KEYS: tuple[ConfigKey, ...] = (
               "Operator network's public range allowed to SSH to the NATs (the guide's port 22 "
               "rule). Default: none, so no SSH rule at all."),
     ConfigKey("allowSshFromAnywhere", "boolean", False,
-              "Must be true to accept an sshCidr wider than /8 such as 0.0.0.0/0. Not recommended."),
+              "Must be true to accept an sshCidr wider than /8 such as 0.0.0.0/0. "
+              "Not recommended."),
     ConfigKey("keyName", "string", None, "Existing EC2 key pair name for the NATs. Default: none."),
     ConfigKey("amiId", "string", None,
               "Pin the NAT AMI (e.g. one made by `python -m nat bake-ami`). Default: latest "
@@ -75,8 +76,10 @@ CONFIG_KEYS: tuple[ConfigKey, ...] = (
     ConfigKey("enableSsm", "boolean", True,
               "Attach an instance profile with AmazonSSMManagedInstanceCore so the NATs can be "
               "reached by SSM (used by `verify --connectivity`) without SSH."),
-) + tuple(
-    ConfigKey(key.config_name, "integer", None, key.description) for key in TUNING_KEYS
+)
+CONFIG_KEYS: tuple[ConfigKey, ...] = (
+    *_PROGRAM_KEYS,
+    *(ConfigKey(key.config_name, "integer", None, key.description) for key in TUNING_KEYS),
 )
 
 CONFIG_KEY_NAMES = frozenset(key.name for key in CONFIG_KEYS)

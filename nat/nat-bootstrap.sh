@@ -51,6 +51,7 @@ compute_tuning() {
     # The kernel's default is about 1 entry per 64 KiB of RAM (4096 on a 0.5 GiB t4g.nano):
     # far below NAT Gateway's 55,000 per destination. 256 entries per MiB costs ~8% of RAM
     # (an entry is ~320 bytes) and gives 131,072 on 0.5 GiB.
+    [ -r "$NAT_PROC_MEMINFO" ] || die "cannot read MemTotal from $NAT_PROC_MEMINFO"
     local mib; mib=$(memory_mib)
     if [ -z "$mib" ] || [ "$mib" -le 0 ]; then die "cannot read MemTotal from $NAT_PROC_MEMINFO"; fi
     local sized=$((mib * 256))

@@ -121,7 +121,7 @@ class RecordingMonitor(pulumi_mocks.MockMonitor):
         self.registrations: list[dict[str, Any]] = []
 
     def RegisterResource(self, request: Any) -> Any:  # noqa: N802 (gRPC method name)
-        response = super().RegisterResource(request)
+        response = super().RegisterResource(request)  # type: ignore[no-untyped-call]
         if request.type != "pulumi:pulumi:Stack":
             self.registrations.append({
                 "urn": response.urn, "type": request.type, "name": request.name,
@@ -168,12 +168,15 @@ def run_program(config: Mapping[str, Any], stack: str = "dev", project: str = "n
             return pulumi.Output.from_input(outputs).apply(exports.update)
 
         try:
-            pulumi.runtime.test(program_body)()
+            pulumi.runtime.test(program_body)()  # type: ignore[no-untyped-call]
         except ProgramError as error:
             error.registered = len(monitor.registrations)
             raise
     finally:
         pulumi.runtime.set_all_config({})
+        # End the executor threads now: each holds an event loop of its own that would
+        # otherwise be torn down noisily at interpreter exit.
+        loop.run_until_complete(loop.shutdown_default_executor())
         asyncio.set_event_loop(None)
         loop.close()
 

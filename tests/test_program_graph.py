@@ -20,7 +20,7 @@ INGRESS = "aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule"
 EGRESS = "aws:vpc/securityGroupEgressRule:SecurityGroupEgressRule"
 
 
-def expected_counts(az_count: int, nat_count: int, rules: int, eip: bool = True,
+def expected_counts(az_count: int, nat_count: int, rules: tuple[int, int], eip: bool = True,
                     ssm: bool = True) -> dict[str, int]:
     counts = {
         COMPONENT: 1,
@@ -40,7 +40,7 @@ def expected_counts(az_count: int, nat_count: int, rules: int, eip: bool = True,
         counts["aws:iam/role:Role"] = 1
         counts["aws:iam/rolePolicyAttachment:RolePolicyAttachment"] = 1
         counts["aws:iam/instanceProfile:InstanceProfile"] = 1
-    counts.update({INGRESS: rules[0], EGRESS: rules[1]} if isinstance(rules, tuple) else {})
+    counts.update({INGRESS: rules[0], EGRESS: rules[1]})
     return dict(sorted(counts.items()))
 
 

@@ -1,0 +1,1 @@
+"""Data-path benchmark (see bench/__main__.py)."""

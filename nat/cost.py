@@ -1,0 +1,120 @@
+"""Monthly cost of a stack's NAT instances beside the same topology with NAT Gateways.
+
+Pure arithmetic over the dated price table in nat/prices.json.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+PRICES_PATH = Path(__file__).with_name("prices.json")
+
+
+class PriceError(ValueError):
+    pass
+
+
+def load_prices(path: Path = PRICES_PATH) -> dict[str, Any]:
+    prices: dict[str, Any] = json.loads(path.read_text())
+    return prices
+
+
+@dataclass(frozen=True)
+class CostLine:
+    item: str
+    quantity: float
+    unit: str
+    unit_price: float
+    monthly: float
+
+
+@dataclass(frozen=True)
+class CostEstimate:
+    region: str
+    as_of: str
+    gb_per_month: float
+    nat_instances: list[CostLine]
+    nat_gateways: list[CostLine]
+    nat_instances_total: float
+    nat_gateways_total: float
+    monthly_saving: float
+    break_even_gb: float | None  # None: NAT instances are cheaper at any volume
+    average_mbps_needed: float
+    baseline_mbps_per_nat: float
+    within_baseline: bool
+    notes: list[str]
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _line(item: str, quantity: float, unit: str, unit_price: float) -> CostLine:
+    return CostLine(item, quantity, unit, unit_price, round(quantity * unit_price, 2))
+
+
+def estimate(instance_type: str, nat_count: int, az_count: int, gb_per_month: float,
+             elastic_ips: bool = True, single_nat: bool = False,
+             prices: dict[str, Any] | None = None) -> CostEstimate:
+    """NAT instances vs NAT Gateways (one per NAT the stack has) for `gb_per_month` of egress."""
+    prices = prices or load_prices()
+    if gb_per_month < 0:
+        raise PriceError(f"--gb-per-month {gb_per_month}: must be 0 or more")
+    instance = prices["instances"].get(instance_type)
+    if instance is None:
+        raise PriceError(
+            f"natInstanceType {instance_type!r} is not in the price table {PRICES_PATH.name} "
+            f"({prices['region']}, {prices['as_of']}). Fix: use one of "
+            f"{', '.join(sorted(prices['instances']))}, or add its price to the table")
+    hours = prices["hours_per_month"]
+    nat_hours = nat_count * hours
+    # Cross-AZ traffic: with one NAT for N AZs, (N-1)/N of the traffic crosses an AZ boundary.
+    cross_az_gb = gb_per_month * (az_count - 1) / az_count if single_nat else 0.0
+
+    instance_lines = [
+        _line(f"EC2 {instance_type} (NAT instance)", nat_hours, "instance-hours",
+              instance["per_hour"]),
+        _line("public IPv4 address" + (" (Elastic IP)" if elastic_ips else ""), nat_hours,
+              "address-hours", prices["public_ipv4_per_hour"]),
+        _line("EBS gp3 root volume", nat_count * prices["root_volume_gb"], "GB-months",
+              prices["ebs_gp3_per_gb_month"]),
+        _line("data processed by the NAT", gb_per_month, "GB", 0.0),
+    ]
+    gateway_lines = [
+        _line("NAT Gateway", nat_hours, "gateway-hours", prices["nat_gateway_per_hour"]),
+        _line("public IPv4 address (Elastic IP)", nat_hours, "address-hours",
+              prices["public_ipv4_per_hour"]),
+        _line("data processed by the NAT Gateway", gb_per_month, "GB",
+              prices["nat_gateway_per_gb"]),
+    ]
+    if cross_az_gb:
+        for lines in (instance_lines, gateway_lines):
+            lines.append(_line("cross-AZ traffic (singleNat)", cross_az_gb, "GB",
+                               prices["cross_az_per_gb"]))
+    instances_total = round(sum(line.monthly for line in instance_lines), 2)
+    gateways_total = round(sum(line.monthly for line in gateway_lines), 2)
+
+    fixed_instances = sum(line.monthly for line in instance_lines if line.unit != "GB")
+    fixed_gateways = sum(line.monthly for line in gateway_lines if line.unit != "GB")
+    break_even = None
+    if fixed_instances > fixed_gateways:
+        break_even = round((fixed_instances - fixed_gateways) / prices["nat_gateway_per_gb"], 1)
+
+    average_mbps = gb_per_month * 8000 / (hours * 3600)  # GB (10^9 bytes) → Mbit/s
+    baseline_mbps = instance["baseline_gbps"] * 1000
+    per_nat_mbps = average_mbps / max(nat_count, 1)
+    notes = [prices["internet_egress_per_gb_note"],
+             f"Prices: {prices['region']} on-demand as of {prices['as_of']}; they change."]
+    if per_nat_mbps > baseline_mbps:
+        notes.append(f"{gb_per_month:g} GB/month averages {per_nat_mbps:.1f} Mbit/s per NAT, "
+                     f"above {instance_type}'s baseline of {baseline_mbps:g} Mbit/s: choose a "
+                     "larger instance type")
+    return CostEstimate(
+        region=prices["region"], as_of=prices["as_of"], gb_per_month=gb_per_month,
+        nat_instances=instance_lines, nat_gateways=gateway_lines,
+        nat_instances_total=instances_total, nat_gateways_total=gateways_total,
+        monthly_saving=round(gateways_total - instances_total, 2), break_even_gb=break_even,
+        average_mbps_needed=round(average_mbps, 2), baseline_mbps_per_nat=baseline_mbps,
+        within_baseline=per_nat_mbps <= baseline_mbps, notes=notes)

@@ -1,0 +1,234 @@
+"""`python -m nat plan`: what `pulumi up` would create for a stack, read off the mocks graph.
+
+The real program runs in Pulumi's in-process mock engine (nat/offline.py): no CLI, no
+credentials, no network. The tree, the rules table and the counts come from the resource
+graph it registers, the cost from nat/cost.py.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any
+
+from nat.ami import AL2023_PARAMETER_PREFIX
+from nat.config import instance_architecture
+from nat.cost import estimate
+from nat.offline import Graph, run_program
+from nat.stacks import load_stack_config
+
+INSTANCE = "aws:ec2/instance:Instance"
+SUBNET = "aws:ec2/subnet:Subnet"
+ROUTE = "aws:ec2/route:Route"
+ASSOCIATION = "aws:ec2/routeTableAssociation:RouteTableAssociation"
+INGRESS = "aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule"
+EGRESS = "aws:vpc/securityGroupEgressRule:SecurityGroupEgressRule"
+
+
+class PlanError(ValueError):
+    pass
+
+
+def _ami_source(graph: Graph, nat: dict[str, Any]) -> str:
+    parameters = [args["name"] for token, args in graph.invokes
+                  if token == "aws:ssm/getParameter:getParameter"]
+    if parameters:
+        return f"latest Amazon Linux 2023 ({parameters[0].removeprefix(AL2023_PARAMETER_PREFIX)}"\
+               f", SSM {parameters[0]})"
+    return f"pinned {nat['ami']}"
+
+
+def build_plan(graph: Graph, stack: str, region: str, gb_per_month: float) -> dict[str, Any]:
+    by_id = {r.id: r for r in graph.resources}
+    eni_owner = {r.inputs["primaryNetworkInterfaceId"]: r for r in graph.of_type(INSTANCE)}
+    table_of = {a.inputs["subnetId"]: by_id[a.inputs["routeTableId"]]
+                for a in graph.of_type(ASSOCIATION)}
+    eip_of = {}
+    for association in graph.of_type("aws:ec2/eipAssociation:EipAssociation"):
+        eip = next(e for e in graph.of_type("aws:ec2/eip:Eip")
+                   if e.id == association.inputs["allocationId"])
+        eip_of[association.inputs["instanceId"]] = eip.name
+
+    zones: list[dict[str, Any]] = []
+    subnets = graph.of_type(SUBNET)
+    for private in [s for s in subnets if "-private-" in s.name]:
+        zone = private.inputs["availabilityZone"]
+        public = next(s for s in subnets if "-public-" in s.name
+                      and s.inputs["availabilityZone"] == zone)
+        nat = next((n for n in graph.of_type(INSTANCE) if n.inputs["subnetId"] == public.id),
+                   None)
+        table = table_of[private.id]
+        route = next(r for r in graph.of_type(ROUTE) if r.inputs["routeTableId"] == table.id
+                     and r.inputs["destinationCidrBlock"] == "0.0.0.0/0")
+        target = eni_owner[route.inputs["networkInterfaceId"]]
+        target_zone = by_id[target.inputs["subnetId"]].inputs["availabilityZone"]
+        entry: dict[str, Any] = {
+            "zone": zone,
+            "public_subnet": {"name": public.name, "cidr": public.inputs["cidrBlock"]},
+            "nat_instance": None,
+            "private_subnet": {"name": private.name, "cidr": private.inputs["cidrBlock"]},
+            "private_route_table": {
+                "name": table.name, "default_route_target": target.name,
+                "target_zone": target_zone, "same_zone": target_zone == zone},
+        }
+        if nat is not None:
+            instance_type = nat.inputs["instanceType"]
+            entry["nat_instance"] = {
+                "name": nat.name, "instance_type": instance_type,
+                "architecture": instance_architecture(instance_type),
+                "ami": _ami_source(graph, nat.inputs),
+                "source_dest_check": nat.inputs["sourceDestCheck"],
+                "imds": "v2 required" if nat.inputs["metadataOptions"]["httpTokens"] ==
+                        "required" else "v1 allowed",
+                "public_address": (f"Elastic IP {eip_of[nat.id]}" if nat.id in eip_of
+                                   else "auto-assigned public IP (changes on stop/start)"),
+            }
+        zones.append(entry)
+
+    rules = []
+    for rule in graph.of_type(INGRESS) + graph.of_type(EGRESS):
+        # numbers come back from the engine as floats
+        port = "all" if rule.inputs["ipProtocol"] == "icmp" else str(int(rule.inputs["fromPort"]))
+        rules.append({"direction": "inbound" if rule.type == INGRESS else "outbound",
+                      "peer": rule.inputs["cidrIpv4"], "protocol": rule.inputs["ipProtocol"],
+                      "port": port, "why": rule.inputs["description"]})
+
+    rules.sort(key=lambda r: (r["direction"], r["protocol"], r["port"].zfill(5), r["peer"]))
+    instances = graph.of_type(INSTANCE)
+    if not instances:
+        raise PlanError("the program created no NAT instance")
+    counts = graph.counts()
+    cost = estimate(instances[0].inputs["instanceType"], nat_count=len(instances),
+                    az_count=len(zones), gb_per_month=gb_per_month,
+                    elastic_ips=bool(graph.of_type("aws:ec2/eip:Eip")),
+                    single_nat=len(instances) < len(zones))
+    cost_data = cost.to_dict()
+    if region != cost.region:
+        cost_data["notes"].append(f"This stack deploys to {region}; its prices differ from "
+                                  f"{cost.region}'s.")
+    return {
+        "stack": stack, "region": region, "vpc_cidr": graph.of_type(
+            "aws:ec2/vpc:Vpc")[0].inputs["cidrBlock"],
+        "availability_zones": zones, "security_group_rules": rules,
+        "resource_counts": counts, "resource_total": sum(counts.values()),
+        "cost": cost_data,
+    }
+
+
+def plan_stack(stack: str, gb_per_month: float, project_dir: Path | None = None) -> dict[str, Any]:
+    config = load_stack_config(stack, *([project_dir] if project_dir else []))
+    graph = run_program(config, stack=stack)
+    return build_plan(graph, stack, config.get("aws:region", "us-east-1"), gb_per_month)
+
+
+def _money(value: float) -> str:
+    return f"${value:,.2f}"
+
+
+def render_text(plan: dict[str, Any]) -> str:
+    out = [f"Stack {plan['stack']} ({plan['region']}, VPC {plan['vpc_cidr']}): "
+           "what `pulumi up` would create", ""]
+    for zone in plan["availability_zones"]:
+        out.append(zone["zone"])
+        public, private = zone["public_subnet"], zone["private_subnet"]
+        out.append(f"  public subnet  {public['name']}  {public['cidr']}  (0.0.0.0/0 → internet "
+                   "gateway)")
+        nat = zone["nat_instance"]
+        if nat:
+            out.append(f"    └─ NAT instance {nat['name']}: {nat['instance_type']} "
+                       f"{nat['architecture']}, source/dest check "
+                       f"{'on' if nat['source_dest_check'] else 'off'}, IMDS {nat['imds']}")
+            out.append(f"         AMI: {nat['ami']}")
+            out.append(f"         └─ {nat['public_address']}")
+        out.append(f"  private subnet {private['name']}  {private['cidr']}")
+        table = zone["private_route_table"]
+        where = "same AZ" if table["same_zone"] else f"in {table['target_zone']}: crosses AZs"
+        out.append(f"    └─ route table {table['name']}")
+        out.append(f"         └─ 0.0.0.0/0 → {table['default_route_target']} ({where})")
+        out.append("")
+    out.append("NAT security group (the guide's table)")
+    out.append(f"  {'direction':<9}  {'peer':<18}  {'protocol':<8}  {'port':<4}  why")
+    for rule in plan["security_group_rules"]:
+        out.append(f"  {rule['direction']:<9}  {rule['peer']:<18}  {rule['protocol']:<8}  "
+                   f"{rule['port']:<4}  {rule['why']}")
+    out.append("")
+    out.append(f"Resources: {plan['resource_total']}")
+    for token, count in plan["resource_counts"].items():
+        out.append(f"  {count:>3}  {token}")
+    cost = plan["cost"]
+    out.append("")
+    out.append(f"Monthly cost for {cost['gb_per_month']:g} GB/month through the NATs "
+               f"({cost['region']} on-demand prices as of {cost['as_of']})")
+    for title, lines, total in (("NAT instances (this stack)", cost["nat_instances"],
+                                 cost["nat_instances_total"]),
+                                ("NAT Gateways, same topology", cost["nat_gateways"],
+                                 cost["nat_gateways_total"])):
+        out.append(f"  {title}: {_money(total)}")
+        for line in lines:
+            out.append(f"    {line['item']:<38} {line['quantity']:>9,.1f} {line['unit']:<15}"
+                       f" × {line['unit_price']:<7g} = {_money(line['monthly'])}")
+    out.append(f"  saving with NAT instances: {_money(cost['monthly_saving'])}/month")
+    out.append("  break-even: " + (
+        "none, NAT instances cost less at any volume" if cost["break_even_gb"] is None
+        else f"NAT Gateways cost less below {cost['break_even_gb']:g} GB/month"))
+    out.append(f"  average throughput needed: {cost['average_mbps_needed']:g} Mbit/s; baseline "
+               f"per NAT: {cost['baseline_mbps_per_nat']:g} Mbit/s")
+    out.extend(f"  note: {note}" for note in cost["notes"])
+    return "\n".join(out) + "\n"
+
+
+def render_dot(plan: dict[str, Any]) -> str:
+    """Graphviz source of the topology: VPC, AZs, subnets, NATs, routes."""
+    def quote(text: str) -> str:
+        return '"' + text.replace('"', '\\"') + '"'
+
+    lines = ["digraph nat {", "  rankdir=LR; compound=true; fontname=Helvetica;",
+             "  node [shape=box, style=\"rounded,filled\", fillcolor=white, fontname=Helvetica,"
+             " fontsize=11];", "  edge [fontname=Helvetica, fontsize=10];",
+             "  internet [label=\"internet\", shape=ellipse, fillcolor=\"#e8f0fe\"];",
+             f"  subgraph cluster_vpc {{ label={quote('VPC ' + plan['vpc_cidr'])}; "
+             "style=rounded; color=\"#5f6368\";",
+             "    igw [label=\"internet gateway\", fillcolor=\"#fef7e0\"];"]
+    for index, zone in enumerate(plan["availability_zones"]):
+        public, private = zone["public_subnet"], zone["private_subnet"]
+        table = zone["private_route_table"]
+        lines.append(f"    subgraph cluster_az{index} {{ label={quote(zone['zone'])}; "
+                     "style=dashed;")
+        public_label = quote("public subnet\\n" + public["cidr"])
+        private_label = quote("private subnet\\n" + private["cidr"])
+        table_label = quote("route table\\n0.0.0.0/0 → NAT")
+        lines.append(f"      pub{index} [label={public_label}, fillcolor=\"#e6f4ea\"];")
+        lines.append(f"      priv{index} [label={private_label}, fillcolor=\"#fce8e6\"];")
+        lines.append(f"      rt{index} [label={table_label}];")
+        if zone["nat_instance"]:
+            nat = zone["nat_instance"]
+            label = f"NAT instance\\n{nat['instance_type']} ({nat['architecture']})"
+            lines.append(f"      nat{index} [label={quote(label)}, fillcolor=\"#fff3cd\"];")
+            lines.append(f"      pub{index} -> nat{index} [style=dotted, arrowhead=none];")
+        lines.append("    }")
+        target = next(i for i, z in enumerate(plan["availability_zones"])
+                      if z["nat_instance"] and z["nat_instance"]["name"] ==
+                      table["default_route_target"])
+        lines.append(f"    priv{index} -> rt{index};")
+        lines.append(f"    rt{index} -> nat{target};")
+    lines.append("  }")
+    for index, zone in enumerate(plan["availability_zones"]):
+        if zone["nat_instance"]:
+            lines.append(f"  nat{index} -> igw [label=\"MASQUERADE\"];")
+    lines.append("  igw -> internet;")
+    lines.append("}")
+    return "\n".join(lines) + "\n"
+
+
+def write_diagram(plan: dict[str, Any], path: Path) -> None:
+    suffix = path.suffix.lower().lstrip(".")
+    if suffix not in ("svg", "png"):
+        raise PlanError(f"--diagram {path}: unsupported file type {path.suffix!r}. "
+                        "Fix: name it .svg or .png")
+    dot = shutil.which("dot")
+    if dot is None:
+        raise PlanError("--diagram needs Graphviz's `dot`. Fix: apt-get install graphviz "
+                        "(or brew install graphviz)")
+    subprocess.run([dot, f"-T{suffix}", "-o", str(path)], input=render_dot(plan), text=True,
+                   check=True, capture_output=True)

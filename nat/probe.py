@@ -1,0 +1,131 @@
+"""Tiny TCP/UDP endpoints run inside the test namespaces (standalone: no package imports).
+
+    probe.py serve PORT                 TCP: "whoami" → peer address; "upload N" → reads N
+                                        bytes, answers "ok N"; "download N" → sends N bytes
+    probe.py whoami HOST PORT           prints the address the server saw
+    probe.py upload HOST PORT N         sends N bytes, prints the server's answer
+    probe.py download HOST PORT N       receives N bytes, prints "ok N"
+    probe.py udp-listen PORT SECONDS    prints the source of every datagram received
+    probe.py udp-send HOST PORT         sends one datagram
+Clients exit 1 with a reason on timeout or refusal; a client gives up after $PROBE_TIMEOUT
+seconds (default 5) without progress. Every loop is bounded in time.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import sys
+import threading
+import time
+
+CHUNK = 65536
+
+
+def _read_line(connection: socket.socket) -> str:
+    data = b""
+    while not data.endswith(b"\n") and len(data) < 256:
+        piece = connection.recv(1)
+        if not piece:
+            break
+        data += piece
+    return data.decode().strip()
+
+
+def _handle(connection: socket.socket, peer: str) -> None:
+    with connection:
+        connection.settimeout(30)
+        words = _read_line(connection).split()
+        if words[:1] == ["whoami"]:
+            connection.sendall(peer.encode() + b"\n")
+        elif words[:1] == ["upload"]:
+            remaining = int(words[1])
+            while remaining > 0:
+                piece = connection.recv(min(CHUNK, remaining))
+                if not piece:
+                    break
+                remaining -= len(piece)
+            connection.sendall(f"ok {int(words[1]) - remaining}\n".encode())
+        elif words[:1] == ["download"]:
+            remaining = int(words[1])
+            block = b"x" * CHUNK
+            while remaining > 0:
+                connection.sendall(block[:min(CHUNK, remaining)])
+                remaining -= min(CHUNK, remaining)
+
+
+def serve(port: int) -> None:
+    server = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    server.bind(("0.0.0.0", port))
+    server.listen(128)
+    print("listening", flush=True)
+    while True:
+        connection, (peer, _) = server.accept()
+        print(f"accepted {peer}", flush=True)
+        threading.Thread(target=_handle, args=(connection, peer), daemon=True).start()
+
+
+def client(host: str, port: int, request: str, expect_bytes: int = 0,
+           send_bytes: int = 0) -> str:
+    """Each wait for the peer is bounded by $PROBE_TIMEOUT seconds (default 5)."""
+    timeout = float(os.environ.get("PROBE_TIMEOUT", "5"))
+    with socket.create_connection((host, port), timeout=timeout) as connection:
+        connection.settimeout(timeout)
+        connection.sendall(request.encode() + b"\n")
+        if send_bytes:
+            block = b"y" * CHUNK
+            remaining = send_bytes
+            while remaining > 0:
+                connection.sendall(block[:min(CHUNK, remaining)])
+                remaining -= min(CHUNK, remaining)
+        if expect_bytes:
+            received = 0
+            while received < expect_bytes:
+                piece = connection.recv(CHUNK)
+                if not piece:
+                    break
+                received += len(piece)
+            return f"ok {received}"
+        return _read_line(connection)
+
+
+def main(argv: list[str]) -> int:
+    command = argv[0]
+    try:
+        if command == "serve":
+            serve(int(argv[1]))
+        elif command == "whoami":
+            print(client(argv[1], int(argv[2]), "whoami"))
+        elif command == "upload":
+            size = int(argv[3])
+            print(client(argv[1], int(argv[2]), f"upload {size}", send_bytes=size))
+        elif command == "download":
+            size = int(argv[3])
+            print(client(argv[1], int(argv[2]), f"download {size}", expect_bytes=size))
+        elif command == "udp-listen":
+            listener = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+            listener.bind(("0.0.0.0", int(argv[1])))
+            deadline = time.monotonic() + float(argv[2])
+            print("listening", flush=True)
+            while (left := deadline - time.monotonic()) > 0:
+                listener.settimeout(left)
+                try:
+                    _, (source, _) = listener.recvfrom(2048)
+                except TimeoutError:
+                    break
+                print(f"from {source}", flush=True)
+        elif command == "udp-send":
+            sender = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+            sender.sendto(b"hello", (argv[1], int(argv[2])))
+        else:
+            print(f"unknown command {command}", file=sys.stderr)
+            return 2
+    except OSError as error:
+        print(f"failed: {error}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

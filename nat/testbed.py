@@ -1,0 +1,262 @@
+"""The AWS NAT-instance topology out of Linux network namespaces, for tests and the benchmark.
+
+    private host ──(9001)── VPC router ──(9001)── NAT instance (one interface, public subnet)
+    10.0.128.10            │  private route table: 0.0.0.0/0 → NAT
+                           └──(internet MTU)── internet gateway ──(9001)── internet host
+                                               1:1 203.0.113.10 ↔ 10.0.0.10   198.51.100.20
+
+The internet gateway maps the NAT's private address 1:1 to its public one and, like AWS's,
+passes nothing else between the VPC and the internet. Only addresses inside these namespaces
+are used: 10.0.0.0/16 (VPC), 198.51.100.0/24 and 203.0.113.0/24 (internet).
+Needs root, iproute2 and iptables. Every namespace is removed by `close()`, also on failure.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from nat.userdata import BOOTSTRAP_SCRIPT_PATH
+
+PROBE = str(Path(__file__).with_name("probe.py"))
+
+VPC_CIDR = "10.0.0.0/16"
+PRIVATE_HOST = "10.0.128.10"
+PRIVATE_GATEWAY = "10.0.128.1"
+NAT_PRIVATE = "10.0.0.10"
+PUBLIC_GATEWAY = "10.0.0.1"
+NAT_PUBLIC = "203.0.113.10"
+INTERNET_HOST = "198.51.100.20"
+INTERNET_GATEWAY_OUTSIDE = "198.51.100.1"
+TRANSIT_VPC, TRANSIT_IGW = "10.0.255.1", "10.0.255.2"
+PRIVATE_TABLE = "100"
+_serial = itertools.count()
+
+
+def run(command: Sequence[str], check: bool = True, timeout: float = 30,
+        env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    result = subprocess.run(list(command), capture_output=True, text=True, timeout=timeout,
+                            env=env)
+    if check and result.returncode != 0:
+        raise RuntimeError(f"{' '.join(command)} failed ({result.returncode}):\n"
+                           f"{result.stdout}{result.stderr}")
+    return result
+
+
+def missing_requirements() -> str | None:
+    """Why the data-path topology cannot be built here, or None."""
+    if os.geteuid() != 0:
+        return "needs root (network namespaces, iptables)"
+    for tool in ("ip", "iptables", "sysctl", "unshare", "mount"):
+        if shutil.which(tool) is None:
+            return f"{tool} is not installed (apt-get install iproute2 iptables procps util-linux)"
+    return None
+
+
+@dataclass
+class ScriptRun:
+    returncode: int
+    output: str
+
+
+class Topology:
+    def __init__(self, nat_interface: str = "ens5", internet_mtu: int = 1500,
+                 block_pmtud: bool = True, filter_inbound: bool = True) -> None:
+        tag = f"nt{os.getpid() % 100000}x{next(_serial)}"
+        self.private, self.router, self.nat = f"{tag}-priv", f"{tag}-vpc", f"{tag}-nat"
+        self.igw, self.internet = f"{tag}-igw", f"{tag}-inet"
+        self.namespaces = [self.private, self.router, self.nat, self.igw, self.internet]
+        self.nat_interface = nat_interface
+        self.scratch = Path(tempfile.mkdtemp(prefix=f"{tag}-"))
+        self.fake_bin = self.scratch / "bin"
+        self.calls_log = self.scratch / "calls.log"
+        self._processes: list[subprocess.Popen[str]] = []
+        try:
+            self._build(internet_mtu, block_pmtud, filter_inbound)
+            self._make_stand_ins()
+        except BaseException:
+            self.close()
+            raise
+
+    # --- building ------------------------------------------------------------------------------
+    def ns(self, namespace: str, *command: str, check: bool = True,
+           timeout: float = 30) -> subprocess.CompletedProcess[str]:
+        return run(["ip", "netns", "exec", namespace, *command], check=check, timeout=timeout)
+
+    def _link(self, left_ns: str, left_if: str, right_ns: str, right_if: str, mtu: int) -> None:
+        run(["ip", "link", "add", "tmpl0", "mtu", str(mtu), "type", "veth",
+             "peer", "name", "tmpr0", "mtu", str(mtu)])
+        run(["ip", "link", "set", "tmpl0", "netns", left_ns, "name", left_if])
+        run(["ip", "link", "set", "tmpr0", "netns", right_ns, "name", right_if])
+        for namespace, interface in ((left_ns, left_if), (right_ns, right_if)):
+            self.ns(namespace, "ip", "link", "set", interface, "up")
+
+    def _address(self, namespace: str, interface: str, cidr: str) -> None:
+        self.ns(namespace, "ip", "addr", "add", cidr, "dev", interface)
+
+    def _build(self, internet_mtu: int, block_pmtud: bool, filter_inbound: bool) -> None:
+        for namespace in self.namespaces:
+            run(["ip", "netns", "add", namespace])
+            self.ns(namespace, "ip", "link", "set", "lo", "up")
+        self._link(self.private, "eth0", self.router, "to-priv", 9001)
+        self._link(self.nat, self.nat_interface, self.router, "to-nat", 9001)
+        self._link(self.router, "to-igw", self.igw, "to-vpc", internet_mtu)
+        self._link(self.igw, "to-inet", self.internet, "eth0", 9001)
+        self._address(self.private, "eth0", f"{PRIVATE_HOST}/20")
+        self._address(self.router, "to-priv", f"{PRIVATE_GATEWAY}/20")
+        self._address(self.nat, self.nat_interface, f"{NAT_PRIVATE}/20")
+        self._address(self.router, "to-nat", f"{PUBLIC_GATEWAY}/20")
+        self._address(self.router, "to-igw", f"{TRANSIT_VPC}/30")
+        self._address(self.igw, "to-vpc", f"{TRANSIT_IGW}/30")
+        self._address(self.igw, "to-inet", f"{INTERNET_GATEWAY_OUTSIDE}/24")
+        self._address(self.internet, "eth0", f"{INTERNET_HOST}/24")
+
+        self.ns(self.private, "ip", "route", "add", "default", "via", PRIVATE_GATEWAY)
+        self.ns(self.nat, "ip", "route", "add", "default", "via", PUBLIC_GATEWAY)
+        self.ns(self.internet, "ip", "route", "add", "default", "via", INTERNET_GATEWAY_OUTSIDE)
+
+        # VPC router: the public subnet's table (main) goes to the internet gateway; what comes
+        # from the private subnet uses the private route table, 0.0.0.0/0 → the NAT.
+        for namespace in (self.router, self.igw):
+            self.ns(namespace, "sysctl", "-q", "-w", "net.ipv4.ip_forward=1")
+        self.ns(self.router, "ip", "route", "add", "default", "via", TRANSIT_IGW)
+        for route in (["10.0.128.0/20", "dev", "to-priv"], ["10.0.0.0/20", "dev", "to-nat"],
+                      ["default", "via", NAT_PRIVATE, "dev", "to-nat"]):
+            self.ns(self.router, "ip", "route", "add", *route, "table", PRIVATE_TABLE)
+        self.ns(self.router, "ip", "rule", "add", "iif", "to-priv", "lookup", PRIVATE_TABLE)
+
+        # Internet gateway: 1:1 NAT for the NAT's address, nothing else crosses.
+        self.ns(self.igw, "ip", "route", "add", VPC_CIDR, "via", TRANSIT_VPC)
+        self.ns(self.igw, "iptables", "-t", "nat", "-A", "PREROUTING", "-i", "to-inet",
+                "-d", NAT_PUBLIC, "-j", "DNAT", "--to-destination", NAT_PRIVATE)
+        self.ns(self.igw, "iptables", "-t", "nat", "-A", "POSTROUTING", "-o", "to-inet",
+                "-s", NAT_PRIVATE, "-j", "SNAT", "--to-source", NAT_PUBLIC)
+        self.ns(self.igw, "iptables", "-A", "FORWARD", "-o", "to-inet", "-s", NAT_PRIVATE,
+                "-j", "ACCEPT")
+        self.ns(self.igw, "iptables", "-A", "FORWARD", "-o", "to-inet", "-s", VPC_CIDR,
+                "-j", "DROP")
+        if filter_inbound:
+            self.ns(self.igw, "iptables", "-A", "FORWARD", "-i", "to-inet", "!", "-d",
+                    NAT_PRIVATE, "-j", "DROP")
+        if block_pmtud:
+            # Where the path narrows, "fragmentation needed" never reaches the sender.
+            for namespace in (self.router, self.igw):
+                self.ns(namespace, "iptables", "-A", "OUTPUT", "-p", "icmp", "--icmp-type",
+                        "fragmentation-needed", "-j", "DROP")
+
+    def _make_stand_ins(self) -> None:
+        """PATH for the script: real ip/sysctl/iptables, recording stand-ins for the rest."""
+        self.fake_bin.mkdir()
+        for tool in ("ip", "sysctl", "iptables"):
+            (self.fake_bin / tool).symlink_to(shutil.which(tool) or tool)
+        recorder = f'#!/bin/sh\necho "$(basename "$0") $*" >>{self.calls_log}\n'
+        for tool in ("systemctl", "dnf", "yum"):
+            self.write_stand_in(tool, recorder)
+
+    def write_stand_in(self, tool: str, body: str) -> None:
+        path = self.fake_bin / tool
+        path.write_text(body)
+        path.chmod(0o755)
+
+    def calls(self) -> list[str]:
+        return self.calls_log.read_text().splitlines() if self.calls_log.exists() else []
+
+    # --- running the bootstrap script on the "instance" ------------------------------------------
+    def run_on_nat(self, shell: str, env: dict[str, str] | None = None,
+                   timeout: float = 60) -> ScriptRun:
+        """Run `shell` in the NAT's namespace with scratch /etc, /var and /usr/local/sbin."""
+        mounts = []
+        for target in ("/etc", "/var/log", "/var/lib", "/usr/local/sbin"):
+            key = target.strip("/").replace("/", "-")
+            upper, work = self.scratch / "upper" / key, self.scratch / "work" / key
+            upper.mkdir(parents=True, exist_ok=True)
+            work.mkdir(parents=True, exist_ok=True)
+            mounts.append(f"mount -t overlay overlay -o lowerdir={target},upperdir={upper},"
+                          f"workdir={work} {target}")
+        variables = {"PATH": f"{self.fake_bin}:/usr/bin:/bin", "NAT_CONSOLE": "/dev/null",
+                     "NAT_RETRY_DELAY": "0", "NAT_ROUTE_WAIT": "2", **(env or {})}
+        exports = " ".join(f"{k}='{v}'" for k, v in variables.items())
+        inner = " && ".join(mounts) + f" && export {exports} && {shell}"
+        result = run(["ip", "netns", "exec", self.nat, "unshare", "--mount",
+                      "--propagation", "private", "/bin/bash", "-c", inner],
+                     check=False, timeout=timeout)
+        return ScriptRun(result.returncode, result.stdout + result.stderr)
+
+    def bootstrap(self, command: str = "install", env: dict[str, str] | None = None,
+                  write_settings: bool = True) -> ScriptRun:
+        """What user data does: settings into /etc/nat-instance, then the script."""
+        prepare = ""
+        if write_settings:
+            prepare = (f"mkdir -p /etc/nat-instance && echo 'NAT_VPC_CIDR={VPC_CIDR}' "
+                       ">/etc/nat-instance/nat.env && ")
+        return self.run_on_nat(f"{prepare}/bin/bash {BOOTSTRAP_SCRIPT_PATH} {command}", env)
+
+    def scratch_file(self, path: str) -> Path:
+        """A file the script wrote under one of the scratch mounts."""
+        for target in ("/etc", "/var/log", "/var/lib", "/usr/local/sbin"):
+            if path.startswith(target + "/"):
+                key = target.strip("/").replace("/", "-")
+                return self.scratch / "upper" / key / path[len(target) + 1:]
+        raise ValueError(path)
+
+    def rules(self) -> str:
+        """The NAT's rule set without counters: what must not change on a re-run."""
+        dump = self.ns(self.nat, "iptables-save").stdout
+        return "\n".join(line for line in dump.splitlines()
+                         if not line.startswith("#") and not line.startswith(":"))
+
+    def chains(self) -> str:
+        dump = self.ns(self.nat, "iptables-save").stdout
+        return "\n".join(line.split(" [")[0] for line in dump.splitlines()
+                         if line.startswith(":"))
+
+    # --- traffic ----------------------------------------------------------------------------
+    def start(self, namespace: str, *probe_args: str) -> subprocess.Popen[str]:
+        """Start a probe in the background; waits until it says it is listening."""
+        process = subprocess.Popen(["ip", "netns", "exec", namespace, sys.executable, PROBE,
+                                    *probe_args], stdout=subprocess.PIPE,
+                                   stderr=subprocess.STDOUT, text=True)
+        self._processes.append(process)
+        assert process.stdout is not None
+        line = process.stdout.readline()
+        if "listening" not in line:
+            raise RuntimeError(f"probe {probe_args} did not start: {line}")
+        return process
+
+    def probe(self, namespace: str, *probe_args: str,
+              wait: float = 5) -> subprocess.CompletedProcess[str]:
+        """Run a probe client; `wait` is how long it waits for the peer before giving up."""
+        return run(["ip", "netns", "exec", namespace, "env", f"PROBE_TIMEOUT={wait}",
+                    sys.executable, PROBE, *probe_args], check=False, timeout=wait * 20 + 30)
+
+    @staticmethod
+    def finish(process: subprocess.Popen[str], grace: float = 10) -> str:
+        """Wait for a bounded probe to end (or stop it) and return what it printed."""
+        try:
+            output, _ = process.communicate(timeout=grace)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            output, _ = process.communicate()
+        return output
+
+    def close(self) -> None:
+        for process in self._processes:
+            if process.poll() is None:
+                process.kill()
+                process.wait()
+        for namespace in self.namespaces:
+            run(["ip", "netns", "del", namespace], check=False)
+        shutil.rmtree(self.scratch, ignore_errors=True)
+
+    def __enter__(self) -> Topology:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()

@@ -1,0 +1,209 @@
+"""`python -m nat plan`: content, cost arithmetic, JSON schema, diagram and bad input."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import struct
+import xml.etree.ElementTree as ElementTree
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import pytest
+
+from nat.__main__ import main
+from nat.cost import PriceError, estimate
+from nat.offline import run_program
+from nat.plan import plan_stack, render_text
+from nat.stacks import load_stack_config
+
+SCHEMA = json.loads((Path(__file__).resolve().parent.parent / "nat" /
+                     "plan.schema.json").read_text())
+
+
+def stack_dir(tmp_path: Path, name: str, config: dict[str, Any]) -> Path:
+    lines = ["config:"] + [f"  {key}: {json.dumps(value)}" for key, value in config.items()]
+    (tmp_path / f"Pulumi.{name}.yaml").write_text("\n".join(lines) + "\n")
+    return tmp_path
+
+
+def cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    code = main(list(argv))
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def test_dev_plan_one_az(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = cli(capsys, "plan", "--stack", "dev")
+    assert code == 0
+    assert ("  public subnet  dev-public-us-east-1a  10.0.0.0/20  (0.0.0.0/0 → internet gateway)\n"
+            "    └─ NAT instance dev-nat-us-east-1a: t4g.nano arm64, source/dest check off, "
+            "IMDS v2 required\n") in out
+    assert "         └─ Elastic IP dev-nat-eip-us-east-1a\n" in out
+    assert ("  private subnet dev-private-us-east-1a  10.0.128.0/20\n"
+            "    └─ route table dev-private-rt-us-east-1a\n"
+            "         └─ 0.0.0.0/0 → dev-nat-us-east-1a (same AZ)\n") in out
+    # the guide's table plus dev's test rules
+    assert "  inbound    10.0.128.0/20       tcp       443   HTTPS from private servers\n" in out
+    assert "  outbound   0.0.0.0/0           icmp      all   ping to the internet" in out
+    assert "saving with NAT instances: $33.64/month" in out
+
+
+def test_plan_counts_match_the_mocks_graph() -> None:
+    graph = run_program(load_stack_config("dev"), stack="dev")
+    plan = plan_stack("dev", 100)
+    assert plan["resource_counts"] == graph.counts()
+    assert plan["resource_total"] == len(graph.resources)
+
+
+def test_two_az_plan_routes_each_private_subnet_to_its_own_nat(tmp_path: Path) -> None:
+    project = stack_dir(tmp_path, "two", {"aws:region": "us-east-1",
+                                          "nat-instance-vpc:azCount": 2})
+    plan = plan_stack("two", 100, project)
+    zones = plan["availability_zones"]
+    assert [z["zone"] for z in zones] == ["us-east-1a", "us-east-1b"]
+    for zone in zones:
+        assert zone["nat_instance"]["name"] == f"two-nat-{zone['zone']}"
+        assert zone["private_route_table"]["default_route_target"] == f"two-nat-{zone['zone']}"
+        assert zone["private_route_table"]["same_zone"] is True
+    assert len(plan["security_group_rules"]) == 6  # 2 × (80, 443) in + 2 out
+    text = render_text(plan)
+    assert text.count("(same AZ)") == 2
+    jsonschema.validate(plan, SCHEMA)
+
+
+def test_single_nat_plan_shows_the_cross_az_route(tmp_path: Path) -> None:
+    project = stack_dir(tmp_path, "one", {"aws:region": "us-east-1",
+                                          "nat-instance-vpc:azCount": 2,
+                                          "nat-instance-vpc:singleNat": True})
+    plan = plan_stack("one", 100, project)
+    assert plan["availability_zones"][1]["nat_instance"] is None
+    assert "0.0.0.0/0 → one-nat-us-east-1a (in us-east-1a: crosses AZs)" in render_text(plan)
+    items = [line["item"] for line in plan["cost"]["nat_instances"]]
+    assert "cross-AZ traffic (singleNat)" in items
+    jsonschema.validate(plan, SCHEMA)
+
+
+def test_cost_for_one_t4g_nano_by_hand() -> None:
+    cost = estimate("t4g.nano", nat_count=1, az_count=1, gb_per_month=100)
+    # 730 h × $0.0042 = 3.066; 730 h × $0.005 IPv4 = 3.65; 8 GB × $0.08 = 0.64
+    assert [line.monthly for line in cost.nat_instances] == [3.07, 3.65, 0.64, 0.0]
+    assert cost.nat_instances_total == 7.36
+    # 730 h × $0.045 = 32.85; IPv4 3.65; 100 GB × $0.045 = 4.50
+    assert [line.monthly for line in cost.nat_gateways] == [32.85, 3.65, 4.5]
+    assert cost.nat_gateways_total == 41.0
+    assert cost.monthly_saving == 33.64
+    assert cost.break_even_gb is None
+    assert cost.within_baseline
+
+
+def test_cost_for_two_t4g_micro_by_hand() -> None:
+    cost = estimate("t4g.micro", nat_count=2, az_count=2, gb_per_month=500)
+    assert cost.nat_instances_total == 12.26 + 7.30 + 1.28
+    assert cost.nat_gateways_total == 65.70 + 7.30 + 22.50
+
+
+def test_break_even_for_an_expensive_instance() -> None:
+    cost = estimate("c6in.large", nat_count=1, az_count=1, gb_per_month=0)
+    # fixed: 82.78 + 3.65 + 0.64 = 87.07 vs 32.85 + 3.65 = 36.50 → 50.57 / 0.045 GB
+    assert cost.break_even_gb == 1123.8
+    below = estimate("c6in.large", nat_count=1, az_count=1, gb_per_month=1000)
+    above = estimate("c6in.large", nat_count=1, az_count=1, gb_per_month=1200)
+    assert below.monthly_saving < 0 < above.monthly_saving
+
+
+def test_cross_az_cost_with_single_nat() -> None:
+    cost = estimate("t4g.nano", nat_count=1, az_count=2, gb_per_month=100, single_nat=True)
+    cross = [line for line in cost.nat_instances if line.item.startswith("cross-AZ")]
+    assert cross and cross[0].quantity == 50 and cross[0].monthly == 1.0
+
+
+def test_traffic_above_the_baseline_is_flagged() -> None:
+    # 32 Mbit/s for 730 h is about 10,512 GB
+    assert estimate("t4g.nano", 1, 1, 10000).within_baseline
+    heavy = estimate("t4g.nano", 1, 1, 20000)
+    assert not heavy.within_baseline
+    assert any("above t4g.nano's baseline of 32 Mbit/s" in note for note in heavy.notes)
+
+
+def test_json_output_follows_the_schema(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = cli(capsys, "plan", "--stack", "prod", "--format", "json",
+                       "--gb-per-month", "250")
+    assert code == 0
+    plan = json.loads(out)
+    jsonschema.validate(plan, SCHEMA)
+    assert plan["cost"]["gb_per_month"] == 250
+    assert any("deploys to eu-west-1" in note for note in plan["cost"]["notes"])
+
+
+needs_dot = pytest.mark.skipif(shutil.which("dot") is None and not os.environ.get("CI"),
+                               reason="Graphviz `dot` is not installed (apt-get install graphviz)")
+
+
+@needs_dot
+def test_svg_diagram(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    target = tmp_path / "prod.svg"
+    code, out, _ = cli(capsys, "plan", "--stack", "prod", "--diagram", str(target))
+    assert code == 0 and f"diagram written to {target}" in out
+    root = ElementTree.parse(target).getroot()
+    assert root.tag.endswith("svg")
+    text = " ".join(t.text or "" for t in root.iter() if t.tag.endswith("text"))
+    for label in ("VPC 10.20.0.0/16", "eu-west-1a", "eu-west-1b", "NAT instance",
+                  "internet gateway", "10.20.64.0/19"):
+        assert label in text
+
+
+@needs_dot
+def test_png_diagram(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    target = tmp_path / "dev.png"
+    assert cli(capsys, "plan", "--diagram", str(target))[0] == 0
+    data = target.read_bytes()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n" and data[12:16] == b"IHDR"
+    width, height = struct.unpack(">II", data[16:24])
+    assert width > 200 and height > 100
+
+
+def test_unknown_stack(capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = cli(capsys, "plan", "--stack", "staging")
+    assert code == 2
+    assert "error: unknown stack 'staging': Pulumi.staging.yaml not found" in err
+    assert "(dev, prod)" in err
+
+
+def test_invalid_stack_config_gives_the_programs_error(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    stack_dir(tmp_path, "bad", {"aws:region": "us-east-1",
+                                "nat-instance-vpc:vpcCidr": "10.0.0.0/33"})
+    code, _, err = cli(capsys, "plan", "--stack", "bad", "--project-dir", str(tmp_path))
+    assert code == 2
+    assert 'nat-instance-vpc:vpcCidr = "10.0.0.0/33": not an IPv4 CIDR' in err
+    assert "Traceback" not in err
+
+
+def test_instance_type_without_a_price(tmp_path: Path) -> None:
+    project = stack_dir(tmp_path, "big", {"aws:region": "us-east-1",
+                                          "nat-instance-vpc:natInstanceType": "m6i.4xlarge"})
+    with pytest.raises(PriceError, match=r"natInstanceType 'm6i.4xlarge' is not in the price "
+                                         r"table prices.json \(us-east-1, 2026-11-01\)"):
+        plan_stack("big", 100, project)
+
+
+def test_stack_file_that_is_not_yaml(tmp_path: Path,
+                                     capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "Pulumi.broken.yaml").write_text("config: [unclosed\n")
+    code, _, err = cli(capsys, "plan", "--stack", "broken", "--project-dir", str(tmp_path))
+    assert code == 2 and "Pulumi.broken.yaml is not valid YAML" in err
+
+
+def test_unsupported_diagram_type(capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = cli(capsys, "plan", "--diagram", "topology.pdf")
+    assert code == 2 and "unsupported file type '.pdf'. Fix: name it .svg or .png" in err
+
+
+def test_negative_volume_is_refused(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exited:
+        main(["plan", "--gb-per-month", "-5"])
+    assert exited.value.code == 2
+    assert "-5 is negative" in capsys.readouterr().err
