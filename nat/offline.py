@@ -153,6 +153,9 @@ def run_program(config: Mapping[str, Any], stack: str = "dev", project: str = "n
     loop = asyncio.new_event_loop()
     asyncio.set_event_loop(loop)
     try:
+        # set_mocks keeps an existing root stack: drop the previous run's, or this run's
+        # resources would hang under another stack's URN.
+        pulumi.runtime.settings.ROOT.set(None)
         pulumi.runtime.set_mocks(mocks, project=project, stack=stack, preview=False,
                                  monitor=monitor)
         pulumi.runtime.set_all_config(config_strings)

@@ -52,8 +52,10 @@ def build_plan(graph: Graph, stack: str, region: str, gb_per_month: float) -> di
 
     zones: list[dict[str, Any]] = []
     subnets = graph.of_type(SUBNET)
-    for private in [s for s in subnets if "-private-" in s.name]:
-        zone = private.inputs["availabilityZone"]
+    # the program's AZ order (registration order is not deterministic)
+    for zone in graph.exports["availability_zones"]:
+        private = next(s for s in subnets if "-private-" in s.name
+                       and s.inputs["availabilityZone"] == zone)
         public = next(s for s in subnets if "-public-" in s.name
                       and s.inputs["availabilityZone"] == zone)
         nat = next((n for n in graph.of_type(INSTANCE) if n.inputs["subnetId"] == public.id),

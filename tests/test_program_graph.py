@@ -275,8 +275,9 @@ def test_single_nat_routes_every_az_to_the_first(run: Any) -> None:
 
 def test_explicit_availability_zones(run: Any) -> None:
     graph = run(region="eu-west-1", azCount=2, availabilityZones=["eu-west-1c", "eu-west-1a"])
-    assert [s.inputs["availabilityZone"] for s in private_subnets(graph)] == \
-        ["eu-west-1c", "eu-west-1a"]
+    assert graph.exports["availability_zones"] == ["eu-west-1c", "eu-west-1a"]
+    assert {s.name: s.inputs["cidrBlock"] for s in private_subnets(graph)} == {
+        "test-private-eu-west-1c": "10.0.128.0/20", "test-private-eu-west-1a": "10.0.144.0/20"}
 
 
 def test_explicit_availability_zone_must_exist_in_the_region() -> None:
