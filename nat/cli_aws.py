@@ -1,11 +1,143 @@
-"""verify and bake-ami subcommands (filled in by their own modules)."""
+"""The commands that talk to AWS: `verify` and `bake-ami` (boto3)."""
 
 from __future__ import annotations
 
 import argparse
+import os
+import sys
+from pathlib import Path
 from typing import Any
+
+AWS_ERROR_HINT = ("Fix: check your credentials (`aws sts get-caller-identity`), --profile "
+                  "and --region")
+
+
+def add_aws_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--region", help="AWS region (default: AWS_REGION, AWS_DEFAULT_REGION "
+                        "or the profile's region)")
+    parser.add_argument("--profile", help="AWS profile from ~/.aws/config")
+
+
+def make_session(args: argparse.Namespace) -> Any:
+    """A boto3 session, or InputError for a missing region or unknown profile."""
+    import boto3
+    from botocore.exceptions import ProfileNotFound
+
+    from nat.verify import InputError
+    try:
+        session = boto3.Session(profile_name=args.profile, region_name=args.region)
+    except ProfileNotFound:
+        raise InputError(f"--profile {args.profile!r}: no such AWS profile. Fix: use one from "
+                         "`aws configure list-profiles`") from None
+    if not session.region_name:
+        raise InputError("no AWS region: pass --region (e.g. --region us-east-1) or set "
+                         "AWS_REGION")
+    return session
+
+
+def command_verify(args: argparse.Namespace) -> int:
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    from nat.verify import (
+        InputError,
+        outputs_from_stack,
+        parse_outputs,
+        render_json,
+        render_table,
+        verify,
+    )
+    try:
+        if (args.source is None) == (args.stack is None):
+            raise InputError("give the stack outputs either as a file (or - for stdin) or as "
+                             "--stack NAME, not both or neither. Example: `pulumi stack output "
+                             "--json | python -m nat verify -`")
+        if args.stack:
+            outputs = outputs_from_stack(args.stack, os.environ.get("PULUMI", "pulumi"))
+        elif args.source == "-":
+            outputs = parse_outputs(sys.stdin.read(), "standard input")
+        else:
+            path = Path(args.source)
+            if not path.is_file():
+                raise InputError(f"{path}: no such file. Fix: `pulumi stack output --json > "
+                                 f"{path}` first, or pass - to read standard input")
+            outputs = parse_outputs(path.read_text(), str(path))
+        if args.test_instance and not args.connectivity:
+            raise InputError("--test-instance needs --connectivity")
+        session = make_session(args)
+        results = verify(session, outputs, args.connectivity, args.test_instance)
+    except InputError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    except (BotoCoreError, ClientError) as error:
+        print(f"error: AWS said: {error}. {AWS_ERROR_HINT}", file=sys.stderr)
+        return 2
+    print(render_json(results) if args.json else render_table(results), end="")
+    return 0 if all(r.passed for r in results) else 1
+
+
+def command_bake(args: argparse.Namespace) -> int:
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    from nat.bake import BakeError, bake, make_plan
+    from nat.verify import InputError
+    try:
+        session = make_session(args)
+        plan = make_plan(session.region_name, args.instance_type, args.subnet_id,
+                         args.security_group_id, args.name, args.timeout)
+    except (InputError, BakeError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    if args.dry_run:
+        print(plan.describe())
+        return 0
+    try:
+        image_id = bake(session, plan, log=lambda line: print(line, file=sys.stderr))
+    except BakeError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    except (BotoCoreError, ClientError) as error:
+        print(f"error: AWS said: {error}. {AWS_ERROR_HINT}", file=sys.stderr)
+        return 1
+    print(f"pulumi config set amiId {image_id}")
+    return 0
 
 
 def add_commands(commands: Any) -> None:
-    del commands
-    _ = argparse
+    verify = commands.add_parser(
+        "verify", help="check a deployed stack against the guide (and its troubleshooting list)",
+        description="Inspect a deployed stack with boto3 and report, per AZ, PASS/FAIL with "
+                    "the reason: NAT running with status checks ok, source/dest check off "
+                    "(instance and every interface), public/Elastic IP, public route to the "
+                    "internet gateway, private route to the same AZ's NAT and active (not a "
+                    "blackhole), the security group equal to the guide's table and no SSH from "
+                    "0.0.0.0/0, IMDSv2 required. Exit 0 all pass, 1 a check failed, 2 bad input.")
+    verify.add_argument("source", nargs="?", help="file with `pulumi stack output --json`, or - "
+                        "for standard input")
+    verify.add_argument("--stack", help="run `pulumi stack output --json --stack NAME` instead")
+    verify.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    verify.add_argument("--connectivity", action="store_true",
+                        help="also, through SSM Run Command, check that each NAT reaches an "
+                             "HTTPS endpoint and appears with its public IP")
+    verify.add_argument("--test-instance", metavar="ID",
+                        help="with --connectivity: a private instance that must reach the "
+                             "internet through a NAT")
+    add_aws_options(verify)
+    verify.set_defaults(handler=command_verify)
+
+    bake_ami = commands.add_parser(
+        "bake-ami", help="build a NAT AMI (the guide's 'create NAT AMI'), print its id",
+        description="Launch a builder from the latest Amazon Linux 2023 with the NAT bootstrap "
+                    "script, wait for 'NAT ready' on its console, create and tag the image, "
+                    "wait until it is available and terminate the builder (also on failure).")
+    bake_ami.add_argument("--subnet-id", required=True,
+                          help="a public subnet (route to an internet gateway) for the builder")
+    bake_ami.add_argument("--security-group-id", help="security group for the builder "
+                          "(default: the VPC's default group)")
+    bake_ami.add_argument("--instance-type", default="t4g.nano",
+                          help="builder type; its architecture is the AMI's (default t4g.nano)")
+    bake_ami.add_argument("--name", help="image name (default nat-instance-al2023-ARCH-TIME)")
+    bake_ami.add_argument("--timeout", type=float, default=900,
+                          help="seconds to wait for the script to finish (default 900)")
+    bake_ami.add_argument("--dry-run", action="store_true", help="print the plan, change nothing")
+    add_aws_options(bake_ami)
+    bake_ami.set_defaults(handler=command_bake)

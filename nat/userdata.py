@@ -53,18 +53,23 @@ def render_user_data(vpc_cidr: IPv4Network, tuning: TuningOverrides) -> str:
     return user_data
 
 
-def encode_user_data(user_data: str) -> str:
-    """gzip (which cloud-init unpacks) then base64, as `user_data_base64` takes it.
+def compress_user_data(user_data: str) -> bytes:
+    """gzip, which cloud-init unpacks: the script, comments and all, in a quarter of 16 KB.
 
-    Compression keeps the script, comments and all, at about a quarter of EC2's 16 KB limit.
     mtime=0 makes the bytes depend on the text alone: a new timestamp at every `pulumi up`
-    would otherwise replace every NAT.
+    would otherwise replace every NAT. boto3's run_instances takes these bytes (it base64s
+    them itself).
     """
     packed = gzip.compress(user_data.encode(), compresslevel=9, mtime=0)
     if len(packed) > EC2_USER_DATA_LIMIT:
         raise UserDataError(f"user data is {len(packed)} bytes compressed, over EC2's "
                             f"{EC2_USER_DATA_LIMIT}")
-    return base64.b64encode(packed).decode()
+    return packed
+
+
+def encode_user_data(user_data: str) -> str:
+    """Compressed, then base64, as Pulumi's `user_data_base64` takes it."""
+    return base64.b64encode(compress_user_data(user_data)).decode()
 
 
 def decode_user_data(encoded: str) -> str:
