@@ -5,10 +5,11 @@
                            └──(internet MTU)── internet gateway ──(9001)── internet host
                                                1:1 203.0.113.10 ↔ 10.0.0.10   198.51.100.20
 
-The internet gateway maps the NAT's private address 1:1 to its public one and, like AWS's,
-passes nothing else between the VPC and the internet. Only addresses inside these namespaces
-are used: 10.0.0.0/16 (VPC), 198.51.100.0/24 and 203.0.113.0/24 (internet).
-Needs root, iproute2 and iptables. Every namespace is removed by `close()`, also on failure.
+The internet gateway maps the NAT's private address 1:1 to its public one, statelessly, and,
+like AWS's, passes nothing else between the VPC and the internet. Only addresses inside these
+namespaces are used: 10.0.0.0/16 (VPC), 198.51.100.0/24 and 203.0.113.0/24 (internet).
+Needs root, iproute2, iptables and nftables. Every namespace is removed by `close()`, also on
+failure.
 """
 
 from __future__ import annotations
@@ -41,9 +42,10 @@ _serial = itertools.count()
 
 
 def run(command: Sequence[str], check: bool = True, timeout: float = 30,
-        env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+        env: dict[str, str] | None = None,
+        input: str | None = None) -> subprocess.CompletedProcess[str]:
     result = subprocess.run(list(command), capture_output=True, text=True, timeout=timeout,
-                            env=env)
+                            env=env, input=input)
     if check and result.returncode != 0:
         raise RuntimeError(f"{' '.join(command)} failed ({result.returncode}):\n"
                            f"{result.stdout}{result.stderr}")
@@ -54,9 +56,10 @@ def missing_requirements() -> str | None:
     """Why the data-path topology cannot be built here, or None."""
     if os.geteuid() != 0:
         return "needs root (network namespaces, iptables)"
-    for tool in ("ip", "iptables", "sysctl", "unshare", "mount"):
+    for tool in ("ip", "iptables", "nft", "sysctl", "unshare", "mount"):
         if shutil.which(tool) is None:
-            return f"{tool} is not installed (apt-get install iproute2 iptables procps util-linux)"
+            return (f"{tool} is not installed (apt-get install iproute2 iptables nftables "
+                    "procps util-linux)")
     return None
 
 
@@ -132,12 +135,16 @@ class Topology:
             self.ns(self.router, "ip", "route", "add", *route, "table", PRIVATE_TABLE)
         self.ns(self.router, "ip", "rule", "add", "iif", "to-priv", "lookup", PRIVATE_TABLE)
 
-        # Internet gateway: 1:1 NAT for the NAT's address, nothing else crosses.
+        # Internet gateway: stateless 1:1 NAT for the NAT's address, as AWS's is; with no
+        # connection tracking here, the NAT's table is the only one on the path.
         self.ns(self.igw, "ip", "route", "add", VPC_CIDR, "via", TRANSIT_VPC)
-        self.ns(self.igw, "iptables", "-t", "nat", "-A", "PREROUTING", "-i", "to-inet",
-                "-d", NAT_PUBLIC, "-j", "DNAT", "--to-destination", NAT_PRIVATE)
-        self.ns(self.igw, "iptables", "-t", "nat", "-A", "POSTROUTING", "-o", "to-inet",
-                "-s", NAT_PRIVATE, "-j", "SNAT", "--to-source", NAT_PUBLIC)
+        run(["ip", "netns", "exec", self.igw, "nft", "-f", "-"], input=(
+            "table ip internet_gateway {\n"
+            "  chain inbound { type filter hook prerouting priority -300; policy accept;\n"
+            f"    notrack ip daddr {NAT_PUBLIC} ip daddr set {NAT_PRIVATE}\n  }}\n"
+            "  chain outbound { type filter hook postrouting priority 100; policy accept;\n"
+            f'    oifname "to-inet" ip saddr {NAT_PRIVATE} ip saddr set {NAT_PUBLIC}\n  }}\n'
+            "}\n"))
         self.ns(self.igw, "iptables", "-A", "FORWARD", "-o", "to-inet", "-s", NAT_PRIVATE,
                 "-j", "ACCEPT")
         self.ns(self.igw, "iptables", "-A", "FORWARD", "-o", "to-inet", "-s", VPC_CIDR,

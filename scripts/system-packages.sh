@@ -3,7 +3,7 @@
 # network-namespace data path, shellcheck for the bootstrap script, graphviz for `plan
 # --diagram`, iperf3 for the benchmark. Installs only what is missing; needs root to install.
 set -euo pipefail
-declare -A package_of=([ip]=iproute2 [iptables]=iptables [sysctl]=procps [unshare]=util-linux
+declare -A package_of=([ip]=iproute2 [iptables]=iptables [nft]=nftables [sysctl]=procps [unshare]=util-linux
                        [shellcheck]=shellcheck [dot]=graphviz [iperf3]=iperf3)
 missing=()
 for tool in "${!package_of[@]}"; do
