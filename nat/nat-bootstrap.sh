@@ -58,7 +58,8 @@ compute_tuning() {
     [ "$sized" -ge 65536 ] || sized=65536
     [ "$sized" -le 2097152 ] || sized=2097152
     CONNTRACK_MAX=${NAT_CONNTRACK_MAX:-$sized}
-    CONNTRACK_BUCKETS=$(( CONNTRACK_MAX / 4 > 1024 ? CONNTRACK_MAX / 4 : 1024 ))
+    # One bucket per entry, the kernel's own ratio (chains of ~2): 8 bytes each, 1 MiB here.
+    CONNTRACK_BUCKETS=$(( CONNTRACK_MAX > 1024 ? CONNTRACK_MAX : 1024 ))
     TCP_ESTABLISHED_TIMEOUT=${NAT_TCP_ESTABLISHED_TIMEOUT:-7440}  # RFC 5382: at least 2h4m
     TCP_TIME_WAIT_TIMEOUT=${NAT_TCP_TIME_WAIT_TIMEOUT:-30}
 }

@@ -32,7 +32,7 @@ def test_conntrack_table_is_sized_from_memory(tmp_path: Path, gib: float,
                                               conntrack_max: int) -> None:
     values = tuning_for(tmp_path, int(gib * 1024 * 1024))
     assert values["nf_conntrack_max"] == conntrack_max
-    assert values["nf_conntrack_buckets"] == conntrack_max // 4
+    assert values["nf_conntrack_buckets"] == conntrack_max
     assert values["nf_conntrack_tcp_timeout_established"] == 7440
     assert values["nf_conntrack_tcp_timeout_time_wait"] == 30
 
@@ -47,7 +47,7 @@ def test_overrides_from_tuning_env_win(tmp_path: Path) -> None:
     (etc / "tuning.env").write_text("NAT_CONNTRACK_MAX=500000\nNAT_TCP_TIME_WAIT_TIMEOUT=10\n")
     values = tuning_for(tmp_path, 512 * 1024, NAT_ETC=str(etc))
     assert values["nf_conntrack_max"] == 500000
-    assert values["nf_conntrack_buckets"] == 125000
+    assert values["nf_conntrack_buckets"] == 500000
     assert values["nf_conntrack_tcp_timeout_time_wait"] == 10
 
 
@@ -59,3 +59,16 @@ def test_unreadable_memory_fails_loudly(tmp_path: Path) -> None:
              "NAT_CONSOLE": "/dev/null"})
     assert result.returncode != 0
     assert "FAILED: cannot read MemTotal" in result.stderr
+
+
+@pytest.mark.parametrize(("memory_mib", "kernel_default"), [
+    (64, 1024),        # floor
+    (512, 4096),       # 0.5 GiB, t4g.nano: what an untuned NAT starts with
+    (1024, 8192),      # exactly 1 GiB is not "more than 1 GiB"
+    (2048, 65536),
+    (8192, 262144),
+])
+def test_kernel_default_conntrack_max_follows_the_kernels_formula(
+        memory_mib: int, kernel_default: int) -> None:
+    from bench.__main__ import kernel_default_conntrack_max
+    assert kernel_default_conntrack_max(memory_mib * 1024 * 1024) == kernel_default
