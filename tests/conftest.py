@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
+import boto3
 import pytest
+from moto import mock_aws
 
 from nat.offline import Graph, run_program
 
@@ -22,3 +25,15 @@ def run() -> Any:
     def _run(stack: str = "test", region: str = "us-east-1", **keys: Any) -> Graph:
         return run_program(config(region, **keys), stack=stack)
     return _run
+
+
+@pytest.fixture
+def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+    """A boto3 session on moto's emulated AWS, with no real credentials or profile in reach."""
+    for key in ("AWS_PROFILE", "AWS_DEFAULT_PROFILE"):
+        monkeypatch.delenv(key, raising=False)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    with mock_aws():
+        yield boto3.Session(region_name="us-east-1")
