@@ -253,11 +253,9 @@ def live_rules(ec2: Any, group_id: str) -> set[SecurityGroupRule]:
     rules = set()
     for rule in ec2.describe_security_group_rules(
             Filters=[{"Name": "group-id", "Values": [group_id]}])["SecurityGroupRules"]:
-        if "CidrIpv4" not in rule:
-            # a rule naming another group or a prefix list is never in the guide's table
-            peer = rule.get("ReferencedGroupInfo", {}).get("GroupId") or rule.get("PrefixListId")
-        else:
-            peer = rule["CidrIpv4"]
+        # an IPv6 range, another group or a prefix list is never in the guide's table
+        peer = (rule.get("CidrIpv4") or rule.get("CidrIpv6") or rule.get("PrefixListId")
+                or rule.get("ReferencedGroupInfo", {}).get("GroupId"))
         protocol = {"-1": "all", "6": "tcp", "1": "icmp"}.get(rule["IpProtocol"],
                                                              rule["IpProtocol"])
         rules.add(SecurityGroupRule("outbound" if rule["IsEgress"] else "inbound", str(peer),

@@ -129,6 +129,17 @@ def test_extra_ssh_from_anywhere(deployed: tuple[Any, Any, Any]) -> None:
         "extra rule not in the guide's table: inbound tcp port 22 from 0.0.0.0/0")
 
 
+def test_extra_ipv6_rule_is_named(deployed: tuple[Any, Any, Any]) -> None:
+    session, ec2, outputs = deployed
+    ec2.authorize_security_group_egress(GroupId=outputs["security_group_id"], IpPermissions=[
+        {"IpProtocol": "tcp", "FromPort": 443, "ToPort": 443,
+         "Ipv6Ranges": [{"CidrIpv6": "::/0"}]}])
+    found = failures(verify(session, outputs))
+    assert found == {("(stack)", "security group = guide's table"):
+                     "extra rule not in the guide's table: outbound tcp port 443 to ::/0. Fix: "
+                     f"`pulumi up` restores {outputs['security_group_id']}'s rules"}
+
+
 def test_missing_https_rule(deployed: tuple[Any, Any, Any]) -> None:
     session, ec2, outputs = deployed
     ec2.revoke_security_group_ingress(GroupId=outputs["security_group_id"], IpPermissions=[
