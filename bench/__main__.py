@@ -22,7 +22,7 @@ import statistics
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
@@ -37,6 +37,7 @@ from nat.testbed import (
     Topology,
     missing_requirements,
     run,
+    script_tuning,
 )
 from nat.userdata import BOOTSTRAP_SCRIPT_PATH
 
@@ -58,16 +59,6 @@ def kernel_default_conntrack_max(memory_bytes: int, page_size: int = 4096) -> in
     elif pages > 1024 * 1024 * 1024 // page_size:
         buckets = 65536
     return max(buckets, 1024)  # max_factor 1 when the size is not set by hand
-
-
-def script_tuning(memory_kib: int) -> dict[str, int]:
-    meminfo = Path("/tmp/nat-bench-meminfo")
-    meminfo.write_text(f"MemTotal: {memory_kib} kB\n")
-    result = run(["bash", str(BOOTSTRAP_SCRIPT_PATH), "print-tuning"],
-                 env={"PATH": os.environ["PATH"], "NAT_PROC_MEMINFO": str(meminfo),
-                      "NAT_ETC": "/nonexistent", "NAT_LOG": "/dev/null"})
-    meminfo.unlink()
-    return {k: int(v) for k, v in (line.split("=") for line in result.stdout.split())}
 
 
 def summary(values: list[float]) -> dict[str, float]:
@@ -245,10 +236,6 @@ def script_runtime(topology: Topology, repetitions: int) -> dict[str, float]:
             "end=$(date +%s%N); echo elapsed_ms=$(( (end - start) / 1000000 ))")
         timings.append(float(result.output.split("elapsed_ms=")[1].split()[0]))
     return summary(timings)
-
-
-def repeat(repetitions: int, measure: Callable[[int], dict[str, Any]]) -> list[dict[str, Any]]:
-    return [measure(index) for index in range(repetitions)]
 
 
 def run_benchmark(quick: bool) -> dict[str, Any]:

@@ -73,12 +73,10 @@ def console_output(ec2: Any, instance_id: str) -> str:
     return output
 
 
-def wait_for_ready(ec2: Any, instance_id: str, timeout: float, poll: float = 15,
-                   read_console: Callable[[Any, str], str] | None = None) -> None:
-    read = read_console or console_output
+def wait_for_ready(ec2: Any, instance_id: str, timeout: float, poll: float = 15) -> None:
     deadline = time.monotonic() + timeout
     while True:
-        text = read(ec2, instance_id)
+        text = console_output(ec2, instance_id)
         if READY_MARKER in text:
             return
         if FAILED_MARKER in text:

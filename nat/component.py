@@ -9,11 +9,10 @@ import pulumi
 import pulumi_aws as aws
 
 from nat.config import NatSettings
-from nat.rules import expand_rules
+from nat.rules import ANYWHERE, expand_rules
 from nat.userdata import encode_user_data, render_user_data
 
 COMPONENT_TYPE = "nat:index:NatInstanceVpc"
-ANYWHERE = "0.0.0.0/0"
 SSM_POLICY_ARN = "arn:aws:iam::aws:policy/AmazonSSMManagedInstanceCore"
 
 

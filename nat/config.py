@@ -342,12 +342,10 @@ def parse_settings(raw: Mapping[str, str | None], namespace: str = PROJECT,
         {key.config_name: reader.integer(key.config_name, 0, key.minimum, key.maximum)
          for key in TUNING_KEYS if key.config_name in reader.raw})
 
-    settings_flags = {
-        "enableTestRules": reader.boolean("enableTestRules", False),
-        "singleNat": reader.boolean("singleNat", False),
-        "useElasticIp": reader.boolean("useElasticIp", True),
-        "enableSsm": reader.boolean("enableSsm", True),
-    }
+    enable_test_rules = reader.boolean("enableTestRules", False)
+    single_nat = reader.boolean("singleNat", False)
+    use_elastic_ip = reader.boolean("useElasticIp", True)
+    enable_ssm = reader.boolean("enableSsm", True)
 
     if reader.problems:
         raise ConfigError(reader.problems)
@@ -364,10 +362,10 @@ def parse_settings(raw: Mapping[str, str | None], namespace: str = PROJECT,
         ssh_cidr=ssh_cidr,
         key_name=key_name,
         ami_id=ami_id,
-        enable_test_rules=settings_flags["enableTestRules"],
-        single_nat=settings_flags["singleNat"],
-        use_elastic_ip=settings_flags["useElasticIp"],
-        enable_ssm=settings_flags["enableSsm"],
+        enable_test_rules=enable_test_rules,
+        single_nat=single_nat,
+        use_elastic_ip=use_elastic_ip,
+        enable_ssm=enable_ssm,
         tuning=tuning,
     )
 

@@ -38,6 +38,8 @@ INTERNET_HOST = "198.51.100.20"
 INTERNET_GATEWAY_OUTSIDE = "198.51.100.1"
 TRANSIT_VPC, TRANSIT_IGW = "10.0.255.1", "10.0.255.2"
 PRIVATE_TABLE = "100"
+# What the bootstrap script may write on the "instance": overlays over the host's own.
+SCRATCH_MOUNTS = ("/etc", "/var/log", "/var/lib", "/usr/local/sbin")
 _serial = itertools.count()
 
 
@@ -61,6 +63,19 @@ def missing_requirements() -> str | None:
             return (f"{tool} is not installed (apt-get install iproute2 iptables nftables "
                     "procps util-linux)")
     return None
+
+
+def script_tuning(memory_kib: int, settings_dir: Path | None = None) -> dict[str, int]:
+    """The tuning `nat-bootstrap.sh print-tuning` computes for a machine of `memory_kib`,
+    with the settings (tuning.env) in `settings_dir`, if any. Needs no root."""
+    with tempfile.TemporaryDirectory() as scratch:
+        meminfo = Path(scratch) / "meminfo"
+        meminfo.write_text(f"MemTotal:       {memory_kib} kB\nMemFree:        1000 kB\n")
+        result = run(["bash", str(BOOTSTRAP_SCRIPT_PATH), "print-tuning"], env={
+            "PATH": os.environ["PATH"], "NAT_PROC_MEMINFO": str(meminfo),
+            "NAT_ETC": str(settings_dir or Path(scratch) / "no-settings"),
+            "NAT_LOG": str(Path(scratch) / "log"), "NAT_CONSOLE": "/dev/null"})
+    return {k: int(v) for k, v in (line.split("=") for line in result.stdout.split())}
 
 
 @dataclass
@@ -180,9 +195,8 @@ class Topology:
                    timeout: float = 60) -> ScriptRun:
         """Run `shell` in the NAT's namespace with scratch /etc, /var and /usr/local/sbin."""
         mounts = []
-        for target in ("/etc", "/var/log", "/var/lib", "/usr/local/sbin"):
-            key = target.strip("/").replace("/", "-")
-            upper, work = self.scratch / "upper" / key, self.scratch / "work" / key
+        for target in SCRATCH_MOUNTS:
+            upper, work = self._upper(target), self.scratch / "work" / self._upper(target).name
             upper.mkdir(parents=True, exist_ok=True)
             work.mkdir(parents=True, exist_ok=True)
             mounts.append(f"mount -t overlay overlay -o lowerdir={target},upperdir={upper},"
@@ -196,21 +210,22 @@ class Topology:
                      check=False, timeout=timeout)
         return ScriptRun(result.returncode, result.stdout + result.stderr)
 
-    def bootstrap(self, command: str = "install", env: dict[str, str] | None = None,
-                  write_settings: bool = True) -> ScriptRun:
+    def bootstrap(self, command: str = "install",
+                  env: dict[str, str] | None = None) -> ScriptRun:
         """What user data does: settings into /etc/nat-instance, then the script."""
-        prepare = ""
-        if write_settings:
-            prepare = (f"mkdir -p /etc/nat-instance && echo 'NAT_VPC_CIDR={VPC_CIDR}' "
-                       ">/etc/nat-instance/nat.env && ")
-        return self.run_on_nat(f"{prepare}/bin/bash {BOOTSTRAP_SCRIPT_PATH} {command}", env)
+        return self.run_on_nat(
+            f"mkdir -p /etc/nat-instance && echo 'NAT_VPC_CIDR={VPC_CIDR}' "
+            f">/etc/nat-instance/nat.env && /bin/bash {BOOTSTRAP_SCRIPT_PATH} {command}", env)
+
+    def _upper(self, target: str) -> Path:
+        """Where writes under the scratch mount `target` land (its overlay upper dir)."""
+        return self.scratch / "upper" / target.strip("/").replace("/", "-")
 
     def scratch_file(self, path: str) -> Path:
         """A file the script wrote under one of the scratch mounts."""
-        for target in ("/etc", "/var/log", "/var/lib", "/usr/local/sbin"):
+        for target in SCRATCH_MOUNTS:
             if path.startswith(target + "/"):
-                key = target.strip("/").replace("/", "-")
-                return self.scratch / "upper" / key / path[len(target) + 1:]
+                return self._upper(target) / path[len(target) + 1:]
         raise ValueError(path)
 
     def rules(self) -> str:

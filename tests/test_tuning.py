@@ -8,18 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from nat.testbed import script_tuning
 from nat.userdata import BOOTSTRAP_SCRIPT_PATH
-
-
-def tuning_for(tmp_path: Path, memory_kib: int, **env: str) -> dict[str, int]:
-    meminfo = tmp_path / "meminfo"
-    meminfo.write_text(f"MemTotal:       {memory_kib} kB\nMemFree:        1000 kB\n")
-    result = subprocess.run(
-        ["bash", str(BOOTSTRAP_SCRIPT_PATH), "print-tuning"], capture_output=True, text=True,
-        env={"PATH": os.environ["PATH"], "NAT_PROC_MEMINFO": str(meminfo),
-             "NAT_ETC": str(tmp_path / "no-etc"), "NAT_LOG": str(tmp_path / "log"), **env},
-        check=True)
-    return {k: int(v) for k, v in (line.split("=") for line in result.stdout.split())}
 
 
 @pytest.mark.parametrize(("gib", "conntrack_max"), [
@@ -28,24 +18,23 @@ def tuning_for(tmp_path: Path, memory_kib: int, **env: str) -> dict[str, int]:
     (4, 1048576),      # t4g.medium
     (16, 2097152),     # capped: 4M entries would be 1.3 GiB of kernel memory
 ])
-def test_conntrack_table_is_sized_from_memory(tmp_path: Path, gib: float,
-                                              conntrack_max: int) -> None:
-    values = tuning_for(tmp_path, int(gib * 1024 * 1024))
+def test_conntrack_table_is_sized_from_memory(gib: float, conntrack_max: int) -> None:
+    values = script_tuning(int(gib * 1024 * 1024))
     assert values["nf_conntrack_max"] == conntrack_max
     assert values["nf_conntrack_buckets"] == conntrack_max
     assert values["nf_conntrack_tcp_timeout_established"] == 7440
     assert values["nf_conntrack_tcp_timeout_time_wait"] == 30
 
 
-def test_small_memory_still_gets_nat_gateway_parity(tmp_path: Path) -> None:
-    assert tuning_for(tmp_path, 200 * 1024)["nf_conntrack_max"] == 65536
+def test_small_memory_still_gets_nat_gateway_parity() -> None:
+    assert script_tuning(200 * 1024)["nf_conntrack_max"] == 65536
 
 
 def test_overrides_from_tuning_env_win(tmp_path: Path) -> None:
     etc = tmp_path / "etc"
     etc.mkdir()
     (etc / "tuning.env").write_text("NAT_CONNTRACK_MAX=500000\nNAT_TCP_TIME_WAIT_TIMEOUT=10\n")
-    values = tuning_for(tmp_path, 512 * 1024, NAT_ETC=str(etc))
+    values = script_tuning(512 * 1024, etc)
     assert values["nf_conntrack_max"] == 500000
     assert values["nf_conntrack_buckets"] == 500000
     assert values["nf_conntrack_tcp_timeout_time_wait"] == 10
