@@ -17,14 +17,14 @@ system-packages:
 
 lint: setup system-packages
 	$(VENV)/bin/ruff check .
-	$(VENV)/bin/mypy nat tests bench __main__.py
+	$(VENV)/bin/mypy nat natctl testbed tests bench __main__.py
 	shellcheck nat/nat-bootstrap.sh
 
 test: lint
 	$(PY) -m pytest
 
 plan: setup
-	$(PY) -m nat plan --stack dev
+	$(PY) -m natctl plan --stack dev
 
 bench: setup system-packages
 	$(PY) -m bench

@@ -1,6 +1,6 @@
 """`python -m bench`: the NAT data-path benchmark (needs root; not part of the test suite).
 
-On the namespace topology of the data-path tests (nat/testbed.py), with the real bootstrap
+On the namespace topology of the data-path tests (testbed/topology.py), with the real bootstrap
 script applied, it measures and prints as a table and as JSON:
  1. TCP throughput private → internet through the NAT, and over a direct routed path;
  2. connections held open at once to ONE destination ip:port through ONE NAT public address,
@@ -28,7 +28,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from nat.testbed import (
+from nat.userdata import BOOTSTRAP_SCRIPT_PATH
+from testbed.topology import (
     INTERNET_GATEWAY_OUTSIDE,
     INTERNET_HOST,
     NAT_PRIVATE,
@@ -39,7 +40,6 @@ from nat.testbed import (
     run,
     script_tuning,
 )
-from nat.userdata import BOOTSTRAP_SCRIPT_PATH
 
 LOAD = str(Path(__file__).with_name("load.py"))
 GLOBAL_CONNTRACK_MAX = "/proc/sys/net/netfilter/nf_conntrack_max"

@@ -9,7 +9,7 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from nat.offline import Graph, run_program
+from natctl.offline import Graph, run_program
 
 NS = "nat-instance-vpc"
 COMPONENT = "nat:index:NatInstanceVpc"

@@ -7,10 +7,10 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError
 
-from nat import bake as bake_module
-from nat.__main__ import main
-from nat.bake import READY_MARKER, BakeError, bake, make_plan
 from nat.userdata import decode_user_data
+from natctl import bake as bake_module
+from natctl.__main__ import main
+from natctl.bake import READY_MARKER, BakeError, bake, make_plan
 from tests.moto_deployment import REGION
 
 console_reads: list[str] = []
@@ -113,7 +113,7 @@ def test_builder_is_terminated_on_timeout(aws: Any, subnet: str,
 def test_cli_prints_the_config_command(aws: Any, subnet: str, monkeypatch: pytest.MonkeyPatch,
                                        capsys: pytest.CaptureFixture[str]) -> None:
     console_says(monkeypatch, READY_MARKER)
-    monkeypatch.setattr("nat.bake.time.sleep", lambda _: None)
+    monkeypatch.setattr("natctl.bake.time.sleep", lambda _: None)
     assert main(["bake-ami", "--subnet-id", subnet, "--region", REGION]) == 0
     out = capsys.readouterr().out.strip()
     assert out.startswith("pulumi config set amiId ami-")

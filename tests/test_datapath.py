@@ -1,6 +1,6 @@
 """The bootstrap script (the same file user data embeds) on a real Linux data path.
 
-Each test builds the AWS topology out of network namespaces (nat/testbed.py), runs
+Each test builds the AWS topology out of network namespaces (testbed/topology.py), runs
 nat/nat-bootstrap.sh in the NAT's namespace with scratch /etc, /var and /usr/local/sbin, and
 sends real traffic. Needs root; CI runs as root and must run these.
 """
@@ -13,7 +13,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from nat.testbed import (
+from testbed.topology import (
     INTERNET_HOST,
     NAT_PUBLIC,
     PRIVATE_HOST,

@@ -1,4 +1,4 @@
-"""`python -m nat plan`: content, cost arithmetic, JSON schema, diagram and bad input."""
+"""`python -m natctl plan`: content, cost arithmetic, JSON schema, diagram and bad input."""
 
 from __future__ import annotations
 
@@ -13,13 +13,13 @@ from typing import Any
 import jsonschema
 import pytest
 
-from nat.__main__ import main
-from nat.cost import PriceError, estimate
-from nat.offline import run_program
-from nat.plan import plan_stack, render_text
-from nat.stacks import load_stack_config
+from natctl.__main__ import main
+from natctl.cost import PriceError, estimate
+from natctl.offline import run_program
+from natctl.plan import plan_stack, render_text
+from natctl.stacks import load_stack_config
 
-SCHEMA = json.loads((Path(__file__).resolve().parent.parent / "nat" /
+SCHEMA = json.loads((Path(__file__).resolve().parent.parent / "natctl" /
                      "plan.schema.json").read_text())
 
 

@@ -6,9 +6,9 @@ from typing import Any
 
 import pytest
 
-from nat.offline import MOCK_AMI, Graph, ProgramError, Resource, run_program
-from nat.stacks import load_stack_config
 from nat.userdata import bootstrap_script, decode_user_data
+from natctl.offline import MOCK_AMI, Graph, ProgramError, Resource, run_program
+from natctl.stacks import load_stack_config
 from tests.conftest import COMPONENT
 
 INSTANCE = "aws:ec2/instance:Instance"
@@ -343,7 +343,7 @@ def test_bad_config_stops_before_any_resource(keys: dict[str, Any], expected: st
 
 def test_too_many_azs_for_the_region_stops_before_any_resource() -> None:
     config = {"aws:region": "us-east-1", "nat-instance-vpc:azCount": 3}
-    from nat import offline
+    from natctl import offline
     original = offline.AwsMocks.__init__
 
     def two_zone_region(self: offline.AwsMocks, region: str, zone_count: int = 6) -> None:

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from nat.testbed import script_tuning
 from nat.userdata import BOOTSTRAP_SCRIPT_PATH
+from testbed.topology import script_tuning
 
 
 @pytest.mark.parametrize(("gib", "conntrack_max"), [

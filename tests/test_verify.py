@@ -8,9 +8,9 @@ from typing import Any
 
 import pytest
 
-from nat import verify as verify_module
-from nat.__main__ import main
-from nat.verify import CheckResult, run_remote, verify
+from natctl import verify as verify_module
+from natctl.__main__ import main
+from natctl.verify import CheckResult, run_remote, verify
 from tests.moto_deployment import REGION, any_image, deploy
 
 A, B = f"{REGION}a", f"{REGION}b"

@@ -1,8 +1,8 @@
-"""`python -m nat plan`: what `pulumi up` would create for a stack, read off the mocks graph.
+"""`python -m natctl plan`: what `pulumi up` would create for a stack, read off the mocks graph.
 
-The real program runs in Pulumi's in-process mock engine (nat/offline.py): no CLI, no
+The real program runs in Pulumi's in-process mock engine (natctl/offline.py): no CLI, no
 credentials, no network. The tree, the rules table and the counts come from the resource
-graph it registers, the cost from nat/cost.py.
+graph it registers, the cost from natctl/cost.py.
 """
 
 from __future__ import annotations
@@ -14,9 +14,9 @@ from typing import Any
 
 from nat.ami import AL2023_PARAMETER_PREFIX
 from nat.config import instance_architecture
-from nat.cost import estimate
-from nat.offline import Graph, run_program
-from nat.stacks import load_stack_config
+from natctl.cost import estimate
+from natctl.offline import Graph, run_program
+from natctl.stacks import load_stack_config
 
 INSTANCE = "aws:ec2/instance:Instance"
 SUBNET = "aws:ec2/subnet:Subnet"

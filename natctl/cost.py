@@ -1,6 +1,6 @@
 """Monthly cost of a stack's NAT instances beside the same topology with NAT Gateways.
 
-Pure arithmetic over the dated price table in nat/prices.json.
+Pure arithmetic over the dated price table in natctl/prices.json.
 """
 
 from __future__ import annotations

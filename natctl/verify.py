@@ -1,4 +1,4 @@
-"""`python -m nat verify`: the guide's test and troubleshooting list, run against a live stack.
+"""`python -m natctl verify`: the guide's test and troubleshooting list, run against a live stack.
 
 Reads a stack's outputs, inspects the account with boto3 (read-only, except the optional SSM
 connectivity commands) and reports per AZ each check as PASS or FAIL with the reason and the fix.
@@ -73,7 +73,7 @@ def outputs_from_stack(stack: str, pulumi: str = "pulumi") -> dict[str, Any]:
                                 capture_output=True, text=True, timeout=120)
     except FileNotFoundError:
         raise InputError("--stack needs the Pulumi CLI on PATH. Fix: install it, or pipe the "
-                         "outputs in: `pulumi stack output --json | python -m nat verify -`"
+                         "outputs in: `pulumi stack output --json | python -m natctl verify -`"
                          ) from None
     if result.returncode != 0:
         reason = (result.stderr or result.stdout).strip().splitlines()

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import yaml
 
-from nat.offline import PROJECT_DIR
+from natctl.offline import PROJECT_DIR
 
 
 class StackFileError(ValueError):

@@ -23,7 +23,7 @@ def make_session(args: argparse.Namespace) -> Any:
     import boto3
     from botocore.exceptions import ProfileNotFound
 
-    from nat.verify import InputError
+    from natctl.verify import InputError
     try:
         session = boto3.Session(profile_name=args.profile, region_name=args.region)
     except ProfileNotFound:
@@ -38,7 +38,7 @@ def make_session(args: argparse.Namespace) -> Any:
 def command_verify(args: argparse.Namespace) -> int:
     from botocore.exceptions import BotoCoreError, ClientError
 
-    from nat.verify import (
+    from natctl.verify import (
         InputError,
         outputs_from_stack,
         parse_outputs,
@@ -50,7 +50,7 @@ def command_verify(args: argparse.Namespace) -> int:
         if (args.source is None) == (args.stack is None):
             raise InputError("give the stack outputs either as a file (or - for stdin) or as "
                              "--stack NAME, not both or neither. Example: `pulumi stack output "
-                             "--json | python -m nat verify -`")
+                             "--json | python -m natctl verify -`")
         if args.stack:
             outputs = outputs_from_stack(args.stack, os.environ.get("PULUMI", "pulumi"))
         elif args.source == "-":
@@ -78,8 +78,8 @@ def command_verify(args: argparse.Namespace) -> int:
 def command_bake(args: argparse.Namespace) -> int:
     from botocore.exceptions import BotoCoreError, ClientError
 
-    from nat.bake import BakeError, bake, make_plan
-    from nat.verify import InputError
+    from natctl.bake import BakeError, bake, make_plan
+    from natctl.verify import InputError
     try:
         session = make_session(args)
         plan = make_plan(session.region_name, args.instance_type, args.subnet_id,

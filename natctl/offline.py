@@ -1,6 +1,6 @@
 """Run the real stack program in Pulumi's in-process mock engine: no CLI, no cloud, no network.
 
-Used by the test suite and by `python -m nat plan`. `run_program` returns the whole resource
+Used by the test suite and by `python -m natctl plan`. `run_program` returns the whole resource
 graph (type, name, inputs, parent, options) and the stack's exports.
 """
 

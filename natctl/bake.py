@@ -1,4 +1,4 @@
-"""`python -m nat bake-ami`: the guide's "create a NAT AMI", as one command.
+"""`python -m natctl bake-ami`: the guide's "create a NAT AMI", as one command.
 
 Launch a builder from the latest Amazon Linux 2023 with the NAT bootstrap script, wait until
 the script reports "NAT ready" on the console, create and tag the image, wait until it is

@@ -1,0 +1,1 @@
+"""Operator commands: plan (offline), verify, bake-ami and status (against a live account)."""
