@@ -2,7 +2,7 @@
 VENV ?= venv
 PY := $(VENV)/bin/python
 
-.PHONY: setup system-packages lint test plan bench
+.PHONY: setup system-packages lint test plan bench generate
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt
 	python3 -m venv $(VENV)
@@ -17,11 +17,15 @@ system-packages:
 
 lint: setup system-packages
 	$(VENV)/bin/ruff check .
-	$(VENV)/bin/mypy nat natctl testbed tests bench __main__.py
+	$(VENV)/bin/mypy nat natctl testbed tests bench scripts __main__.py
+	$(VENV)/bin/mypy provider/__main__.py  # a second __main__.py: checked on its own
 	shellcheck nat/nat-bootstrap.sh
 
 test: lint
 	$(PY) -m pytest
+
+generate: setup
+	$(PY) scripts/generate.py
 
 plan: setup
 	$(PY) -m natctl plan --stack dev

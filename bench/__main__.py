@@ -24,7 +24,7 @@ import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -249,7 +249,7 @@ def run_benchmark(quick: bool) -> dict[str, Any]:
     results: dict[str, Any] = {
         "machine": {"hostname": platform.node(), "cpus": os.cpu_count(),
                     "kernel": platform.release(), "python": platform.python_version()},
-        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "date": datetime.now(UTC).isoformat(timespec="seconds"),
         "mode": "quick" if quick else "full",
         "instance_model": "0.5 GiB (t4g.nano)",
         "conntrack_max": {"tuned": tuned["nf_conntrack_max"], "kernel_default": default_max},

@@ -7,7 +7,9 @@
 #   nat-bootstrap.sh print-tuning  the tuning values apply would use on this machine
 #
 # Settings come from /etc/nat-instance/nat.env and tuning.env (written by user data):
-#   NAT_VPC_CIDR (required)        only traffic from here is forwarded and masqueraded
+#   NAT_VPC_CIDRS (required)       the VPC's IPv4 CIDRs, space-separated (primary and secondary):
+#                                  only new flows from them to outside them are forwarded and
+#                                  masqueraded
 #   NAT_MSS=1460                   clamp forwarded TCP SYN MSS to this; 0 disables
 #   NAT_CONNTRACK_MAX, NAT_TCP_ESTABLISHED_TIMEOUT=7440, NAT_TCP_TIME_WAIT_TIMEOUT=30
 # Any failed step stops the script with a non-zero exit and a "FAILED" line in the log and on
@@ -123,11 +125,23 @@ the primary interface (check the public subnet's route table and DHCP)"
 fresh_chain() { iptables -t "$1" -N "$2" 2>/dev/null || true; iptables -t "$1" -F "$2"; }
 jump_once() { iptables -t "$1" -C "$2" -j "$3" 2>/dev/null || iptables -t "$1" -A "$2" -j "$3"; }
 
+# The VPC's CIDRs, each checked: a typo must stop the script, not become a rule.
+vpc_cidrs() {
+    [ -n "${NAT_VPC_CIDRS:-}" ] || die "NAT_VPC_CIDRS is not set in $NAT_ETC/nat.env"
+    local cidr octet='(25[0-5]|2[0-4][0-9]|1?[0-9]?[0-9])' listed
+    read -r -a listed <<<"$NAT_VPC_CIDRS"
+    for cidr in "${listed[@]}"; do
+        [[ $cidr =~ ^$octet\.$octet\.$octet\.$octet/([0-9]|[12][0-9]|3[0-2])$ ]] ||
+            die "NAT_VPC_CIDRS: '$cidr' is not an IPv4 CIDR"
+    done
+    echo "${listed[*]}"
+}
+
 apply() {
-    [ -n "${NAT_VPC_CIDR:-}" ] || die "NAT_VPC_CIDR is not set in $NAT_ETC/nat.env"
+    local cidrs cidr; cidrs=$(vpc_cidrs)
     ensure_iptables
     local interface; interface=$(primary_interface)
-    log "primary interface: $interface, VPC CIDR: $NAT_VPC_CIDR"
+    log "primary interface: $interface, VPC CIDRs: $cidrs"
 
     mkdir -p "$(dirname "$SYSCTL_FILE")"
     cat >"$SYSCTL_FILE" <<EOF
@@ -144,8 +158,10 @@ EOF
 
     # MASQUERADE only what comes from the VPC and leaves it.
     fresh_chain nat NAT_POSTROUTING
-    iptables -t nat -A NAT_POSTROUTING -s "$NAT_VPC_CIDR" ! -d "$NAT_VPC_CIDR" -o "$interface" \
-        -j MASQUERADE
+    for cidr in $cidrs; do iptables -t nat -A NAT_POSTROUTING -d "$cidr" -j RETURN; done
+    for cidr in $cidrs; do
+        iptables -t nat -A NAT_POSTROUTING -s "$cidr" -o "$interface" -j MASQUERADE
+    done
     jump_once nat POSTROUTING NAT_POSTROUTING
 
     # The guide flushes FORWARD (iptables-services' default ends it with REJECT); we then
@@ -154,7 +170,8 @@ EOF
     fresh_chain filter NAT_FORWARD
     iptables -A NAT_FORWARD -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT
     iptables -A NAT_FORWARD -m conntrack --ctstate INVALID -j DROP
-    iptables -A NAT_FORWARD -s "$NAT_VPC_CIDR" ! -d "$NAT_VPC_CIDR" -j ACCEPT
+    for cidr in $cidrs; do iptables -A NAT_FORWARD -d "$cidr" -j DROP; done
+    for cidr in $cidrs; do iptables -A NAT_FORWARD -s "$cidr" -j ACCEPT; done
     iptables -A NAT_FORWARD -j DROP
     iptables -F FORWARD
     iptables -A FORWARD -j NAT_FORWARD

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import gzip
+from collections.abc import Sequence
 from ipaddress import IPv4Network
 from pathlib import Path
 
@@ -26,7 +27,7 @@ def bootstrap_script() -> str:
     return BOOTSTRAP_SCRIPT_PATH.read_text()
 
 
-def render_user_data(vpc_cidr: IPv4Network, tuning: TuningOverrides) -> str:
+def render_user_data(vpc_cidrs: Sequence[IPv4Network], tuning: TuningOverrides) -> str:
     """A bash user-data script that installs nat-bootstrap.sh and runs `install`.
 
     The settings go to /etc/nat-instance so the boot unit re-applies the same ones.
@@ -35,12 +36,13 @@ def render_user_data(vpc_cidr: IPv4Network, tuning: TuningOverrides) -> str:
     if any(line.strip() == _SCRIPT_END for line in script.splitlines()):
         raise UserDataError(f"{BOOTSTRAP_SCRIPT_PATH} contains the heredoc marker {_SCRIPT_END}")
     tuning_lines = "".join(line + "\n" for line in tuning.environment_lines())
+    cidrs = " ".join(str(c) for c in vpc_cidrs)
     user_data = (
         "#!/bin/bash\n"
         "# nat-instance-vpc: install the NAT bootstrap script and run it (see its header).\n"
         "set -euo pipefail\n"
         "install -d -m 0755 /etc/nat-instance /usr/local/sbin\n"
-        f"echo 'NAT_VPC_CIDR={vpc_cidr}' >/etc/nat-instance/nat.env\n"
+        f"echo 'NAT_VPC_CIDRS=\"{cidrs}\"' >/etc/nat-instance/nat.env\n"
         "cat >/etc/nat-instance/tuning.env <<'NAT_TUNING_END'\n"
         f"{tuning_lines}"
         "NAT_TUNING_END\n"

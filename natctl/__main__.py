@@ -8,7 +8,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from nat.config import ConfigError
+from nat.validation import ArgumentsError
 from natctl.cost import PriceError
 from natctl.offline import ProgramError
 from natctl.stacks import StackFileError
@@ -30,7 +30,7 @@ def command_plan(args: argparse.Namespace) -> int:
         plan = plan_stack(args.stack, args.gb_per_month, args.project_dir)
         if args.diagram:
             write_diagram(plan, Path(args.diagram))
-    except (ConfigError, PriceError, ProgramError, StackFileError, PlanError) as error:
+    except (ArgumentsError, PriceError, ProgramError, StackFileError, PlanError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     if args.format == "json":

@@ -10,12 +10,12 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from ipaddress import IPv4Network
 from typing import Any
 
 from nat.ami import al2023_ssm_parameter
-from nat.config import instance_architecture
+from nat.instance_types import architecture_by_name, instance_type_problem
 from nat.tuning import TuningOverrides
 from nat.userdata import compress_user_data, render_user_data
 
@@ -54,14 +54,15 @@ class BakePlan:
 
 def make_plan(region: str, instance_type: str, subnet_id: str, security_group_id: str | None,
               image_name: str | None, timeout: float) -> BakePlan:
-    architecture = instance_architecture(instance_type)
-    if architecture is None:
-        raise BakeError(f"--instance-type {instance_type!r} is not a known instance type. Fix: "
-                        "use e.g. t4g.nano (arm64) or t3.micro (x86_64)")
+    why = instance_type_problem(instance_type)
+    architecture = architecture_by_name(instance_type)
+    if why is not None or architecture is None:
+        raise BakeError(f"--instance-type {instance_type!r}: {why}. Fix: use e.g. t4g.nano "
+                        "(arm64) or t3.micro (x86_64)")
     if not subnet_id.startswith("subnet-"):
         raise BakeError(f"--subnet-id {subnet_id!r} is not a subnet id. Fix: use a public "
                         "subnet's id, e.g. from `pulumi stack output public_subnet_ids`")
-    stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
+    stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
     return BakePlan(region, instance_type, architecture, al2023_ssm_parameter(architecture),
                     subnet_id, security_group_id,
                     image_name or f"nat-instance-al2023-{architecture}-{stamp}", timeout)
@@ -97,8 +98,10 @@ def bake(session: Any, plan: BakePlan, log: Callable[[str], None] = print,
     subnet = ec2.describe_subnets(SubnetIds=[plan.subnet_id])["Subnets"][0]
     vpc = ec2.describe_vpcs(VpcIds=[subnet["VpcId"]])["Vpcs"][0]
     # bytes: boto3 base64-encodes UserData itself
-    user_data = compress_user_data(render_user_data(IPv4Network(vpc["CidrBlock"]),
-                                                    TuningOverrides()))
+    cidrs = [IPv4Network(a["CidrBlock"]) for a in vpc.get("CidrBlockAssociationSet", [])
+             if a.get("CidrBlockState", {}).get("State") == "associated"] or \
+        [IPv4Network(vpc["CidrBlock"])]
+    user_data = compress_user_data(render_user_data(cidrs, TuningOverrides()))
     log(f"source AMI {source_ami}; launching builder in {plan.subnet_id}")
     network: dict[str, Any] = {"DeviceIndex": 0, "SubnetId": plan.subnet_id,
                                "AssociatePublicIpAddress": True}

@@ -9,13 +9,15 @@ from __future__ import annotations
 import asyncio
 import json
 import runpy
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pulumi
 from pulumi.runtime import mocks as pulumi_mocks
+
+from nat.instance_types import architecture_by_name
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 DEFAULT_REGION = "us-east-1"
@@ -43,6 +45,8 @@ class Resource:
     id: str = ""
     outputs: dict[str, Any] = field(default_factory=dict)
     ignore_changes: list[str] = field(default_factory=list)
+    dependencies: list[str] = field(default_factory=list)  # URNs it waits for
+    aliases: list[str] = field(default_factory=list)  # URNs it answers to (older layouts)
 
 
 @dataclass
@@ -70,14 +74,26 @@ class Graph:
         return dict(sorted(counts.items()))
 
 
+# What AWS's instance-type lookup answers for a few sizes (MiB), for the mocks only; the
+# architecture comes from the naming rule, as it would from AWS.
+MOCK_MEMORY_MIB = {"nano": 512, "micro": 1024, "small": 2048, "medium": 4096, "large": 8192,
+                   "xlarge": 16384}
+
+
 class AwsMocks(pulumi.runtime.Mocks):
-    """Deterministic ids and the computed outputs the program reads."""
+    """Deterministic ids and the computed outputs the program reads.
+
+    `subnets` and `route_tables` ({id: {"vpcId": …, "availabilityZone": …}}) answer the
+    lookups NatInstances makes for plain ids.
+    """
 
     def __init__(self, region: str, zone_count: int = 6) -> None:
         self.region = region
         self.zone_names = [f"{region}{letter}" for letter in "abcdef"[:zone_count]]
         self.invokes: list[tuple[str, dict[str, Any]]] = []
         self.counter = 0
+        self.subnets: dict[str, dict[str, str]] = {}
+        self.route_tables: dict[str, dict[str, str]] = {}
 
     def call(self, args: pulumi.runtime.MockCallArgs) -> dict[str, Any]:  # type: ignore[override]
         # A dict, never (dict, None): the mock monitor iterates the second item.
@@ -90,6 +106,17 @@ class AwsMocks(pulumi.runtime.Mocks):
             architecture = "arm64" if args.args["name"].endswith("arm64") else "x86_64"
             return {"name": args.args["name"], "value": MOCK_AMI[architecture],
                     "type": "String", "id": args.args["name"]}
+        if args.token == "aws:ec2/getInstanceType:getInstanceType":
+            instance_type = args.args["instanceType"]
+            size = instance_type.partition(".")[2]
+            return {"instanceType": instance_type, "id": instance_type,
+                    "supportedArchitectures": [architecture_by_name(instance_type)],
+                    "memorySize": MOCK_MEMORY_MIB.get(size, 16384)}
+        if args.token == "aws:ec2/getSubnet:getSubnet":
+            return {"id": args.args["id"], **self.subnets[args.args["id"]]}
+        if args.token == "aws:ec2/getRouteTable:getRouteTable":
+            table_id = args.args["routeTableId"]
+            return {"id": table_id, "routeTableId": table_id, **self.route_tables[table_id]}
         return {}
 
     def new_resource(self, args: pulumi.runtime.MockResourceArgs) -> tuple[str, dict[str, Any]]:
@@ -120,13 +147,26 @@ class RecordingMonitor(pulumi_mocks.MockMonitor):
         super().__init__(mocks)
         self.registrations: list[dict[str, Any]] = []
 
+    def make_urn(self, parent: str, type_: str, name: str) -> str:
+        """The engine's rule, not the mock's: the parent's whole type chain, and nothing for
+        the root stack (the mock keeps only the parent's last type). Aliases and the
+        upgrade tests depend on URNs being the ones a real deployment has."""
+        parent_chain = parent.split("::")[2] if parent else ""
+        if parent_chain and parent_chain != "pulumi:pulumi:Stack":
+            type_ = f"{parent_chain}${type_}"
+        return "urn:pulumi:" + "::".join([pulumi.get_stack(), pulumi.get_project(), type_, name])
+
     def RegisterResource(self, request: Any) -> Any:  # noqa: N802 (gRPC method name)
         response = super().RegisterResource(request)  # type: ignore[no-untyped-call]
         if request.type != "pulumi:pulumi:Stack":
             self.registrations.append({
                 "urn": response.urn, "type": request.type, "name": request.name,
                 "parent": request.parent, "custom": request.custom,
-                "ignore_changes": list(request.ignoreChanges)})
+                "ignore_changes": list(request.ignoreChanges),
+                "dependencies": list(request.dependencies),
+                # alias specs, or the URNs the SDK computes when the monitor lacks them
+                "aliases": [alias_urn(spec, request.type, request.name, response.urn)
+                            for spec in request.aliases] + list(request.aliasURNs)})
         return response
 
 
@@ -139,6 +179,21 @@ class ProgramError(Exception):
     registered: int = 0
 
 
+def alias_urn(alias: Any, type_token: str, name: str, urn: str) -> str:
+    """The URN an alias spec stands for (the engine's own rule, for the specs we use:
+    another name and/or another parent)."""
+    if alias.urn:
+        return str(alias.urn)
+    spec = alias.spec
+    prefix = urn.split("::")[0] + "::" + urn.split("::")[1]  # urn:pulumi:stack::project
+    if spec.parentUrn:
+        parent_types = spec.parentUrn.split("::")[2]
+        chain = f"{parent_types}${spec.type or type_token}"
+    else:
+        chain = spec.type or type_token
+    return f"{prefix}::{chain}::{spec.name or name}"
+
+
 def _plain(value: Any) -> Any:
     return json.loads(json.dumps(value, default=str))
 
@@ -146,9 +201,22 @@ def _plain(value: Any) -> Any:
 def run_program(config: Mapping[str, Any], stack: str = "dev", project: str = "nat-instance-vpc",
                 program: Path | None = None) -> Graph:
     """Run __main__.py (or `program`) under mocks with `config` ({"ns:key": value})."""
-    config_strings = {k: v if isinstance(v, str) else json.dumps(v) for k, v in config.items()}
-    region = config_strings.get("aws:region", DEFAULT_REGION)
-    mocks = AwsMocks(region)
+    def body() -> None:
+        runpy.run_path(str(program or PROJECT_DIR / "__main__.py"), run_name="__main__")
+    return run_under_mocks(body, config, stack, project)
+
+
+def run_under_mocks(body: Callable[[], Any], config: Mapping[str, Any] | None = None,
+                    stack: str = "dev", project: str = "nat-instance-vpc",
+                    mocks: AwsMocks | None = None) -> Graph:
+    """Run `body` (a program's code) in Pulumi's mock engine; the graph it registered.
+
+    A `pulumi.RunError` from `body` (how the program and the components refuse bad input)
+    becomes ProgramError, with the count of resources registered before it.
+    """
+    config_strings = {k: v if isinstance(v, str) else json.dumps(v)
+                      for k, v in (config or {}).items()}
+    mocks = mocks or AwsMocks(config_strings.get("aws:region", DEFAULT_REGION))
     monitor = RecordingMonitor(mocks)
     loop = asyncio.new_event_loop()
     asyncio.set_event_loop(loop)
@@ -163,7 +231,7 @@ def run_program(config: Mapping[str, Any], stack: str = "dev", project: str = "n
 
         def program_body() -> Any:
             try:
-                runpy.run_path(str(program or PROJECT_DIR / "__main__.py"), run_name="__main__")
+                body()
             except pulumi.RunError as error:
                 raise ProgramError(str(error)) from None
             stack_resource = pulumi.runtime.get_root_resource()
@@ -190,5 +258,6 @@ def run_program(config: Mapping[str, Any], stack: str = "dev", project: str = "n
         resources.append(Resource(
             type=record["type"], name=record["name"], urn=record["urn"],
             inputs=_plain(state.state if state else {}), parent=record["parent"],
-            id=state.id if state else "", ignore_changes=record["ignore_changes"]))
+            id=state.id if state else "", ignore_changes=record["ignore_changes"],
+            dependencies=record["dependencies"], aliases=record["aliases"]))
     return Graph(resources=resources, exports=_plain(exports), invokes=mocks.invokes)

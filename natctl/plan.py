@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from nat.ami import AL2023_PARAMETER_PREFIX
-from nat.config import instance_architecture
+from nat.instance_types import architecture_by_name
 from natctl.cost import estimate
 from natctl.offline import Graph, run_program
 from natctl.stacks import load_stack_config
@@ -78,7 +78,7 @@ def build_plan(graph: Graph, stack: str, region: str, gb_per_month: float) -> di
             instance_type = nat.inputs["instanceType"]
             entry["nat_instance"] = {
                 "name": nat.name, "instance_type": instance_type,
-                "architecture": instance_architecture(instance_type),
+                "architecture": architecture_by_name(instance_type),
                 "ami": _ami_source(graph, nat.inputs),
                 "source_dest_check": nat.inputs["sourceDestCheck"],
                 "imds": "v2 required" if nat.inputs["metadataOptions"]["httpTokens"] ==

@@ -210,11 +210,11 @@ class Topology:
                      check=False, timeout=timeout)
         return ScriptRun(result.returncode, result.stdout + result.stderr)
 
-    def bootstrap(self, command: str = "install",
-                  env: dict[str, str] | None = None) -> ScriptRun:
+    def bootstrap(self, command: str = "install", env: dict[str, str] | None = None,
+                  vpc_cidrs: str = VPC_CIDR) -> ScriptRun:
         """What user data does: settings into /etc/nat-instance, then the script."""
         return self.run_on_nat(
-            f"mkdir -p /etc/nat-instance && echo 'NAT_VPC_CIDR={VPC_CIDR}' "
+            f"mkdir -p /etc/nat-instance && echo 'NAT_VPC_CIDRS=\"{vpc_cidrs}\"' "
             f">/etc/nat-instance/nat.env && /bin/bash {BOOTSTRAP_SCRIPT_PATH} {command}", env)
 
     def _upper(self, target: str) -> Path:

@@ -57,7 +57,7 @@ def test_bake_creates_a_tagged_image_and_terminates_the_builder(
     user_data = ec2.describe_instance_attribute(InstanceId=builder["InstanceId"],
                                                 Attribute="userData")["UserData"]["Value"]
     assert "nat-bootstrap.sh install" in decode_user_data(user_data)
-    assert "NAT_VPC_CIDR=10.0.0.0/16" in decode_user_data(user_data)
+    assert 'NAT_VPC_CIDRS="10.0.0.0/16"' in decode_user_data(user_data)
 
 
 def test_builder_is_terminated_when_image_creation_fails(
@@ -134,7 +134,8 @@ def test_dry_run_changes_nothing(aws: Any, subnet: str,
 def test_bad_instance_type_and_subnet(aws: Any, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["bake-ami", "--subnet-id", "subnet-0abc", "--instance-type", "x1.tiny",
                  "--region", REGION]) == 2
-    assert "--instance-type 'x1.tiny' is not a known instance type" in capsys.readouterr().err
+    assert "--instance-type 'x1.tiny': not an EC2 instance type AWS has announced" in \
+        capsys.readouterr().err
     assert main(["bake-ami", "--subnet-id", "vpc-0abc", "--region", REGION]) == 2
     assert "is not a subnet id" in capsys.readouterr().err
     assert instances(aws) == []

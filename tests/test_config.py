@@ -1,21 +1,20 @@
-"""Direct tests of the pure config, CIDR, rules and user-data functions."""
+"""Stack config → NatInstanceVpc's arguments, and the checks both share (pure functions)."""
 
 from __future__ import annotations
 
 import base64
+import gzip
 from ipaddress import IPv4Network
+from typing import Any
 
 import pytest
 
 from nat.ami import al2023_ssm_parameter
-from nat.config import (
-    ConfigError,
-    derive_subnet_cidrs,
-    instance_architecture,
-    parse_settings,
-)
+from nat.config import StackSettings, parse_stack_config
+from nat.instance_types import architecture_by_name, is_burstable, known_instance_types
 from nat.program import choose_availability_zones, stack_region
 from nat.rules import expand_rules
+from nat.settings import derive_subnet_cidrs, nat_instance_vpc_settings
 from nat.tuning import TuningOverrides
 from nat.userdata import (
     EC2_USER_DATA_LIMIT,
@@ -23,36 +22,74 @@ from nat.userdata import (
     encode_user_data,
     render_user_data,
 )
+from nat.validation import ArgumentsError
+
+A, B = "us-east-1a", "us-east-1b"
 
 
 def problems(raw: dict[str, str], region: str | None = None) -> list[str]:
-    with pytest.raises(ConfigError) as raised:
-        parse_settings(raw, region=region)
+    with pytest.raises(ArgumentsError) as raised:
+        parse_stack_config(raw, region=region)
     return raised.value.problems
 
 
+def settings_of(raw: dict[str, str]) -> Any:
+    stack = parse_stack_config(raw)
+    zones = stack.availability_zones or tuple(f"us-east-1{c}" for c in "abcdef"[:stack.az_count])
+    return nat_instance_vpc_settings("test", stack.component_args(zones))
+
+
 def test_defaults() -> None:
-    settings = parse_settings({})
-    assert settings.az_count == 2
+    stack = parse_stack_config({})
+    assert stack == StackSettings(az_count=2, availability_zones=None, args={})
+    settings = settings_of({})
     assert settings.vpc_cidr == IPv4Network("10.0.0.0/16")
     assert [str(c) for c in settings.public_subnet_cidrs] == ["10.0.0.0/20", "10.0.16.0/20"]
     assert [str(c) for c in settings.private_subnet_cidrs] == ["10.0.128.0/20", "10.0.144.0/20"]
-    assert settings.nat_instance_type == "t4g.nano" and settings.architecture == "arm64"
-    assert settings.ssh_cidr is None and settings.key_name is None and settings.ami_id is None
-    assert settings.use_elastic_ip and settings.enable_ssm
-    assert not settings.enable_test_rules and not settings.single_nat
-    assert settings.nat_count == 2
+    options = settings.options
+    assert options.instance.instance_type == "t4g.nano"
+    assert options.instance.architecture == "arm64"
+    assert options.access.ssh_cidr is None and options.instance.key_name is None
+    assert options.instance.ami_id is None
+    assert options.instance.use_elastic_ip and options.instance.enable_ssm
+    assert not options.access.enable_test_rules and not options.single_nat
+    assert settings.nat_layer.nat_zones == (A, B)
+
+
+def test_each_key_reaches_its_argument() -> None:
+    stack = parse_stack_config({
+        "azCount": "1", "availabilityZones": '["us-east-1c"]', "vpcCidr": "10.1.0.0/16",
+        "publicSubnetCidrs": "10.1.0.0/24", "privateSubnetCidrs": "10.1.128.0/24",
+        "natInstanceType": "c8gn.medium", "sshCidr": "198.51.100.0/24",
+        "allowSshFromAnywhere": "false", "keyName": "ops", "amiId": "ami-0123456789abcdef0",
+        "enableTestRules": "true", "singleNat": "true", "useElasticIp": "false",
+        "enableSsm": "false", "conntrackMax": "262144",
+        "conntrackTcpEstablishedTimeout": "3600", "conntrackTcpTimeWaitTimeout": "15"})
+    assert stack.az_count == 1 and stack.availability_zones == ("us-east-1c",)
+    assert stack.args == {
+        "vpc_cidr": "10.1.0.0/16", "public_subnet_cidrs": ["10.1.0.0/24"],
+        "private_subnet_cidrs": ["10.1.128.0/24"], "single_nat": True,
+        "instance": {"instance_type": "c8gn.medium", "key_name": "ops",
+                     "ami_id": "ami-0123456789abcdef0", "use_elastic_ip": False,
+                     "enable_ssm": False,
+                     "conntrack": {"max_entries": 262144, "tcp_established_timeout": 3600,
+                                   "tcp_time_wait_timeout": 15}},
+        "access": {"ssh_cidr": "198.51.100.0/24", "allow_ssh_from_anywhere": False,
+                   "enable_test_rules": True}}
 
 
 def test_unset_sentinels_from_pulumi_yaml_defaults_mean_not_set() -> None:
-    settings = parse_settings({"sshCidr": "", "amiId": "", "keyName": "", "publicSubnetCidrs": "[]",
-                               "availabilityZones": "[]", "conntrackMax": "0"})
-    assert settings.ssh_cidr is None and settings.ami_id is None and settings.key_name is None
-    assert settings.availability_zones is None
-    assert settings.tuning.values == {}
+    stack = parse_stack_config({"sshCidr": "", "amiId": "", "keyName": "",
+                                "publicSubnetCidrs": "[]", "availabilityZones": "[ ]",
+                                "conntrackMax": "0"})
+    assert stack.args == {} and stack.availability_zones is None
 
 
-def test_empty_value_for_a_key_with_a_default_is_an_error() -> None:
+def test_whitespace_only_values() -> None:
+    # a key with a "not set" default: whitespace is an empty value, named as such
+    assert problems({"sshCidr": "   "}) == [
+        'nat-instance-vpc:sshCidr = "": empty value. Fix: set a value or remove it: '
+        "`pulumi config rm sshCidr`"]
     assert problems({"vpcCidr": ""}) == [
         'nat-instance-vpc:vpcCidr = "": empty value. Fix: set a value or remove it: '
         "`pulumi config rm vpcCidr`"]
@@ -71,95 +108,229 @@ def test_derive_subnet_cidrs(vpc: str, count: int, public: list[str], private: l
     assert [str(c) for c in derived_private] == private
 
 
+@pytest.mark.parametrize(("raw", "public", "private"), [
+    # the edges the docs allow: a /24 VPC with derived /28 subnets, six AZs
+    ({"vpcCidr": "10.9.0.0/24", "azCount": "6"},
+     [f"10.9.0.{16 * i}/28" for i in range(6)], [f"10.9.0.{128 + 16 * i}/28" for i in range(6)]),
+    # a /28 VPC, the smallest AWS takes, with explicit /28 subnets is refused only for overlap
+    ({"vpcCidr": "10.9.0.0/16", "azCount": "1", "publicSubnetCidrs": "10.9.0.0/28",
+      "privateSubnetCidrs": "10.9.0.16/28"}, ["10.9.0.0/28"], ["10.9.0.16/28"]),
+    ({"vpcCidr": "10.9.0.0/16", "azCount": "1", "publicSubnetCidrs": "10.9.0.0/16"},
+     None, None),
+])
+def test_range_edges_that_are_valid(raw: dict[str, str], public: list[str] | None,
+                                    private: list[str] | None) -> None:
+    if public is None:
+        assert any("overlaps" in p for p in problems(raw))
+        return
+    settings = settings_of(raw)
+    assert [str(c) for c in settings.public_subnet_cidrs] == public
+    assert [str(c) for c in settings.private_subnet_cidrs] == private
+
+
+def test_a_28_vpc_needs_explicit_subnets() -> None:
+    assert problems({"vpcCidr": "10.9.0.0/28", "azCount": "1"}) == [
+        'nat-instance-vpc:vpcCidr = "10.9.0.0/28": too small to split into subnets of /28 or '
+        "larger. Fix: use a VPC of /24 or larger, or set nat-instance-vpc:publicSubnetCidrs and "
+        "nat-instance-vpc:privateSubnetCidrs"]
+
+
 def test_lists_accept_json_and_comma_separated() -> None:
-    a = parse_settings({"azCount": "2", "publicSubnetCidrs": '["10.0.0.0/24", "10.0.1.0/24"]'})
-    b = parse_settings({"azCount": "2", "publicSubnetCidrs": "10.0.0.0/24, 10.0.1.0/24"})
+    a = settings_of({"azCount": "2", "publicSubnetCidrs": '["10.0.0.0/24", "10.0.1.0/24"]'})
+    b = settings_of({"azCount": "2", "publicSubnetCidrs": "10.0.0.0/24, 10.0.1.0/24"})
     assert a.public_subnet_cidrs == b.public_subnet_cidrs
     assert [str(c) for c in a.private_subnet_cidrs] == ["10.0.128.0/20", "10.0.144.0/20"]
 
 
 @pytest.mark.parametrize(("instance_type", "architecture"), [
     ("t4g.nano", "arm64"), ("c7gn.16xlarge", "arm64"), ("m6g.metal", "arm64"),
+    ("c8gn.medium", "arm64"), ("x2gd.medium", "arm64"), ("a1.large", "arm64"),
+    ("im4gn.large", "arm64"), ("is4gen.medium", "arm64"),
     ("t3.micro", "x86_64"), ("t3a.small", "x86_64"), ("c6in.xlarge", "x86_64"),
-    ("t4g", None), ("t4g.tiny", None), ("z1d.large", None), ("", None), ("T4G.NANO", None)])
-def test_instance_architecture(instance_type: str, architecture: str | None) -> None:
-    assert instance_architecture(instance_type) == architecture
+    ("m8i.large", "x86_64"), ("c8i.large", "x86_64"), ("m5zn.large", "x86_64"),
+    ("m7i-flex.large", "x86_64"), ("g4dn.xlarge", "x86_64"),
+    ("mac-m4.metal", None), ("", None)])
+def test_architecture_by_name(instance_type: str, architecture: str | None) -> None:
+    assert architecture_by_name(instance_type) == architecture
 
 
-@pytest.mark.parametrize(("raw", "fragment"), [
-    ({"vpcCidr": "10.0.0.0"}, 'vpcCidr = "10.0.0.0": no prefix length'),
-    ({"vpcCidr": "10.0.0.1/16"}, "host bits are set. Fix: use the network address: 10.0.0.0/16"),
-    ({"vpcCidr": "10.0.0.0/8"}, "prefix /8 is outside /16../28"),
-    ({"vpcCidr": "banana"}, 'vpcCidr = "banana": not an IPv4 CIDR'),
-    ({"vpcCidr": "10.0.0.0/25"}, "too small to split into subnets of /28 or larger. Fix: use a "
-                                 "VPC of /24 or larger, or set publicSubnetCidrs and "
-                                 "privateSubnetCidrs"),
-    ({"azCount": "0"}, 'azCount = "0": out of range 1..6'),
-    ({"azCount": "two"}, 'azCount = "two": not a whole number'),
-    ({"azCount": "1", "privateSubnetCidrs": "10.1.0.0/24"}, "outside the VPC 10.0.0.0/16"),
+def test_every_known_type_has_an_architecture_but_macs() -> None:
+    types = known_instance_types()
+    assert len(types) > 1000
+    assert {"c8gn.medium", "m8i.large", "c8i.large", "x2gd.medium", "m5zn.large"} <= types
+    unreadable = {t for t in types if architecture_by_name(t) is None}
+    assert unreadable and all(t.startswith("mac") for t in unreadable)
+
+
+def test_burstable_types() -> None:
+    assert is_burstable("t4g.nano") and is_burstable("t3a.micro") and is_burstable("t2.micro")
+    assert not is_burstable("c7gn.medium") and not is_burstable("m8i.large")
+
+
+@pytest.mark.parametrize("instance_type", ["c8gn.medium", "m8i.large", "c8i.large",
+                                           "x2gd.medium", "m5zn.large", "t4g.micro"])
+def test_real_instance_types_are_accepted(instance_type: str) -> None:
+    assert settings_of({"natInstanceType": instance_type}).options.instance.instance_type == \
+        instance_type
+
+
+@pytest.mark.parametrize(("raw", "message"), [
+    ({"vpcCidr": "10.0.0.0"}, 'nat-instance-vpc:vpcCidr = "10.0.0.0": no prefix length. Fix: '
+                              "write it with one, e.g. 10.0.0.0/32"),
+    ({"vpcCidr": "10.0.0.1/16"}, 'nat-instance-vpc:vpcCidr = "10.0.0.1/16": host bits are '
+                                 "set. Fix: use the network address: 10.0.0.0/16"),
+    ({"vpcCidr": "10.0.0.0/8"}, 'nat-instance-vpc:vpcCidr = "10.0.0.0/8": prefix /8 is outside '
+                                "/16../28 that AWS accepts. Fix: use a prefix from /16 to /28"),
+    ({"vpcCidr": "banana"}, 'nat-instance-vpc:vpcCidr = "banana": not an IPv4 CIDR. Fix: write '
+                            "it like 10.0.0.0/16"),
+    ({"vpcCidr": "10.0.0.0/25"}, 'nat-instance-vpc:vpcCidr = "10.0.0.0/25": too small to split '
+                                 "into subnets of /28 or larger. Fix: use a VPC of /24 or "
+                                 "larger, or set nat-instance-vpc:publicSubnetCidrs and "
+                                 "nat-instance-vpc:privateSubnetCidrs"),
+    ({"azCount": "0"}, 'nat-instance-vpc:azCount = "0": out of range 1..6. Fix: use an integer '
+                       "from 1 to 6"),
+    ({"azCount": "7"}, 'nat-instance-vpc:azCount = "7": out of range 1..6. Fix: use an integer '
+                       "from 1 to 6"),
+    ({"azCount": "two"}, 'nat-instance-vpc:azCount = "two": not a whole number. Fix: use an '
+                         "integer"),
+    ({"azCount": "1", "privateSubnetCidrs": "10.1.0.0/24"},
+     'nat-instance-vpc:privateSubnetCidrs = "10.1.0.0/24": outside the VPC (10.0.0.0/16). Fix: '
+     "use subnets inside nat-instance-vpc:vpcCidr"),
     ({"azCount": "2", "publicSubnetCidrs": "10.0.0.0/24,10.0.0.128/25"},
-     "overlaps publicSubnetCidrs 10.0.0.128/25"),
+     'nat-instance-vpc:publicSubnetCidrs = "10.0.0.0/24": overlaps '
+     "nat-instance-vpc:publicSubnetCidrs 10.0.0.128/25. Fix: give every subnet its own range"),
     ({"azCount": "1", "publicSubnetCidrs": "10.0.128.0/24"},
-     "overlaps privateSubnetCidrs 10.0.128.0/20"),
-    ({"azCount": "1", "publicSubnetCidrs": "10.0.0.0/29"}, "prefix /29 is outside /16../28"),
-    ({"azCount": "3", "privateSubnetCidrs": "10.0.128.0/20"}, "1 subnets for azCount 3"),
-    ({"publicSubnetCidrs": "[1, 2]"}, "not a list of strings"),
-    ({"publicSubnetCidrs": "[10.0.0.0/24"}, "not a valid list"),
-    ({"sshCidr": "0.0.0.0/0"}, "opens SSH to (nearly) the whole internet. Fix: use your "
-                               "network's public range"),
-    ({"sshCidr": "0.0.0.0/4"}, "opens SSH to (nearly) the whole internet"),
-    ({"sshCidr": "198.51.100.7/24"}, "host bits are set"),
-    ({"natInstanceType": "t4g-nano"}, "not a known instance type. Fix: use family.size"),
-    ({"amiId": "ami-123"}, 'amiId = "ami-123": not shaped like an AMI id'),
-    ({"amiId": "ami-0123456789ABCDEF0"}, "not shaped like an AMI id"),
-    ({"keyName": "ключ"}, "not a valid key pair name"),
-    ({"enableTestRules": "yes"}, 'enableTestRules = "yes": not a boolean. Fix: use true or false'),
-    ({"availabilityZones": "us-east-1a,us-east-1a"}, "an AZ is listed twice"),
+     'nat-instance-vpc:publicSubnetCidrs = "10.0.128.0/24": overlaps '
+     "nat-instance-vpc:privateSubnetCidrs 10.0.128.0/20. Fix: give every subnet its own range"),
+    ({"azCount": "1", "publicSubnetCidrs": "10.0.0.0/29"},
+     'nat-instance-vpc:publicSubnetCidrs = "10.0.0.0/29": prefix /29 is outside /16../28 that '
+     "AWS accepts. Fix: use a prefix from /16 to /28"),
+    ({"azCount": "3", "privateSubnetCidrs": "10.0.128.0/20"},
+     'nat-instance-vpc:privateSubnetCidrs = ["10.0.128.0/20"]: 1 subnets for 3 AZs. Fix: give '
+     "exactly one CIDR per AZ (3), or leave it out to derive them"),
+    ({"publicSubnetCidrs": "[1, 2]"}, 'nat-instance-vpc:publicSubnetCidrs = "[1, 2]": not a '
+                                      'list of strings. Fix: use a YAML list or "a,b"'),
+    ({"publicSubnetCidrs": "[10.0.0.0/24"}, 'nat-instance-vpc:publicSubnetCidrs = '
+                                            '"[10.0.0.0/24": not a valid list. Fix: use a YAML '
+                                            'list or "a,b"'),
+    ({"sshCidr": "0.0.0.0/0"}, 'nat-instance-vpc:sshCidr = "0.0.0.0/0": opens SSH to (nearly) '
+                               "the whole internet. Fix: use your network's public range, e.g. "
+                               "198.51.100.0/24, or set nat-instance-vpc:allowSshFromAnywhere "
+                               "to true if you really mean it"),
+    ({"sshCidr": "0.0.0.0/7"}, 'nat-instance-vpc:sshCidr = "0.0.0.0/7": opens SSH'),
+    ({"sshCidr": "198.51.100.7/24"}, 'nat-instance-vpc:sshCidr = "198.51.100.7/24": host bits '
+                                     "are set"),
+    ({"sshCidr": "office"}, 'nat-instance-vpc:sshCidr = "office": not an IPv4 CIDR'),
+    ({"natInstanceType": "t4g-nano"}, 'nat-instance-vpc:natInstanceType = "t4g-nano": not an '
+                                      "EC2 instance type AWS has announced (botocore's list). "
+                                      "Fix: did you mean t4g.nano"),
+    ({"natInstanceType": "x9.huge"}, 'nat-instance-vpc:natInstanceType = "x9.huge": not an EC2 '
+                                     "instance type AWS has announced"),
+    ({"natInstanceType": "mac2.metal"}, 'nat-instance-vpc:natInstanceType = "mac2.metal": Mac '
+                                        "instances need dedicated hosts"),
+    ({"amiId": "ami-123"}, 'nat-instance-vpc:amiId = "ami-123": not shaped like an AMI id. '
+                           "Fix: use ami- followed by 8 or 17 hex digits"),
+    ({"amiId": "ami-0123456789ABCDEF0"}, 'nat-instance-vpc:amiId = "ami-0123456789ABCDEF0": not '
+                                         "shaped like an AMI id"),
+    ({"keyName": "ключ"}, 'nat-instance-vpc:keyName = "\\u043a\\u043b\\u044e\\u0447": not a '
+                          "valid key pair name"),
+    ({"enableTestRules": "yes"}, 'nat-instance-vpc:enableTestRules = "yes": not a boolean. Fix: '
+                                 "use true or false"),
+    ({"availabilityZones": "us-east-1a,us-east-1a"},
+     'nat-instance-vpc:availabilityZones = ["us-east-1a", "us-east-1a"]: an AZ is listed twice. '
+     "Fix: list each once"),
     ({"azCount": "1", "availabilityZones": "us-east-1a,us-east-1b"},
-     "2 AZs listed but azCount is 1"),
-    ({"availabilityZones": "east"}, "'east' is not an AZ name"),
-    ({"conntrackMax": "100"}, 'conntrackMax = "100": out of range 4096..4194304'),
-    ({"conntrackTcpTimeWaitTimeout": "600"}, "out of range 1..120"),
-    ({"sshcidr": "198.51.100.0/24"}, "unknown key. Fix: did you mean sshCidr?"),
+     'nat-instance-vpc:availabilityZones = ["us-east-1a", "us-east-1b"]: 2 AZs listed but '
+     "azCount is 1. Fix: list exactly 1 AZs or set azCount to 2"),
+    ({"availabilityZones": "east"}, 'nat-instance-vpc:availabilityZones = ["east"]: \'east\' is '
+                                    "not an AZ name. Fix: use names like us-east-1a"),
+    ({"conntrackMax": "100"}, "nat-instance-vpc:conntrackMax = 100: out of range 4096..4194304. "
+                              "Fix: use an integer from 4096 to 4194304"),
+    ({"conntrackMax": "lots"}, 'nat-instance-vpc:conntrackMax = "lots": not a whole number'),
+    ({"conntrackTcpTimeWaitTimeout": "600"}, "nat-instance-vpc:conntrackTcpTimeWaitTimeout = "
+                                             "600: out of range 1..120"),
+    ({"conntrackTcpEstablishedTimeout": "299"}, "nat-instance-vpc:"
+                                                "conntrackTcpEstablishedTimeout = 299: out of "
+                                                "range 300..432000"),
+    ({"sshcidr": "198.51.100.0/24"}, 'nat-instance-vpc:sshcidr = "198.51.100.0/24": unknown '
+                                     "key. Fix: did you mean sshCidr? Remove it with `pulumi "
+                                     "config rm sshcidr`"),
+    ({"flavour": "vanilla"}, 'nat-instance-vpc:flavour = "vanilla": unknown key. Fix: known '
+                             "keys: allowSshFromAnywhere, amiId"),
 ])
-def test_each_bad_value_is_named_with_its_fix(raw: dict[str, str], fragment: str) -> None:
+def test_each_bad_value_is_named_with_its_fix(raw: dict[str, str], message: str) -> None:
     found = problems(raw)
-    assert any(fragment in p for p in found), found
-    assert all(p.startswith("nat-instance-vpc:") and "Fix:" in p for p in found)
+    assert any(p.startswith(message) for p in found), found
+    assert all(p.startswith("nat-instance-vpc:") and ". Fix: " in p for p in found)
+
+
+@pytest.mark.parametrize(("raw", "value"), [
+    ({"azCount": "6"}, 6), ({"azCount": "1"}, 1),
+    ({"conntrackMax": "4194304"}, 4194304), ({"conntrackMax": "4096"}, 4096),
+    ({"conntrackTcpTimeWaitTimeout": "120"}, 120), ({"conntrackTcpTimeWaitTimeout": "1"}, 1),
+    ({"conntrackTcpEstablishedTimeout": "432000"}, 432000),
+    ({"conntrackTcpEstablishedTimeout": "300"}, 300),
+])
+def test_the_ends_of_every_range_are_valid(raw: dict[str, str], value: int) -> None:
+    stack = parse_stack_config(raw)
+    if "azCount" in raw:
+        assert stack.az_count == value
+    else:
+        assert list(stack.args["instance"]["conntrack"].values()) == [value]
+        assert list(settings_of(raw).options.instance.tuning.values.values()) == [value]
+
+
+def test_ssh_cidr_edges() -> None:
+    # /8 is the widest range accepted without the switch; /7 needs it
+    assert str(settings_of({"sshCidr": "10.0.0.0/8"}).options.access.ssh_cidr) == "10.0.0.0/8"
+    assert problems({"sshCidr": "10.0.0.0/7"})
+    anywhere = settings_of({"sshCidr": "0.0.0.0/0", "allowSshFromAnywhere": "true"})
+    assert anywhere.options.access.ssh_cidr == IPv4Network("0.0.0.0/0")
+
+
+def test_invalid_vpc_cidr_with_explicit_subnets_names_only_the_vpc() -> None:
+    found = problems({"vpcCidr": "10.0.0.0/33", "azCount": "1",
+                      "publicSubnetCidrs": "10.0.0.0/24", "privateSubnetCidrs": "10.0.1.0/24"})
+    assert found == ['nat-instance-vpc:vpcCidr = "10.0.0.0/33": not an IPv4 CIDR. Fix: write it '
+                     "like 10.0.0.0/16"]
 
 
 def test_az_names_must_match_the_region() -> None:
-    assert any("not all in region eu-west-1" in p for p in problems(
-        {"azCount": "1", "availabilityZones": "us-east-1a"}, region="eu-west-1"))
+    assert problems({"azCount": "1", "availabilityZones": "us-east-1a"}, region="eu-west-1") == [
+        'nat-instance-vpc:availabilityZones = ["us-east-1a"]: not all in region eu-west-1. Fix: '
+        "use AZs of eu-west-1 or change aws:region"]
 
 
 def test_all_problems_are_reported_at_once() -> None:
-    found = problems({"vpcCidr": "10.0.0.0/33", "natInstanceType": "nope", "amiId": "x"})
-    assert len(found) == 3
-    with pytest.raises(ConfigError, match=r"invalid stack configuration \(3 problems\)"):
-        parse_settings({"vpcCidr": "10.0.0.0/33", "natInstanceType": "nope", "amiId": "x"})
-
-
-def test_ssh_from_anywhere_needs_the_explicit_switch() -> None:
-    settings = parse_settings({"sshCidr": "0.0.0.0/0", "allowSshFromAnywhere": "true"})
-    assert settings.ssh_cidr == IPv4Network("0.0.0.0/0")
+    raw = {"vpcCidr": "10.0.0.0/33", "natInstanceType": "nope", "amiId": "x"}
+    assert len(problems(raw)) == 3
+    with pytest.raises(ArgumentsError, match=r"invalid stack configuration \(3 problems\):\n"
+                                             r"  - nat-instance-vpc:"):
+        parse_stack_config(raw)
+    with pytest.raises(ArgumentsError, match=r"^invalid stack configuration:\n  - "):
+        parse_stack_config({"amiId": "x"})
 
 
 def test_choose_availability_zones() -> None:
-    settings = parse_settings({"azCount": "2"})
-    assert choose_availability_zones(settings, "us-east-1",
-                                     ["us-east-1c", "us-east-1a", "us-east-1b"]) == \
-        ("us-east-1a", "us-east-1b")
-    with pytest.raises(ConfigError, match="region us-east-1 has only 1 available AZs"):
-        choose_availability_zones(settings, "us-east-1", ["us-east-1a"])
+    stack = parse_stack_config({"azCount": "2"})
+    assert choose_availability_zones(stack, "us-east-1",
+                                     ["us-east-1c", "us-east-1a", "us-east-1b"]) == (A, B)
+    with pytest.raises(ArgumentsError, match="region us-east-1 has only 1 available AZs"):
+        choose_availability_zones(stack, "us-east-1", ["us-east-1a"])
+    pinned = parse_stack_config({"azCount": "1", "availabilityZones": "us-east-1z"})
+    with pytest.raises(ArgumentsError, match=r"availabilityZones: us-east-1z is not an available "
+                                             r"AZ of us-east-1\. Fix: use some of us-east-1a"):
+        choose_availability_zones(pinned, "us-east-1", ["us-east-1a"])
 
 
 def test_stack_region(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("AWS_REGION", raising=False)
     monkeypatch.delenv("AWS_DEFAULT_REGION", raising=False)
     assert stack_region({"region": "eu-west-1"}) == "eu-west-1"
-    with pytest.raises(ConfigError, match="pulumi config set aws:region"):
+    with pytest.raises(ArgumentsError, match="pulumi config set aws:region"):
         stack_region({"region": None})
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "sa-east-1")
+    assert stack_region({"region": None}) == "sa-east-1"
     monkeypatch.setenv("AWS_REGION", "ap-south-1")
     assert stack_region({"region": None}) == "ap-south-1"
 
@@ -180,13 +351,19 @@ def test_ssm_parameter_names() -> None:
         al2023_ssm_parameter("sparc")
 
 
-def test_user_data_is_well_under_the_ec2_limit() -> None:
-    user_data = render_user_data(IPv4Network("10.0.0.0/16"), TuningOverrides.from_values(
-        {"conntrackMax": 262144, "conntrackTcpTimeWaitTimeout": 15}))
+def test_user_data_is_well_under_the_ec2_limit_and_deterministic() -> None:
+    user_data = render_user_data([IPv4Network("10.0.0.0/16"), IPv4Network("100.64.0.0/16")],
+                                 TuningOverrides.from_values({"tcp_time_wait_timeout": 15,
+                                                              "max_entries": 262144}))
     assert "NAT_CONNTRACK_MAX=262144\nNAT_TCP_TIME_WAIT_TIMEOUT=15\n" in user_data
+    assert "echo 'NAT_VPC_CIDRS=\"10.0.0.0/16 100.64.0.0/16\"' >/etc/nat-instance/nat.env" \
+        in user_data
     encoded = encode_user_data(user_data)
-    assert len(base64.b64decode(encoded)) < EC2_USER_DATA_LIMIT // 3
+    packed = base64.b64decode(encoded)
+    assert len(packed) < EC2_USER_DATA_LIMIT // 3
     assert decode_user_data(encoded) == user_data
-    # the same text gives the same bytes, or every `pulumi up` would replace the NATs
+    # the same text gives the same bytes, or every `pulumi up` would replace the NATs:
+    # gzip's header carries no timestamp
     assert encode_user_data(user_data) == encoded
-    assert base64.b64decode(encoded)[:2] == b"\x1f\x8b"  # gzip, which cloud-init unpacks
+    assert packed[:2] == b"\x1f\x8b" and packed[4:8] == b"\0\0\0\0"
+    assert gzip.decompress(packed).decode() == user_data

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+import re
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -24,6 +27,8 @@ def expected_counts(az_count: int, nat_count: int, rules: tuple[int, int], eip: 
                     ssm: bool = True) -> dict[str, int]:
     counts = {
         COMPONENT: 1,
+        "nat:index:NatInstances": 1,
+        "nat:index:NatZone": az_count,
         "aws:ec2/vpc:Vpc": 1,
         "aws:ec2/internetGateway:InternetGateway": 1,
         SUBNET: 2 * az_count,
@@ -87,15 +92,55 @@ def test_resource_counts_per_type(run: Any, az_count: int) -> None:
 
 
 @pytest.mark.parametrize("az_count", [1, 2])
-def test_every_resource_is_a_child_of_the_component(run: Any, az_count: int) -> None:
+def test_every_resource_descends_from_the_component(run: Any, az_count: int) -> None:
     graph = run(azCount=az_count)
     components = graph.of_type(COMPONENT)
     assert len(components) == 1
     assert components[0].parent.endswith("::pulumi:pulumi:Stack::nat-instance-vpc-test")
     children = [r for r in graph.resources if r is not components[0]]
-    assert children and all(r.parent == components[0].urn for r in children)
+    assert children and all(ancestors(graph, r)[-1] == components[0].urn for r in children)
     names = [r.name for r in graph.resources]
     assert len(names) == len(set(names)), "duplicate resource names"
+
+
+def ancestors(graph: Graph, resource: Resource) -> list[str]:
+    """URNs from the resource's parent up to the last one in the graph."""
+    by_urn = {r.urn: r for r in graph.resources}
+    chain = []
+    parent = resource.parent
+    while parent in by_urn:
+        chain.append(parent)
+        parent = by_urn[parent].parent
+    return chain
+
+
+def parent_name(graph: Graph, resource_name: str) -> str:
+    by_urn = {r.urn: r for r in graph.resources}
+    return by_urn[graph.named(resource_name).parent].name
+
+
+def test_the_tree_reads_like_the_topology(run: Any) -> None:
+    """Subnets under the VPC, a subnet's route table under it, each AZ's NAT in its group."""
+    graph = run(azCount=2, stack="t")
+    expected = {
+        "t-vpc": "t", "t-nat": "t",
+        "t-igw": "t-vpc", "t-public-rt": "t-vpc", "t-public-default-route": "t-public-rt",
+        "t-nat-sg": "t-nat", "t-nat-role": "t-nat", "t-nat-profile": "t-nat-role",
+        "t-nat-ssm": "t-nat-role",
+    }
+    for zone in ("us-east-1a", "us-east-1b"):
+        expected.update({
+            f"t-public-{zone}": "t-vpc", f"t-public-rta-{zone}": f"t-public-{zone}",
+            f"t-private-{zone}": "t-vpc", f"t-private-rt-{zone}": f"t-private-{zone}",
+            f"t-private-rta-{zone}": f"t-private-{zone}",
+            f"t-nat-zone-{zone}": "t-nat", f"t-nat-{zone}": f"t-nat-zone-{zone}",
+            f"t-nat-eip-{zone}": f"t-nat-zone-{zone}",
+            f"t-nat-eip-assoc-{zone}": f"t-nat-eip-{zone}",
+            f"t-nat-default-route-{zone}": f"t-nat-zone-{zone}",
+        })
+    assert {name: parent_name(graph, name) for name in expected} == expected
+    rules = graph.of_type(INGRESS) + graph.of_type(EGRESS)
+    assert rules and {parent_name(graph, r.name) for r in rules} == {"t-nat-sg"}
 
 
 @pytest.mark.parametrize("az_count", [1, 2])
@@ -256,7 +301,7 @@ def test_user_data_carries_the_bootstrap_script(run: Any) -> None:
     graph = run(azCount=1, vpcCidr="10.8.0.0/16", conntrackMax=262144)
     user_data = decode_user_data(graph.of_type(INSTANCE)[0].inputs["userDataBase64"])
     assert bootstrap_script().rstrip() in user_data
-    assert "echo 'NAT_VPC_CIDR=10.8.0.0/16' >/etc/nat-instance/nat.env" in user_data
+    assert "echo 'NAT_VPC_CIDRS=\"10.8.0.0/16\"' >/etc/nat-instance/nat.env" in user_data
     assert "NAT_CONNTRACK_MAX=262144\n" in user_data
     assert user_data.rstrip().endswith("exec /usr/local/sbin/nat-bootstrap.sh install")
 
@@ -325,12 +370,12 @@ def test_prod_stack_uses_its_cidrs_and_region() -> None:
     ({"vpcCidr": "10.0.0.0/33"}, 'vpcCidr = "10.0.0.0/33": not an IPv4 CIDR'),
     ({"azCount": 7}, 'azCount = "7": out of range 1..6'),
     ({"sshCidr": "0.0.0.0/0"}, "opens SSH to (nearly) the whole internet"),
-    ({"natInstanceType": "x9.huge"}, 'natInstanceType = "x9.huge": not a known instance type'),
+    ({"natInstanceType": "x9.huge"}, 'natInstanceType = "x9.huge": not an EC2 instance type'),
     ({"amiId": "ubuntu-22"}, 'amiId = "ubuntu-22": not shaped like an AMI id'),
     ({"privateSubnetCidrs": ["192.168.0.0/24", "192.168.1.0/24"]}, "outside the VPC"),
     ({"vpcCidr": "10.0.0.0/26"}, "too small to split"),
     ({"azCount": 1, "publicSubnetCidrs": ["10.0.0.0/24", "10.0.1.0/24"]},
-     "2 subnets for azCount 1"),
+     "2 subnets for 1 AZs"),
     ({"azCoutn": 2}, "unknown key. Fix: did you mean azCount?"),
 ])
 def test_bad_config_stops_before_any_resource(keys: dict[str, Any], expected: str) -> None:
@@ -364,3 +409,64 @@ def test_missing_region_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> Non
     monkeypatch.delenv("AWS_DEFAULT_REGION", raising=False)
     with pytest.raises(ProgramError, match=r"aws:region is not set"):
         run_program({"nat-instance-vpc:azCount": 1}, stack="test")
+
+
+# --- upgrading a stack deployed with 0.1.0 -------------------------------------------------------
+DATA = Path(__file__).resolve().parent / "data"
+ID_VALUE = re.compile(r"^(vpc|subnet|rtb|igw|sg|eipalloc|eni|i|r|rtbassoc|sgr|eipassoc)-"
+                      r"[0-9a-f]{17}$")
+
+
+def without_ids(value: Any) -> Any:
+    """Inputs with mock ids replaced by their kind: ids differ between runs, kinds must not."""
+    if isinstance(value, dict):
+        return {k: without_ids(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [without_ids(v) for v in value]
+    if isinstance(value, str) and ID_VALUE.match(value):
+        return value.split("-")[0] + "-…"
+    return value
+
+
+@pytest.mark.parametrize(("stack", "config"), [
+    ("dev", None), ("prod", None),
+    ("single", {"aws:region": "us-east-1", "nat-instance-vpc:azCount": 2,
+                "nat-instance-vpc:singleNat": True, "nat-instance-vpc:enableSsm": False,
+                "nat-instance-vpc:useElasticIp": False})])
+def test_a_stack_deployed_with_0_1_keeps_every_resource(stack: str,
+                                                         config: dict[str, Any] | None) -> None:
+    """0.1.0 hung everything directly under NatInstanceVpc; the new tree answers to each of
+    those URNs (an alias), so `pulumi up` after upgrading moves resources, it does not replace
+    them."""
+    graph = run_program(config or load_stack_config(stack), stack=stack)
+    old_urns = json.loads((DATA / "urns-0.1.0.json").read_text())[stack]
+    answered: dict[str, str] = {}
+    for resource in graph.resources:
+        for urn in [resource.urn, *resource.aliases]:
+            assert urn not in answered, f"{urn} answered by {answered[urn]} and {resource.name}"
+            answered[urn] = resource.name
+    assert [urn for urn in old_urns if urn not in answered] == []
+    new = {r.name for r in graph.resources} - set(answered[u] for u in old_urns)
+    assert all(graph.named(n).type.startswith("nat:index:") for n in new), new
+
+
+def test_upgrading_prod_changes_no_input_but_the_nats_user_data() -> None:
+    """Same inputs, so nothing but the NATs is replaced; the NATs are, once, because the
+    bootstrap script changed (user data replaces on change, by design)."""
+    graph = run_program(load_stack_config("prod"), stack="prod")
+    old_inputs = json.loads((DATA / "prod-inputs-0.1.0.json").read_text())
+    by_urn = {urn: r for r in graph.resources for urn in [r.urn, *r.aliases]}
+    changed = {}
+    for urn, inputs in old_inputs.items():
+        if urn.startswith("_"):
+            continue
+        resource = by_urn[urn]
+        # the mocks echo inputs as state, plus outputs they make up (addresses)
+        before, after = (without_ids({k: v for k, v in i.items()
+                                      if k not in ("privateIp", "publicIp")})
+                         for i in (inputs, resource.inputs))
+        if before != after:
+            changed[resource.name] = sorted(k for k in set(before) | set(after)
+                                            if before.get(k) != after.get(k))
+    assert changed == {"prod-nat-eu-west-1a": ["userDataBase64"],
+                       "prod-nat-eu-west-1b": ["userDataBase64"]}

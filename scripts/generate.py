@@ -1,0 +1,59 @@
+"""Regenerate the files made from the project's data (`make generate`).
+
+- Pulumi.yaml's `config:` block, from nat/config.py CONFIG_KEYS;
+- the README's tables between `<!-- generated: NAME -->` and `<!-- end: NAME -->`;
+- provider/schema.json, the package schema the components' annotations give.
+
+tests/test_docs_sync.py and tests/test_package.py fail when any of them is stale.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from nat.config import config_table_markdown, project_config_schema  # noqa: E402
+from nat.provider import schema  # noqa: E402
+from nat.rules import guide_table_markdown  # noqa: E402
+
+README_BLOCKS: dict[str, Callable[[], str]] = {
+    "config-table": config_table_markdown,
+    "rules-table": guide_table_markdown,
+}
+
+
+def pulumi_yaml(text: str) -> str:
+    head, _, _ = text.partition("\nconfig:\n")
+    block = yaml.safe_dump({"config": project_config_schema()}, sort_keys=False, width=100,
+                           allow_unicode=True)
+    return head + "\n" + block
+
+
+def readme(text: str) -> str:
+    for name, render in README_BLOCKS.items():
+        pattern = re.compile(rf"(<!-- generated: {name} -->\n).*?(\n<!-- end: {name} -->)",
+                             re.S)
+        if not pattern.search(text):
+            raise SystemExit(f"README.md has no `<!-- generated: {name} -->` block")
+        table = render()
+        text = pattern.sub(lambda m: m.group(1) + table + m.group(2), text)
+    return text
+
+
+def main() -> None:
+    for path, update in ((ROOT / "Pulumi.yaml", pulumi_yaml), (ROOT / "README.md", readme)):
+        path.write_text(update(path.read_text()))
+    (ROOT / "provider" / "schema.json").write_text(json.dumps(schema(), indent=2,
+                                                              sort_keys=True) + "\n")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,239 @@
+"""The multi-language package: its schema, and Construct as another language calls it."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import pytest
+from pulumi.errors import InputPropertiesError
+from pulumi.provider.server import ProviderServicer
+from pulumi.resource import ResourceOptions
+from pulumi.runtime import rpc
+from pulumi.runtime.sync_await import _sync_await
+
+from nat import __version__
+from nat.provider import provider, schema
+from nat.userdata import decode_user_data
+from natctl.offline import AwsMocks, Graph, run_under_mocks
+
+ROOT = Path(__file__).resolve().parent.parent
+CHECKED_IN = ROOT / "provider" / "schema.json"
+TOKEN_PATTERN = re.compile(r"^[a-zA-Z][-a-zA-Z0-9_]*:([^0-9][a-zA-Z0-9._/-]*)?:"
+                           r"[^0-9][a-zA-Z0-9._/-]*$")
+VPC = "vpc-0a1b2c3d4e5f60718"
+SUBNET_A, SUBNET_B = "subnet-0aaaaaaaaaaaaaaa1", "subnet-0bbbbbbbbbbbbbbb2"
+RTB_A, RTB_B, RTB_B2 = "rtb-0aaaaaaaaaaaaaaa1", "rtb-0bbbbbbbbbbbbbbb1", "rtb-0bbbbbbbbbbbbbbb2"
+A, B = "us-east-1a", "us-east-1b"
+
+
+# --- the schema ----------------------------------------------------------------------------------
+def test_checked_in_schema_is_what_the_classes_generate() -> None:
+    assert json.loads(CHECKED_IN.read_text()) == schema(), \
+        "provider/schema.json is stale: run `python -m nat.provider schema > provider/schema.json`"
+
+
+def test_schema_names_the_package_and_its_components() -> None:
+    document = schema()
+    assert document["name"] == "nat" and document["version"] == __version__
+    assert document["namespace"] == "nat-instance-vpc"
+    assert set(document["resources"]) == {"nat:index:NatInstances", "nat:index:NatInstanceVpc"}
+    for resource in document["resources"].values():
+        assert resource["isComponent"] is True
+
+
+def property_specs(document: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+    """Every property spec of the schema, named by where it is."""
+    found = []
+    for token, resource in document["resources"].items():
+        for kind in ("inputProperties", "properties"):
+            found += [(f"{token}.{kind}.{name}", spec)
+                      for name, spec in resource.get(kind, {}).items()]
+    for token, type_spec in document.get("types", {}).items():
+        found += [(f"{token}.{name}", spec) for name, spec in type_spec["properties"].items()]
+    return found
+
+
+def test_schema_is_well_formed() -> None:
+    """What Pulumi's package metaschema demands of the parts we use (tokens, references,
+    required lists, primitive types), checked here without the CLI; the metaschema itself is
+    used too when PULUMI_METASCHEMA names a copy of pkg/codegen/schema/pulumi.json."""
+    document = schema()
+    assert re.match(r"^[a-zA-Z][-a-zA-Z0-9_]*$", document["name"])
+    assert re.match(r"^v?\d+\.\d+\.\d+$", document["version"])
+    assert re.match(r"^([a-z][a-z0-9]*)(-[a-z0-9]+)*$", document["namespace"])
+    for token in [*document["resources"], *document.get("types", {})]:
+        assert TOKEN_PATTERN.match(token), token
+
+    def check_type(where: str, spec: dict[str, Any]) -> None:
+        if "$ref" in spec:
+            reference = spec["$ref"]
+            assert reference.startswith("#/types/"), where
+            assert reference.removeprefix("#/types/") in document["types"], where
+        elif spec["type"] == "array":
+            check_type(where + "[]", spec["items"])
+        elif spec["type"] == "object":
+            check_type(where + "{}", spec["additionalProperties"])
+        else:
+            assert spec["type"] in ("boolean", "integer", "number", "string"), where
+
+    for where, spec in property_specs(document):
+        check_type(where, spec)
+        assert spec.get("description"), f"{where} has no description"
+    for token, resource in document["resources"].items():
+        assert set(resource["requiredInputs"]) <= set(resource["inputProperties"]), token
+        assert set(resource["required"]) <= set(resource["properties"]), token
+    metaschema = os.environ.get("PULUMI_METASCHEMA")
+    if metaschema:
+        text = Path(metaschema).read_text().replace("(?<", "(?P<")  # Python's re spelling
+        jsonschema.validate(document, json.loads(text))
+
+
+def test_shared_fields_are_the_same_in_both_components() -> None:
+    resources = schema()["resources"]
+    mine = resources["nat:index:NatInstances"]["inputProperties"]
+    theirs = resources["nat:index:NatInstanceVpc"]["inputProperties"]
+    shared = set(mine) & set(theirs)
+    assert shared == {"availabilityZones", "singleNat", "instance", "access", "tags"}
+    for name in shared - {"availabilityZones"}:
+        assert mine[name] == theirs[name], name
+
+
+def test_fields_that_decide_how_many_resources_exist_are_plain() -> None:
+    resources = schema()["resources"]
+    natinstances = resources["nat:index:NatInstances"]["inputProperties"]
+    for name in ("availabilityZones", "vpcCidrBlocks", "publicSubnetIds",
+                 "privateRouteTableIds", "privateCidrBlocks"):
+        assert natinstances[name]["plain"] is True, name
+    assert "plain" not in natinstances["vpcId"]
+    assert "plain" not in natinstances["publicSubnetIds"]["additionalProperties"]
+    assert "plain" not in natinstances["privateRouteTableIds"]["additionalProperties"]["items"]
+
+
+# --- Construct, as a TypeScript or YAML program calls it -----------------------------------------
+def construct(token: str, name: str, inputs: dict[str, Any],
+              mocks: AwsMocks | None = None) -> tuple[Graph, dict[str, Any]]:
+    """The engine's Construct path in process: camelCase inputs serialized as the engine sends
+    them, turned back into the component's arguments by the provider, the component built under
+    the mocks, its state serialized as the engine gets it back."""
+    answer: dict[str, Any] = {}
+
+    def body() -> None:
+        struct = _sync_await(rpc.serialize_properties(inputs, {}))
+        construct_inputs = _sync_await(ProviderServicer._construct_inputs(struct, {}))
+        result = provider().construct(name, token, construct_inputs, ResourceOptions())
+        response = _sync_await(ProviderServicer(provider(), [], "")._construct_response(result))
+        answer["state"] = rpc.deserialize_properties(response.state)
+
+    graph = run_under_mocks(body, {"aws:region": "us-east-1"}, stack="pkg", mocks=mocks)
+    return graph, answer.get("state", {})
+
+
+def mocked_vpc() -> AwsMocks:
+    mocks = AwsMocks("us-east-1")
+    mocks.subnets = {SUBNET_A: {"vpcId": VPC, "availabilityZone": A},
+                     SUBNET_B: {"vpcId": VPC, "availabilityZone": B}}
+    mocks.route_tables = {t: {"vpcId": VPC} for t in (RTB_A, RTB_B, RTB_B2)}
+    return mocks
+
+
+NAT_INSTANCES_INPUTS: dict[str, Any] = {
+    "vpcId": VPC,
+    "vpcCidrBlocks": ["10.0.0.0/16", "100.64.0.0/16"],
+    "availabilityZones": [A, B],
+    "publicSubnetIds": {A: SUBNET_A, B: SUBNET_B},
+    "privateRouteTableIds": {A: [RTB_A], B: [RTB_B, RTB_B2]},
+    "instance": {"instanceType": "c8gn.medium", "useElasticIp": True,
+                 "conntrack": {"maxEntries": 262144.0, "tcpTimeWaitTimeout": 15.0}},
+    "access": {"sshCidr": "198.51.100.0/24"},
+    "tags": {"team": "platform"},
+}
+
+
+def test_nat_instances_through_construct() -> None:
+    graph, state = construct("nat:index:NatInstances", "edge", NAT_INSTANCES_INPUTS,
+                             mocked_vpc())
+    nats = graph.of_type("aws:ec2/instance:Instance")
+    assert sorted(n.name for n in nats) == [f"edge-{A}", f"edge-{B}"]
+    assert {n.inputs["instanceType"] for n in nats} == {"c8gn.medium"}
+    user_data = decode_user_data(nats[0].inputs["userDataBase64"])
+    # numbers came as floats over the wire; the instance gets integers
+    assert "NAT_CONNTRACK_MAX=262144\nNAT_TCP_TIME_WAIT_TIMEOUT=15\n" in user_data
+    assert 'NAT_VPC_CIDRS="10.0.0.0/16 100.64.0.0/16"' in user_data
+    routes = graph.of_type("aws:ec2/route:Route")
+    by_table = {r.inputs["routeTableId"]: r.inputs["networkInterfaceId"] for r in routes}
+    eni = {n.name: n.inputs["primaryNetworkInterfaceId"] for n in nats}
+    assert by_table == {RTB_A: eni[f"edge-{A}"], RTB_B: eni[f"edge-{B}"],
+                        RTB_B2: eni[f"edge-{B}"]}
+    assert all(n.inputs["tags"]["team"] == "platform" for n in nats)
+    assert set(state) == {"securityGroupId", "natInstanceIds", "natNetworkInterfaceIds",
+                          "natPublicIps", "natZoneForPrivateRouteTables", "instanceRoleName"}
+    assert sorted(state["natPublicIps"]) == [A, B]
+    assert state["natZoneForPrivateRouteTables"] == {A: A, B: B}
+    assert state["natInstanceIds"] == {z: graph.named(f"edge-{z}").id for z in (A, B)}
+    # the plain ids were checked with AWS before anything was registered
+    lookups = [t for t, _ in graph.invokes if t.startswith("aws:ec2/get")]
+    assert lookups.count("aws:ec2/getSubnet:getSubnet") == 2
+    assert lookups.count("aws:ec2/getRouteTable:getRouteTable") == 3
+
+
+def test_nat_instance_vpc_through_construct() -> None:
+    graph, state = construct("nat:index:NatInstanceVpc", "guide", {
+        "availabilityZones": [A, B], "vpcCidr": "10.7.0.0/16", "singleNat": True,
+        "access": {"enableTestRules": True}})
+    assert len(graph.of_type("aws:ec2/instance:Instance")) == 1
+    assert state["vpcCidr"] == "10.7.0.0/16"
+    assert state["natZoneForPrivateRouteTables"] == {A: A, B: A}
+    assert sorted(state["privateSubnetIds"]) == [A, B]
+
+
+@pytest.mark.parametrize(("change", "paths", "message"), [
+    ({"availabilityZones": [A]}, ["publicSubnetIds", "privateRouteTableIds"],
+     "publicSubnetIds = [\"us-east-1a\", \"us-east-1b\"]: 'us-east-1b' is not one of "
+     "availabilityZones"),
+    ({"privateRouteTableIds": {A: [RTB_A], B: [RTB_A]}}, ["privateRouteTableIds.us-east-1b"],
+     f'privateRouteTableIds.us-east-1b = "{RTB_A}": route table given twice (also under '
+     "us-east-1a). Fix: give each route table once"),
+    ({"vpcId": "10.0.0.0/16"}, ["vpcId"], 'vpcId = "10.0.0.0/16": not a vpc- id. Fix: give the '
+                                          "id of a VPC, like vpc-0123456789abcdef0"),
+    ({"publicSubnetIds": {A: SUBNET_A, B: "sg-0123456789abcdef0"}}, ["publicSubnetIds.us-east-1b"],
+     'publicSubnetIds.us-east-1b = "sg-0123456789abcdef0": not a subnet- id'),
+    ({"instance": {"instanceType": "t4g.tiny", "conntrack": {"maxEntries": 1.5}}},
+     ["instance.instanceType", "instance.conntrack.maxEntries"],
+     'instance.conntrack.maxEntries = 1.5: not a whole number'),
+    ({"vpcCidrBlocks": ["10.0.0.0/16", "10.0.128.0/17"]}, ["vpcCidrBlocks"],
+     'vpcCidrBlocks = "10.0.0.0/16": overlaps vpcCidrBlocks 10.0.128.0/17'),
+    ({"privateCidrBlocks": ["192.168.0.0/24"]}, ["privateCidrBlocks"],
+     'privateCidrBlocks = "192.168.0.0/24": outside the VPC (10.0.0.0/16, 100.64.0.0/16)'),
+])
+def test_bad_arguments_are_refused_per_property_before_any_resource(
+        change: dict[str, Any], paths: list[str], message: str) -> None:
+    mocks = mocked_vpc()
+    with pytest.raises(InputPropertiesError) as raised:
+        construct("nat:index:NatInstances", "edge", {**NAT_INSTANCES_INPUTS, **change}, mocks)
+    errors = raised.value.errors or []
+    assert [e["property_path"] for e in errors] == paths
+    assert any(e["reason"].startswith(message) for e in errors), errors
+    assert str(raised.value).startswith('invalid arguments for NatInstances "edge"')
+    assert not mocks.counter, "a resource was registered"
+
+
+def test_a_subnet_of_another_vpc_or_az_is_refused_before_any_resource() -> None:
+    mocks = mocked_vpc()
+    mocks.subnets[SUBNET_B] = {"vpcId": "vpc-0ffffffffffffffff", "availabilityZone": B}
+    mocks.subnets[SUBNET_A] = {"vpcId": VPC, "availabilityZone": "us-east-1c"}
+    with pytest.raises(InputPropertiesError) as raised:
+        construct("nat:index:NatInstances", "edge", NAT_INSTANCES_INPUTS, mocks)
+    assert str(raised.value).splitlines()[1:] == [
+        f'  - publicSubnetIds.us-east-1a = "{SUBNET_A}": in us-east-1c, not us-east-1a. Fix: key '
+        "each subnet by its own AZ (a NAT in another AZ would carry this AZ's traffic across "
+        "AZs)",
+        f'  - publicSubnetIds.us-east-1b = "{SUBNET_B}": in vpc-0ffffffffffffffff, not in vpcId '
+        f"{VPC}. Fix: give a public subnet of that VPC"]
+    assert [e["property_path"] for e in raised.value.errors or []] == [
+        "publicSubnetIds.us-east-1a", "publicSubnetIds.us-east-1b"]
+    assert not mocks.counter
