@@ -10,7 +10,13 @@ $(VENV)/.installed: requirements.txt requirements-dev.txt
 	$(VENV)/bin/pip install -q -r requirements-dev.txt
 	touch $@
 
-setup: $(VENV)/.installed
+# node's TypeScript parser, to check the TypeScript example against the package schema
+tests/ts/node_modules/.installed: tests/ts/package-lock.json
+	command -v npm >/dev/null 2>&1 || bash scripts/system-packages.sh
+	npm ci --prefix tests/ts --silent --no-audit --no-fund
+	touch $@
+
+setup: $(VENV)/.installed tests/ts/node_modules/.installed
 
 system-packages:
 	bash scripts/system-packages.sh
@@ -24,10 +30,10 @@ lint: setup system-packages
 test: lint
 	$(PY) -m pytest
 
-generate: setup
+generate: $(VENV)/.installed
 	$(PY) scripts/generate.py
 
-plan: setup
+plan: $(VENV)/.installed
 	$(PY) -m natctl plan --stack dev
 
 bench: setup system-packages

@@ -15,6 +15,7 @@ from typing import Any
 
 import pulumi
 import pulumi_aws as aws
+from pulumi.runtime.sync_await import _sync_await
 
 from nat.ami import al2023_ssm_parameter
 from nat.args import NatInstancesArgs
@@ -60,6 +61,47 @@ def architecture_from_aws(supported: list[str] | None, fallback: str) -> str:
 def output_map(values: Mapping[str, pulumi.Input[str]]) -> pulumi.Output[dict[str, str]]:
     """AZ-keyed outputs as one output of a map (empty maps included)."""
     return pulumi.Output.from_input(dict(values))  # type: ignore[arg-type]
+
+
+PLAIN_MAPS = ("public_subnet_ids", "private_route_table_ids")
+
+
+def known_now(value: Any) -> tuple[bool, Any]:
+    """(True, the value) for a plain value or an output whose value is already here."""
+    if not isinstance(value, pulumi.Output):
+        return True, value
+    if not _sync_await(value.is_known()):
+        return False, None
+    return True, _sync_await(value.future())
+
+
+def plain_maps(args: Mapping[str, Any]) -> dict[str, Any]:
+    """The AZ-keyed maps with their keys in hand.
+
+    An engine or SDK that does not send output values hands a component a whole map as one
+    output (its dependencies attached) instead of a map of outputs. When its value is already
+    known, split it back into a map whose values keep those dependencies; when it is not
+    (a preview, before the resources exist), leave it for the checks to refuse clearly.
+    """
+    unwrapped = dict(args)
+    for key in PLAIN_MAPS:
+        whole = args.get(key)
+        known, value = known_now(whole)
+        if not isinstance(whole, pulumi.Output) or not known or not isinstance(value, dict):
+            continue
+
+        def part(path: tuple[Any, ...], output: pulumi.Output[Any] = whole) -> Any:
+            def pick(mapping: Any) -> Any:
+                for step in path:
+                    mapping = mapping[step]
+                return mapping
+            return output.apply(pick)
+
+        unwrapped[key] = {
+            zone: [part((zone, i)) for i in range(len(item))] if isinstance(item, list)
+            else part((zone,))
+            for zone, item in value.items()}
+    return unwrapped
 
 
 def invoke_options(opts: pulumi.ResourceOptions | None) -> pulumi.InvokeOptions:
@@ -124,6 +166,7 @@ class NatInstances(pulumi.ComponentResource):
     def __init__(self, name: str, args: NatInstancesArgs,
                  opts: pulumi.ResourceOptions | None = None, *,
                  _legacy: Legacy | None = None) -> None:
+        args = plain_maps(args)  # type: ignore[assignment]
         try:
             settings = nat_instances_settings(name, args)
         except ArgumentsError as error:

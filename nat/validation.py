@@ -274,7 +274,8 @@ def unknown_fields(problems: Problems, given: dict[str, Any], known: Iterable[st
     import difflib
     names = sorted(known)
     for key in sorted(set(given) - set(names)):
-        close = difflib.get_close_matches(key, names, n=1)
-        hint = f"did you mean {camel_case(prefix + close[0])}?" if close else (
+        close = difflib.get_close_matches(key, names, n=2)
+        hint = "did you mean " + " or ".join(camel_case(prefix + c) for c in close) + "?" \
+            if close else (
             "known fields: " + ", ".join(camel_case(n) for n in names) + ".")
         problems.fail(prefix + key, given[key], "unknown field", f"{hint} Remove it")

@@ -27,8 +27,8 @@ class CostLine:
     item: str
     quantity: float
     unit: str
-    unit_price: float
-    monthly: float
+    unit_price: float | None  # None: not in the dated price table
+    monthly: float | None
 
 
 @dataclass(frozen=True)
@@ -38,21 +38,27 @@ class CostEstimate:
     gb_per_month: float
     nat_instances: list[CostLine]
     nat_gateways: list[CostLine]
-    nat_instances_total: float
+    nat_instances_total: float | None  # None: the instance type's price is unknown here
     nat_gateways_total: float
-    monthly_saving: float
-    break_even_gb: float | None  # None: NAT instances are cheaper at any volume
+    monthly_saving: float | None
+    break_even_gb: float | None  # None: NAT instances are cheaper at any volume (or unknown)
     average_mbps_needed: float
-    baseline_mbps_per_nat: float
-    within_baseline: bool
+    baseline_mbps_per_nat: float | None
+    within_baseline: bool | None
     notes: list[str]
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
 
-def _line(item: str, quantity: float, unit: str, unit_price: float) -> CostLine:
-    return CostLine(item, quantity, unit, unit_price, round(quantity * unit_price, 2))
+def _line(item: str, quantity: float, unit: str, unit_price: float | None) -> CostLine:
+    return CostLine(item, quantity, unit, unit_price,
+                    None if unit_price is None else round(quantity * unit_price, 2))
+
+
+def _total(lines: list[CostLine]) -> float | None:
+    monthly = [line.monthly for line in lines]
+    return None if None in monthly else round(sum(m for m in monthly if m is not None), 2)
 
 
 def estimate(instance_type: str, nat_count: int, az_count: int, gb_per_month: float,
@@ -62,12 +68,8 @@ def estimate(instance_type: str, nat_count: int, az_count: int, gb_per_month: fl
     prices = prices or load_prices()
     if gb_per_month < 0:
         raise PriceError(f"--gb-per-month {gb_per_month}: must be 0 or more")
-    instance = prices["instances"].get(instance_type)
-    if instance is None:
-        raise PriceError(
-            f"natInstanceType {instance_type!r} is not in the price table {PRICES_PATH.name} "
-            f"({prices['region']}, {prices['as_of']}). Fix: use one of "
-            f"{', '.join(sorted(prices['instances']))}, or add its price to the table")
+    # A valid type the dated table lacks still gets a plan: its own price is unknown here.
+    instance = prices["instances"].get(instance_type, {"per_hour": None, "baseline_gbps": None})
     hours = prices["hours_per_month"]
     nat_hours = nat_count * hours
     # Cross-AZ traffic: with one NAT for N AZs, (N-1)/N of the traffic crosses an AZ boundary.
@@ -93,21 +95,29 @@ def estimate(instance_type: str, nat_count: int, az_count: int, gb_per_month: fl
         for lines in (instance_lines, gateway_lines):
             lines.append(_line("cross-AZ traffic (singleNat)", cross_az_gb, "GB",
                                prices["cross_az_per_gb"]))
-    instances_total = round(sum(line.monthly for line in instance_lines), 2)
-    gateways_total = round(sum(line.monthly for line in gateway_lines), 2)
+    instances_total = _total(instance_lines)
+    gateways_total = _total(gateway_lines)
+    assert gateways_total is not None
 
-    fixed_instances = sum(line.monthly for line in instance_lines if line.unit != "GB")
-    fixed_gateways = sum(line.monthly for line in gateway_lines if line.unit != "GB")
+    fixed_instances = _total([line for line in instance_lines if line.unit != "GB"])
+    fixed_gateways = sum(line.monthly or 0 for line in gateway_lines if line.unit != "GB")
     break_even = None
-    if fixed_instances > fixed_gateways:
+    if fixed_instances is not None and fixed_instances > fixed_gateways:
         break_even = round((fixed_instances - fixed_gateways) / prices["nat_gateway_per_gb"], 1)
 
     average_mbps = gb_per_month * 8000 / (hours * 3600)  # GB (10^9 bytes) → Mbit/s
-    baseline_mbps = instance["baseline_gbps"] * 1000
+    baseline_mbps = None if instance["baseline_gbps"] is None else \
+        instance["baseline_gbps"] * 1000
     per_nat_mbps = average_mbps / max(nat_count, 1)
     notes = [prices["internet_egress_per_gb_note"],
              f"Prices: {prices['region']} on-demand as of {prices['as_of']}; they change."]
-    if per_nat_mbps > baseline_mbps:
+    if instance["per_hour"] is None:
+        notes.append(f"{instance_type} is not in the dated price table ({PRICES_PATH.name}, "
+                     f"{prices['as_of']}): its hourly price and baseline bandwidth are unknown "
+                     "here, so are the NAT instances' total and the saving. See "
+                     "https://aws.amazon.com/ec2/pricing/on-demand/ and the type's network "
+                     "specifications")
+    if baseline_mbps is not None and per_nat_mbps > baseline_mbps:
         notes.append(f"{gb_per_month:g} GB/month averages {per_nat_mbps:.1f} Mbit/s per NAT, "
                      f"above {instance_type}'s baseline of {baseline_mbps:g} Mbit/s: choose a "
                      "larger instance type")
@@ -115,6 +125,8 @@ def estimate(instance_type: str, nat_count: int, az_count: int, gb_per_month: fl
         region=prices["region"], as_of=prices["as_of"], gb_per_month=gb_per_month,
         nat_instances=instance_lines, nat_gateways=gateway_lines,
         nat_instances_total=instances_total, nat_gateways_total=gateways_total,
-        monthly_saving=round(gateways_total - instances_total, 2), break_even_gb=break_even,
+        monthly_saving=None if instances_total is None else
+        round(gateways_total - instances_total, 2), break_even_gb=break_even,
         average_mbps_needed=round(average_mbps, 2), baseline_mbps_per_nat=baseline_mbps,
-        within_baseline=per_nat_mbps <= baseline_mbps, notes=notes)
+        within_baseline=None if baseline_mbps is None else per_nat_mbps <= baseline_mbps,
+        notes=notes)

@@ -16,6 +16,7 @@ from typing import Any
 
 import pulumi
 from pulumi.runtime import mocks as pulumi_mocks
+from pulumi.runtime import rpc
 
 from nat.instance_types import architecture_by_name
 
@@ -45,6 +46,7 @@ class Resource:
     id: str = ""
     outputs: dict[str, Any] = field(default_factory=dict)
     ignore_changes: list[str] = field(default_factory=list)
+    args: dict[str, Any] = field(default_factory=dict)  # what the program passed
     dependencies: list[str] = field(default_factory=list)  # URNs it waits for
     aliases: list[str] = field(default_factory=list)  # URNs it answers to (older layouts)
 
@@ -115,6 +117,11 @@ class AwsMocks(pulumi.runtime.Mocks):
         if args.token == "aws:ec2/getSubnet:getSubnet":
             return {"id": args.args["id"], **self.subnets[args.args["id"]]}
         if args.token == "aws:ec2/getRouteTable:getRouteTable":
+            if "subnetId" in args.args:  # the table associated with a subnet
+                subnet_id = args.args["subnetId"]
+                table_id = "rtb-" + subnet_id.removeprefix("subnet-")
+                return {"id": table_id, "routeTableId": table_id, "subnetId": subnet_id,
+                        "vpcId": self.subnets[subnet_id]["vpcId"]}
             table_id = args.args["routeTableId"]
             return {"id": table_id, "routeTableId": table_id, **self.route_tables[table_id]}
         return {}
@@ -137,15 +144,35 @@ class AwsMocks(pulumi.runtime.Mocks):
             outputs.update(name=args.name, arn=f"arn:aws:iam::123456789012:role/{args.name}")
         elif args.typ == "aws:iam/instanceProfile:InstanceProfile":
             outputs.update(name=args.name)
+        elif args.typ == "awsx:ec2:Vpc":  # its outputs only: some share an input's name
+            outputs = self._awsx_vpc(args.inputs)
         return resource_id, outputs
+
+    def _awsx_vpc(self, inputs: dict[str, Any]) -> dict[str, Any]:
+        """awsx.ec2.Vpc is a component of another package: what it would output, in its order
+        (subnets listed AZ by AZ, in availabilityZoneNames' order)."""
+        zones = inputs.get("availabilityZoneNames") or self.zone_names[:3]
+        self.counter += 1
+        base = self.counter
+        ids: dict[str, list[str]] = {"public": [], "private": []}
+        for zone in zones:
+            for kind in ("public", "private"):
+                subnet_id = f"subnet-{base:09x}{len(self.subnets):08x}"
+                ids[kind].append(subnet_id)
+                self.subnets[subnet_id] = {"vpcId": f"vpc-{base:017x}", "availabilityZone": zone}
+        return {"vpcId": f"vpc-{base:017x}", "publicSubnetIds": ids["public"],
+                "privateSubnetIds": ids["private"], "isolatedSubnetIds": []}
 
 
 class RecordingMonitor(pulumi_mocks.MockMonitor):
     """MockMonitor that also keeps each registration's parent and options."""
 
-    def __init__(self, mocks: AwsMocks) -> None:
+    def __init__(self, mocks: AwsMocks, project: str | None = None,
+                 stack: str | None = None) -> None:
         super().__init__(mocks)
         self.registrations: list[dict[str, Any]] = []
+        # outside a program run (a fake engine serving a plugin), say which stack this is
+        self.project, self.stack = project, stack
 
     def make_urn(self, parent: str, type_: str, name: str) -> str:
         """The engine's rule, not the mock's: the parent's whole type chain, and nothing for
@@ -154,7 +181,8 @@ class RecordingMonitor(pulumi_mocks.MockMonitor):
         parent_chain = parent.split("::")[2] if parent else ""
         if parent_chain and parent_chain != "pulumi:pulumi:Stack":
             type_ = f"{parent_chain}${type_}"
-        return "urn:pulumi:" + "::".join([pulumi.get_stack(), pulumi.get_project(), type_, name])
+        return "urn:pulumi:" + "::".join([self.stack or pulumi.get_stack(),
+                                          self.project or pulumi.get_project(), type_, name])
 
     def RegisterResource(self, request: Any) -> Any:  # noqa: N802 (gRPC method name)
         response = super().RegisterResource(request)  # type: ignore[no-untyped-call]
@@ -163,6 +191,7 @@ class RecordingMonitor(pulumi_mocks.MockMonitor):
                 "urn": response.urn, "type": request.type, "name": request.name,
                 "parent": request.parent, "custom": request.custom,
                 "ignore_changes": list(request.ignoreChanges),
+                "args": rpc.deserialize_properties(request.object),
                 "dependencies": list(request.dependencies),
                 # alias specs, or the URNs the SDK computes when the monitor lacks them
                 "aliases": [alias_urn(spec, request.type, request.name, response.urn)
@@ -259,5 +288,6 @@ def run_under_mocks(body: Callable[[], Any], config: Mapping[str, Any] | None = 
             type=record["type"], name=record["name"], urn=record["urn"],
             inputs=_plain(state.state if state else {}), parent=record["parent"],
             id=state.id if state else "", ignore_changes=record["ignore_changes"],
-            dependencies=record["dependencies"], aliases=record["aliases"]))
+            args=_plain(record["args"]), dependencies=record["dependencies"],
+            aliases=record["aliases"]))
     return Graph(resources=resources, exports=_plain(exports), invokes=mocks.invokes)

@@ -114,8 +114,37 @@ def build_plan(graph: Graph, stack: str, region: str, gb_per_month: float) -> di
             "aws:ec2/vpc:Vpc")[0].inputs["cidrBlock"],
         "availability_zones": zones, "security_group_rules": rules,
         "resource_counts": counts, "resource_total": sum(counts.values()),
+        "resource_tree": resource_tree(graph),
         "cost": cost_data,
     }
+
+
+def short_type(type_token: str) -> str:
+    """aws:ec2/routeTable:RouteTable → aws:ec2:RouteTable, as `pulumi preview` prints it."""
+    package, module, name = type_token.split(":")
+    return f"{package}:{module.split('/')[0]}:{name}"
+
+
+def resource_tree(graph: Graph) -> list[str]:
+    """The resources as `pulumi preview` draws them: each under its parent (siblings by name:
+    the order they register in varies)."""
+    children: dict[str, list[Any]] = {}
+    for resource in sorted(graph.resources, key=lambda r: r.name):
+        children.setdefault(resource.parent, []).append(resource)
+    urns = {r.urn for r in graph.resources}
+    lines: list[str] = []
+
+    def draw(resource: Any, prefix: str, last: bool, top: bool) -> None:
+        branch = "" if top else ("└─ " if last else "├─ ")
+        lines.append(f"{prefix}{branch}{short_type(resource.type)}  {resource.name}")
+        below = children.get(resource.urn, [])
+        extension = "" if top else ("   " if last else "│  ")
+        for index, child in enumerate(below):
+            draw(child, prefix + extension, index == len(below) - 1, False)
+
+    for root in (r for r in graph.resources if r.parent not in urns):
+        draw(root, "", True, True)
+    return lines
 
 
 def plan_stack(stack: str, gb_per_month: float, project_dir: Path | None = None) -> dict[str, Any]:
@@ -124,8 +153,8 @@ def plan_stack(stack: str, gb_per_month: float, project_dir: Path | None = None)
     return build_plan(graph, stack, config.get("aws:region", "us-east-1"), gb_per_month)
 
 
-def _money(value: float) -> str:
-    return f"${value:,.2f}"
+def _money(value: float | None) -> str:
+    return "unknown" if value is None else f"${value:,.2f}"
 
 
 def render_text(plan: dict[str, Any]) -> str:
@@ -158,6 +187,9 @@ def render_text(plan: dict[str, Any]) -> str:
     out.append(f"Resources: {plan['resource_total']}")
     for token, count in plan["resource_counts"].items():
         out.append(f"  {count:>3}  {token}")
+    out.append("")
+    out.append("Resource tree (as `pulumi preview` shows it)")
+    out.extend(f"  {line}" for line in plan["resource_tree"])
     cost = plan["cost"]
     out.append("")
     out.append(f"Monthly cost for {cost['gb_per_month']:g} GB/month through the NATs "
@@ -168,14 +200,17 @@ def render_text(plan: dict[str, Any]) -> str:
                                  cost["nat_gateways_total"])):
         out.append(f"  {title}: {_money(total)}")
         for line in lines:
+            price = "?" if line["unit_price"] is None else f"{line['unit_price']:g}"
             out.append(f"    {line['item']:<38} {line['quantity']:>9,.1f} {line['unit']:<15}"
-                       f" × {line['unit_price']:<7g} = {_money(line['monthly'])}")
+                       f" × {price:<7} = {_money(line['monthly'])}")
     out.append(f"  saving with NAT instances: {_money(cost['monthly_saving'])}/month")
     out.append("  break-even: " + (
+        "unknown" if cost["monthly_saving"] is None else
         "none, NAT instances cost less at any volume" if cost["break_even_gb"] is None
         else f"NAT Gateways cost less below {cost['break_even_gb']:g} GB/month"))
+    baseline = cost["baseline_mbps_per_nat"]
     out.append(f"  average throughput needed: {cost['average_mbps_needed']:g} Mbit/s; baseline "
-               f"per NAT: {cost['baseline_mbps_per_nat']:g} Mbit/s")
+               f"per NAT: {'unknown' if baseline is None else f'{baseline:g} Mbit/s'}")
     out.extend(f"  note: {note}" for note in cost["notes"])
     return "\n".join(out) + "\n"
 

@@ -37,14 +37,18 @@ def pulumi_yaml(text: str) -> str:
     return head + "\n" + block
 
 
+def replacement(table: str) -> Callable[[re.Match[str]], str]:
+    return lambda match: match.group(1) + table + match.group(2)
+
+
 def readme(text: str) -> str:
     for name, render in README_BLOCKS.items():
         pattern = re.compile(rf"(<!-- generated: {name} -->\n).*?(\n<!-- end: {name} -->)",
                              re.S)
         if not pattern.search(text):
             raise SystemExit(f"README.md has no `<!-- generated: {name} -->` block")
-        table = render()
-        text = pattern.sub(lambda m: m.group(1) + table + m.group(2), text)
+        # a replacement function: the table's text is taken literally (no \1 escapes)
+        text = pattern.sub(replacement(render()), text)
     return text
 
 

@@ -5,6 +5,9 @@ from __future__ import annotations
 import json
 import os
 import re
+import subprocess
+import sys
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -237,3 +240,35 @@ def test_a_subnet_of_another_vpc_or_az_is_refused_before_any_resource() -> None:
     assert [e["property_path"] for e in raised.value.errors or []] == [
         "publicSubnetIds.us-east-1a", "publicSubnetIds.us-east-1b"]
     assert not mocks.counter
+
+
+# --- the Python package ------------------------------------------------------------------------
+def test_the_wheel_holds_the_product_only(tmp_path: Path) -> None:
+    """`pip install` gives the components and what `pulumi up` needs, not the test bed, the
+    benchmark or the operator commands; the bootstrap script travels with it."""
+    subprocess.run([sys.executable, "-m", "pip", "wheel", str(ROOT), "--no-deps",
+                    "--no-build-isolation", "-q", "-w", str(tmp_path)],
+                   check=True, capture_output=True, timeout=300)
+    [wheel] = tmp_path.glob("nat_instance_vpc-*.whl")
+    assert wheel.name == f"nat_instance_vpc-{__version__}-py3-none-any.whl"
+    names = zipfile.ZipFile(wheel).namelist()
+    packages = {name.split("/")[0] for name in names}
+    assert packages == {"nat", f"nat_instance_vpc-{__version__}.dist-info"}
+    assert "nat/nat-bootstrap.sh" in names and "nat/nat_instances.py" in names
+    metadata = zipfile.ZipFile(wheel).read(
+        f"nat_instance_vpc-{__version__}.dist-info/METADATA").decode()
+    requirements = [line for line in metadata.splitlines() if line.startswith("Requires-Dist")]
+    assert [re.split(r"[<>=]", r.split(":")[1])[0].strip() for r in requirements] == \
+        ["pulumi", "pulumi-aws", "botocore"]
+
+    # installed on its own, it imports and finds its script
+    target = tmp_path / "site"
+    subprocess.run([sys.executable, "-m", "pip", "install", "--no-deps", "-q", "--target",
+                    str(target), str(wheel)], check=True, capture_output=True, timeout=300)
+    probe = ("import nat, nat.userdata; from nat import NatInstances, NatInstanceVpc; "
+             "print(nat.__file__); print(len(nat.userdata.bootstrap_script()))")
+    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                            env={**os.environ, "PYTHONPATH": str(target)}, cwd=tmp_path,
+                            check=True, timeout=120)
+    location, script_size = result.stdout.split()
+    assert location.startswith(str(target)) and int(script_size) > 1000

@@ -14,7 +14,7 @@ import jsonschema
 import pytest
 
 from natctl.__main__ import main
-from natctl.cost import PriceError, estimate
+from natctl.cost import estimate
 from natctl.offline import run_program
 from natctl.plan import plan_stack, render_text
 from natctl.stacks import load_stack_config
@@ -111,6 +111,7 @@ def test_break_even_for_an_expensive_instance() -> None:
     assert cost.break_even_gb == 1123.8
     below = estimate("c6in.large", nat_count=1, az_count=1, gb_per_month=1000)
     above = estimate("c6in.large", nat_count=1, az_count=1, gb_per_month=1200)
+    assert below.monthly_saving is not None and above.monthly_saving is not None
     assert below.monthly_saving < 0 < above.monthly_saving
 
 
@@ -182,12 +183,28 @@ def test_invalid_stack_config_gives_the_programs_error(
     assert "Traceback" not in err
 
 
-def test_instance_type_without_a_price(tmp_path: Path) -> None:
+def test_instance_type_without_a_price_still_gets_a_plan(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A real type the dated table lacks: the plan, with its price and baseline unknown."""
     project = stack_dir(tmp_path, "big", {"aws:region": "us-east-1",
-                                          "nat-instance-vpc:natInstanceType": "m6i.4xlarge"})
-    with pytest.raises(PriceError, match=r"natInstanceType 'm6i.4xlarge' is not in the price "
-                                         r"table prices.json \(us-east-1, 2026-11-01\)"):
-        plan_stack("big", 100, project)
+                                          "nat-instance-vpc:natInstanceType": "c8gn.medium"})
+    plan = plan_stack("big", 100, project)
+    jsonschema.validate(plan, SCHEMA)
+    cost = plan["cost"]
+    assert cost["nat_instances_total"] is None and cost["monthly_saving"] is None
+    assert cost["nat_gateways_total"] == 73.0 + 4.5  # the gateway side is still known
+    ec2_line = cost["nat_instances"][0]
+    assert ec2_line["item"] == "EC2 c8gn.medium (NAT instance)"
+    assert ec2_line["unit_price"] is None and ec2_line["monthly"] is None
+    assert cost["nat_instances"][1]["monthly"] == 7.3  # two addresses, priced
+    assert any("c8gn.medium is not in the dated price table" in n for n in cost["notes"])
+    assert plan["availability_zones"][0]["nat_instance"]["architecture"] == "arm64"
+    code, out, _ = cli(capsys, "plan", "--stack", "big", "--project-dir", str(tmp_path))
+    assert code == 0
+    assert "  NAT instances (this stack): unknown\n" in out
+    assert "EC2 c8gn.medium (NAT instance)" in out and "× ?       = unknown" in out
+    assert "saving with NAT instances: unknown/month" in out
+    assert "baseline per NAT: unknown" in out
 
 
 def test_stack_file_that_is_not_yaml(tmp_path: Path,

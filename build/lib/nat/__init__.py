@@ -1,0 +1,41 @@
+"""nat-instance-vpc: private subnets reach the internet through EC2 NAT instances.
+
+The components, importable from Python programs:
+
+    from nat import NatInstances, NatInstanceVpc
+
+They load on first use, so the pure modules (config, rules, settings…) stay quick to import.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+__version__ = "0.2.0"
+PACKAGE_NAME = "nat"  # the Pulumi package: type tokens are nat:index:<Component>
+
+if TYPE_CHECKING:
+    from nat.args import (
+        AccessArgs,
+        ConntrackArgs,
+        InstanceArgs,
+        NatInstancesArgs,
+        NatInstanceVpcArgs,
+    )
+    from nat.nat_instances import NatInstances
+    from nat.vpc import NatInstanceVpc
+
+_EXPORTS = {
+    "NatInstances": "nat.nat_instances", "NatInstanceVpc": "nat.vpc",
+    "NatInstancesArgs": "nat.args", "NatInstanceVpcArgs": "nat.args",
+    "InstanceArgs": "nat.args", "AccessArgs": "nat.args", "ConntrackArgs": "nat.args",
+}
+__all__ = ["AccessArgs", "ConntrackArgs", "InstanceArgs", "NatInstanceVpc", "NatInstanceVpcArgs",
+           "NatInstances", "NatInstancesArgs"]
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _EXPORTS:
+        raise AttributeError(f"module 'nat' has no attribute {name!r}")
+    import importlib
+    return getattr(importlib.import_module(_EXPORTS[name]), name)

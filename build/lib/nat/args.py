@@ -1,0 +1,120 @@
+"""The components' arguments, as TypedDicts: the package schema is generated from these.
+
+Every field has a docstring (it becomes the schema's description, shown by IDEs in every
+language). Fields that decide how many resources exist (the AZ list, the CIDR lists, the map
+keys) are plain values; ids of resources may be outputs of resources made in the same program.
+
+No `from __future__ import annotations` here: Pulumi's schema analyzer reads these annotations
+at run time and fails on strings.
+"""
+
+from typing import NotRequired, TypedDict
+
+import pulumi
+
+
+class ConntrackArgs(TypedDict):
+    """Connection-tracking tuning of each NAT. Unset values are computed on the instance."""
+
+    max_entries: NotRequired[int]
+    """Tracking table size (net.netfilter.nf_conntrack_max), 4,096 to 4,194,304. Default: 256
+    entries per MiB of the instance's memory, 65,536 to 2,097,152 (131,072 on a t4g.nano)."""
+    tcp_established_timeout: NotRequired[int]
+    """Seconds an idle established TCP flow stays tracked, 300 to 432,000. Default 7,440
+    (RFC 5382's 2 h 4 min) instead of the kernel's 5 days."""
+    tcp_time_wait_timeout: NotRequired[int]
+    """Seconds a closed TCP flow stays tracked in TIME_WAIT, 1 to 120. Default 30 instead of
+    120, so connection churn does not fill the table."""
+
+
+class InstanceArgs(TypedDict):
+    """How each NAT instance is launched."""
+
+    instance_type: NotRequired[str]
+    """EC2 instance type, e.g. t4g.nano (default), t4g.micro, c7gn.medium. For a NAT it is a
+    bandwidth choice: see its baseline bandwidth. The architecture (arm64 or x86_64) is read
+    from AWS at deploy time."""
+    ami_id: NotRequired[str]
+    """Pin the AMI (e.g. one made by `python -m natctl bake-ami`); changing it replaces the
+    NATs. Default: the latest Amazon Linux 2023 for the architecture, from AWS's public SSM
+    parameter, read once (a newer release does not replace running NATs)."""
+    key_name: NotRequired[str]
+    """An existing EC2 key pair for SSH to the NATs. Default: none."""
+    use_elastic_ip: NotRequired[bool]
+    """Give each NAT an Elastic IP: a stable egress address (default true). false: an
+    auto-assigned public IP that changes when the instance stops or is replaced."""
+    enable_ssm: NotRequired[bool]
+    """Attach AmazonSSMManagedInstanceCore so the NATs are reachable through SSM without SSH
+    (default true)."""
+    conntrack: NotRequired[ConntrackArgs]
+    """Connection-tracking tuning; every value has a sensible default."""
+
+
+class AccessArgs(TypedDict):
+    """Who may reach the NATs themselves (the guide's security-group table)."""
+
+    ssh_cidr: NotRequired[str]
+    """The operator network's public range allowed to SSH to the NATs (the guide's port 22
+    rule). Default: none, so no SSH rule at all."""
+    allow_ssh_from_anywhere: NotRequired[bool]
+    """Must be true to accept an sshCidr wider than /8 such as 0.0.0.0/0. Not recommended."""
+    enable_test_rules: NotRequired[bool]
+    """Add the guide's connectivity-test rules: ICMP in from the private ranges, ICMP out to
+    anywhere, SSH out to the private ranges (the NAT as a bastion). Default false."""
+
+
+class NatInstancesArgs(TypedDict):
+    """Arguments of NatInstances: NAT instances for an existing VPC."""
+
+    vpc_id: pulumi.Input[str]
+    """The VPC, e.g. `vpc.vpcId` of an awsx.ec2.Vpc, or an aws.ec2.Vpc's id."""
+    vpc_cidr_blocks: list[str]
+    """Every IPv4 CIDR of the VPC whose hosts use the NATs: the primary and any secondary
+    CIDR. The NATs forward and masquerade traffic from these ranges only; a host in a range
+    not listed gets no egress."""
+    availability_zones: list[str]
+    """The AZs to serve, e.g. ["us-east-1a", "us-east-1b"]: the keys of publicSubnetIds and
+    privateRouteTableIds."""
+    public_subnet_ids: dict[str, pulumi.Input[str]]
+    """AZ → the public subnet (routed to an internet gateway) where that AZ's NAT runs."""
+    private_route_table_ids: dict[str, list[pulumi.Input[str]]]
+    """AZ → the route tables of that AZ's private subnets: each gets 0.0.0.0/0 → the NAT of
+    its AZ. A route table must not already have a 0.0.0.0/0 route."""
+    private_cidr_blocks: NotRequired[list[str]]
+    """Sources the NAT security group admits on ports 80 and 443 (the guide's "private subnet
+    CIDR(s)"). Default: vpcCidrBlocks."""
+    single_nat: NotRequired[bool]
+    """One NAT, in the first AZ, for every AZ: cheaper, but cross-AZ charges and that AZ's
+    failure cuts egress for all. Default false."""
+    instance: NotRequired[InstanceArgs]
+    """How each NAT instance is launched."""
+    access: NotRequired[AccessArgs]
+    """Who may reach the NATs themselves."""
+    tags: NotRequired[dict[str, str]]
+    """Tags added to every resource the component creates."""
+
+
+class NatInstanceVpcArgs(TypedDict):
+    """Arguments of NatInstanceVpc: the AWS guide's whole network."""
+
+    availability_zones: list[str]
+    """The AZs, e.g. ["us-east-1a", "us-east-1b"]: one public subnet, one private subnet and
+    (unless singleNat) one NAT each."""
+    vpc_cidr: NotRequired[str]
+    """VPC IPv4 CIDR, /16 to /28 (/24 or larger when subnets are derived). Default
+    10.0.0.0/16."""
+    public_subnet_cidrs: NotRequired[list[str]]
+    """One CIDR per AZ. Default: VPC prefix + 4 bits, blocks 0.. of the VPC (10.0.0.0/20,
+    10.0.16.0/20 for 10.0.0.0/16)."""
+    private_subnet_cidrs: NotRequired[list[str]]
+    """One CIDR per AZ. Default: VPC prefix + 4 bits, from the second half of the VPC
+    (10.0.128.0/20, 10.0.144.0/20 for 10.0.0.0/16)."""
+    single_nat: NotRequired[bool]
+    """One NAT, in the first AZ, for every AZ: cheaper, but cross-AZ charges and that AZ's
+    failure cuts egress for all. Default false."""
+    instance: NotRequired[InstanceArgs]
+    """How each NAT instance is launched."""
+    access: NotRequired[AccessArgs]
+    """Who may reach the NATs themselves."""
+    tags: NotRequired[dict[str, str]]
+    """Tags added to every resource the component creates."""

@@ -1,0 +1,113 @@
+"""The stack program: read this stack's config, build NatInstanceVpc, export its outputs.
+
+Every check and lookup happens before the first resource is registered, so a bad stack
+changes nothing in the account.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+from typing import Any, cast
+
+import pulumi
+import pulumi_aws as aws
+from pulumi.runtime.config import CONFIG, get_config_env
+
+from nat.args import NatInstanceVpcArgs
+from nat.config import (
+    PROJECT,
+    StackSettings,
+    config_namespace_values,
+    parse_stack_config,
+)
+from nat.validation import ArgumentsError
+from nat.vpc import NatInstanceVpc
+
+
+def choose_availability_zones(stack: StackSettings, region: str,
+                              region_zones: Sequence[str]) -> tuple[str, ...]:
+    """The configured AZs, or the region's first azCount; ArgumentsError if the region is
+    short."""
+    heading = "invalid stack configuration"
+    if stack.availability_zones is not None:
+        unknown = [z for z in stack.availability_zones if z not in region_zones]
+        if unknown and region_zones:
+            raise ArgumentsError(heading, [
+                f"{PROJECT}:availabilityZones: {unknown[0]} is not an available AZ of "
+                f"{region}. Fix: use some of {', '.join(region_zones)}"])
+        return stack.availability_zones
+    if len(region_zones) < stack.az_count:
+        raise ArgumentsError(heading, [
+            f"{PROJECT}:azCount = {stack.az_count}: region {region} has only "
+            f"{len(region_zones)} available AZs ({', '.join(region_zones)}). "
+            f"Fix: set azCount to at most {len(region_zones)}"])
+    return tuple(sorted(region_zones)[:stack.az_count])
+
+
+def stack_region(aws_config: Mapping[str, str | None]) -> str:
+    region = aws_config.get("region") or os.environ.get("AWS_REGION") or \
+        os.environ.get("AWS_DEFAULT_REGION")
+    if not region:
+        raise ArgumentsError("invalid stack configuration", [
+            "aws:region is not set. Fix: `pulumi config set aws:region us-east-1` "
+            "(or your region)"])
+    return region
+
+
+def all_config() -> dict[str, object]:
+    """Every config value the engine passed to this program (either way it passes them)."""
+    return {**get_config_env(), **CONFIG.get()}
+
+
+def build_stack(name: str | None = None) -> NatInstanceVpc:
+    config = all_config()
+    region = stack_region({"region": pulumi.Config("aws").get("region")})
+    stack = parse_stack_config(config_namespace_values(config, PROJECT), PROJECT, region)
+    zones_result = aws.get_availability_zones(
+        state="available",
+        filters=[aws.GetAvailabilityZonesFilterArgs(name="opt-in-status",
+                                                    values=["opt-in-not-required"])])
+    zones = choose_availability_zones(stack, region, list(zones_result.names))
+    return NatInstanceVpc(name or pulumi.get_stack(),
+                          cast(NatInstanceVpcArgs, stack.component_args(zones)))
+
+
+def stack_outputs(network: NatInstanceVpc) -> dict[str, Any]:
+    """What `pulumi stack output` shows: the component's outputs and the settings `verify`
+    checks against."""
+    settings = network.settings
+    options = settings.options
+    nat_for_private_subnet = pulumi.Output.all(
+        network.nat_instance_ids, network.nat_zone_for_private_route_tables).apply(
+        lambda pair: {zone: pair[0][nat_zone] for zone, nat_zone in pair[1].items()})
+    return {
+        "vpc_id": network.vpc_id,
+        "vpc_cidr": network.vpc_cidr,
+        "availability_zones": list(settings.availability_zones),
+        "internet_gateway_id": network.internet_gateway_id,
+        "public_route_table_id": network.public_route_table_id,
+        "public_subnet_ids": network.public_subnet_ids,
+        "private_subnet_ids": network.private_subnet_ids,
+        "private_subnet_cidrs": network.private_subnet_cidrs,
+        "nat_instance_ids": network.nat_instance_ids,
+        "nat_network_interface_ids": network.nat_network_interface_ids,
+        "nat_public_ips": network.nat_public_ips,
+        "nat_for_private_subnet": nat_for_private_subnet,
+        "nat_zone_for_private_subnet": network.nat_zone_for_private_route_tables,
+        "private_route_table_ids": network.private_route_table_ids,
+        "security_group_id": network.security_group_id,
+        "ssh_cidr": str(options.access.ssh_cidr) if options.access.ssh_cidr else None,
+        "test_rules_enabled": options.access.enable_test_rules,
+        "elastic_ips": options.instance.use_elastic_ip,
+    }
+
+
+def main() -> None:
+    try:
+        network = build_stack()
+    except ArgumentsError as error:
+        # RunError prints the message alone, without a Python traceback.
+        raise pulumi.RunError(str(error)) from None
+    for output_name, value in stack_outputs(network).items():
+        pulumi.export(output_name, value)

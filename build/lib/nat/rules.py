@@ -1,0 +1,99 @@
+"""The guide's NAT security-group table, kept once, as data.
+
+The program builds one rule resource per expanded row, the verifier compares a live security
+group against the same expansion, and the README's table is rendered from it (a test keeps the
+README in step).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from ipaddress import IPv4Network
+
+ANYWHERE = "0.0.0.0/0"
+
+
+@dataclass(frozen=True)
+class GuideRule:
+    direction: str  # "inbound" | "outbound"
+    peer: str  # "private_subnets" | "operator_network" | "anywhere"
+    protocol: str  # "tcp" | "icmp"
+    port: int | None  # None: all ICMP types
+    why: str
+    test_only: bool = False  # the guide's "test your NAT" additions
+
+
+GUIDE_RULES: tuple[GuideRule, ...] = (
+    GuideRule("inbound", "private_subnets", "tcp", 80, "HTTP from private servers"),
+    GuideRule("inbound", "private_subnets", "tcp", 443, "HTTPS from private servers"),
+    GuideRule("inbound", "operator_network", "tcp", 22,
+              "SSH to the NAT from the operator network (via the internet gateway)"),
+    GuideRule("outbound", "anywhere", "tcp", 80, "HTTP to the internet"),
+    GuideRule("outbound", "anywhere", "tcp", 443, "HTTPS to the internet"),
+    GuideRule("inbound", "private_subnets", "icmp", None,
+              "ping from private servers (guide's test)", test_only=True),
+    GuideRule("outbound", "anywhere", "icmp", None,
+              "ping to the internet (guide's test)", test_only=True),
+    GuideRule("outbound", "private_subnets", "tcp", 22,
+              "SSH from the NAT to private servers, NAT as bastion (guide's test)",
+              test_only=True),
+)
+
+PEER_LABELS = {
+    "private_subnets": "private subnet CIDR(s)",
+    "operator_network": "operator network (sshCidr)",
+    "anywhere": ANYWHERE,
+}
+
+
+@dataclass(frozen=True, order=True)
+class SecurityGroupRule:
+    """One concrete rule: one direction, one CIDR, one protocol and port range."""
+
+    direction: str
+    cidr: str
+    protocol: str
+    from_port: int
+    to_port: int
+    description: str
+
+    @property
+    def slug(self) -> str:
+        """A short stable name fragment, unique within one security group."""
+        port = "all" if self.protocol == "icmp" else str(self.from_port)
+        direction = "in" if self.direction == "inbound" else "out"
+        cidr = self.cidr.replace("/", "-").replace(".", "-")
+        return f"{direction}-{self.protocol}-{port}-{cidr}"
+
+
+def expand_rules(private_cidrs: Sequence[IPv4Network], ssh_cidr: IPv4Network | None,
+                 include_test_rules: bool) -> list[SecurityGroupRule]:
+    """The guide's table for one deployment: each row times each CIDR of its peer."""
+    peers: dict[str, list[str]] = {
+        "private_subnets": [str(c) for c in private_cidrs],
+        "operator_network": [str(ssh_cidr)] if ssh_cidr is not None else [],
+        "anywhere": [ANYWHERE],
+    }
+    rules = []
+    for row in GUIDE_RULES:
+        if row.test_only and not include_test_rules:
+            continue
+        for cidr in peers[row.peer]:
+            from_port, to_port = (-1, -1) if row.port is None else (row.port, row.port)
+            rules.append(SecurityGroupRule(row.direction, cidr, row.protocol, from_port,
+                                           to_port, row.why))
+    return rules
+
+
+def guide_table_markdown() -> str:
+    """The README's table, rendered from GUIDE_RULES."""
+    lines = ["| direction | peer | protocol | port | why | when |",
+             "|---|---|---|---|---|---|"]
+    for row in GUIDE_RULES:
+        port = "all ICMPv4" if row.port is None else str(row.port)
+        when = "enableTestRules: true" if row.test_only else (
+            "sshCidr set" if row.peer == "operator_network" else "always")
+        lines.append(f"| {row.direction} | {PEER_LABELS[row.peer]} | {row.protocol.upper()} | "
+                     f"{port} | {row.why} | {when} |")
+    return "\n".join(lines)

@@ -1,0 +1,152 @@
+"""NatInstanceVpc: the AWS guide's whole network, its own VPC and subnets plus NatInstances.
+
+No `from __future__ import annotations` here: Pulumi's schema analyzer reads this module's
+annotations at run time.
+"""
+
+from typing import Any
+
+import pulumi
+import pulumi_aws as aws
+
+from nat.args import NatInstancesArgs, NatInstanceVpcArgs
+from nat.nat_instances import TAG_COMPONENT, InvalidArgumentsError, Legacy, NatInstances, output_map
+from nat.rules import ANYWHERE
+from nat.settings import VpcSettings, nat_instance_vpc_settings
+from nat.validation import ArgumentsError
+
+COMPONENT_TYPE = "nat:index:NatInstanceVpc"
+
+
+class NatInstanceVpc(pulumi.ComponentResource):
+    """The AWS guide "NAT instances": a VPC with one public and one private subnet per AZ, an
+    internet gateway, and private subnets that reach the internet through NAT instances
+    (NatInstances) instead of NAT Gateways."""
+
+    vpc_id: pulumi.Output[str]
+    """The VPC."""
+    vpc_cidr: pulumi.Output[str]
+    """The VPC's IPv4 CIDR."""
+    internet_gateway_id: pulumi.Output[str]
+    """The internet gateway."""
+    public_route_table_id: pulumi.Output[str]
+    """The public subnets' route table (0.0.0.0/0 → the internet gateway)."""
+    public_subnet_ids: pulumi.Output[dict[str, str]]
+    """AZ → public subnet (where that AZ's NAT runs)."""
+    private_subnet_ids: pulumi.Output[dict[str, str]]
+    """AZ → private subnet."""
+    private_subnet_cidrs: pulumi.Output[dict[str, str]]
+    """AZ → private subnet CIDR."""
+    private_route_table_ids: pulumi.Output[dict[str, str]]
+    """AZ → the private subnet's route table (0.0.0.0/0 → a NAT)."""
+    security_group_id: pulumi.Output[str]
+    """The NATs' security group: exactly the guide's table."""
+    nat_instance_ids: pulumi.Output[dict[str, str]]
+    """AZ → the NAT instance in that AZ."""
+    nat_network_interface_ids: pulumi.Output[dict[str, str]]
+    """AZ → the primary network interface of that AZ's NAT: the route target."""
+    nat_public_ips: pulumi.Output[dict[str, str]]
+    """AZ → the NAT's public address. Partners' allow-lists need all of them."""
+    nat_zone_for_private_route_tables: pulumi.Output[dict[str, str]]
+    """AZ → the AZ whose NAT its private route table uses."""
+
+    def __init__(self, name: str, args: NatInstanceVpcArgs,
+                 opts: pulumi.ResourceOptions | None = None) -> None:
+        try:
+            settings = nat_instance_vpc_settings(name, args)
+        except ArgumentsError as error:
+            raise InvalidArgumentsError.of(error) from None
+        super().__init__(COMPONENT_TYPE, name, None, opts)
+        self._name = name
+        self._settings = settings
+        self._build(args)
+
+    def _tags(self, resource_name: str) -> dict[str, str]:
+        return {**self._settings.options.tags, "Name": resource_name,
+                TAG_COMPONENT: self._name}
+
+    def _options(self, parent: pulumi.Resource) -> pulumi.ResourceOptions:
+        """Grouped under `parent`; 0.1 kept everything directly under the component (alias)."""
+        aliases = None if parent is self else [pulumi.Alias(parent=self)]
+        return pulumi.ResourceOptions(parent=parent, aliases=aliases)
+
+    def _build(self, args: NatInstanceVpcArgs) -> None:
+        name, settings = self._name, self._settings
+
+        def resource(kind: Any, resource_name: str, parent: pulumi.Resource,
+                     tagged: bool = True, **props: Any) -> Any:
+            if tagged:
+                props["tags"] = self._tags(resource_name)
+            return kind(resource_name, **props, opts=self._options(parent))
+
+        vpc = resource(aws.ec2.Vpc, f"{name}-vpc", self, cidr_block=str(settings.vpc_cidr),
+                       enable_dns_support=True, enable_dns_hostnames=True)
+        internet_gateway = resource(aws.ec2.InternetGateway, f"{name}-igw", vpc, vpc_id=vpc.id)
+        public_route_table = resource(aws.ec2.RouteTable, f"{name}-public-rt", vpc,
+                                      vpc_id=vpc.id)
+        resource(aws.ec2.Route, f"{name}-public-default-route", public_route_table,
+                 tagged=False, route_table_id=public_route_table.id,
+                 destination_cidr_block=ANYWHERE, gateway_id=internet_gateway.id)
+
+        public_subnets: dict[str, aws.ec2.Subnet] = {}
+        private_subnets: dict[str, aws.ec2.Subnet] = {}
+        private_route_tables: dict[str, aws.ec2.RouteTable] = {}
+        for zone, public_cidr, private_cidr in zip(settings.availability_zones,
+                                                   settings.public_subnet_cidrs,
+                                                   settings.private_subnet_cidrs, strict=True):
+            public_subnets[zone] = resource(
+                aws.ec2.Subnet, f"{name}-public-{zone}", vpc, vpc_id=vpc.id,
+                cidr_block=str(public_cidr), availability_zone=zone,
+                map_public_ip_on_launch=False)
+            resource(aws.ec2.RouteTableAssociation, f"{name}-public-rta-{zone}",
+                     public_subnets[zone], tagged=False, subnet_id=public_subnets[zone].id,
+                     route_table_id=public_route_table.id)
+            private_subnets[zone] = resource(
+                aws.ec2.Subnet, f"{name}-private-{zone}", vpc, vpc_id=vpc.id,
+                cidr_block=str(private_cidr), availability_zone=zone,
+                map_public_ip_on_launch=False)
+            private_route_tables[zone] = resource(
+                aws.ec2.RouteTable, f"{name}-private-rt-{zone}", private_subnets[zone],
+                vpc_id=vpc.id)
+            resource(aws.ec2.RouteTableAssociation, f"{name}-private-rta-{zone}",
+                     private_subnets[zone], tagged=False, subnet_id=private_subnets[zone].id,
+                     route_table_id=private_route_tables[zone].id)
+
+        nat_args: NatInstancesArgs = {
+            **{key: args[key] for key in ("single_nat", "instance", "access")  # type: ignore[typeddict-item]
+               if key in args},
+            "tags": {TAG_COMPONENT: name, **settings.options.tags},
+            "vpc_id": vpc.id,
+            "vpc_cidr_blocks": [str(settings.vpc_cidr)],
+            "availability_zones": list(settings.availability_zones),
+            "private_cidr_blocks": [str(c) for c in settings.private_subnet_cidrs],
+            "public_subnet_ids": {z: s.id for z, s in public_subnets.items()},
+            "private_route_table_ids": {z: [t.id] for z, t in private_route_tables.items()},
+        }
+        nat = NatInstances(f"{name}-nat", nat_args, pulumi.ResourceOptions(parent=self),
+                           _legacy=Legacy(self, {z: f"{name}-private-default-route-{z}"
+                                                 for z in settings.availability_zones}))
+
+        self.vpc_id = vpc.id
+        self.vpc_cidr = pulumi.Output.from_input(str(settings.vpc_cidr))
+        self.internet_gateway_id = internet_gateway.id
+        self.public_route_table_id = public_route_table.id
+        self.public_subnet_ids = output_map({z: s.id for z, s in public_subnets.items()})
+        self.private_subnet_ids = output_map({z: s.id for z, s in private_subnets.items()})
+        self.private_subnet_cidrs = output_map({z: str(c) for z, c in zip(
+            settings.availability_zones, settings.private_subnet_cidrs, strict=True)})
+        self.private_route_table_ids = output_map(
+            {z: t.id for z, t in private_route_tables.items()})
+        self.security_group_id = nat.security_group_id
+        self.nat_instance_ids = nat.nat_instance_ids
+        self.nat_network_interface_ids = nat.nat_network_interface_ids
+        self.nat_public_ips = nat.nat_public_ips
+        self.nat_zone_for_private_route_tables = nat.nat_zone_for_private_route_tables
+        self.register_outputs({key: getattr(self, key) for key in OUTPUTS})
+
+    @property
+    def settings(self) -> VpcSettings:
+        return self._settings
+
+
+OUTPUTS = tuple(key for key in NatInstanceVpc.__annotations__)
