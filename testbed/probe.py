@@ -7,6 +7,9 @@
     probe.py download HOST PORT N       receives N bytes, prints "ok N"
     probe.py udp-listen PORT SECONDS    prints the source of every datagram received
     probe.py udp-send HOST PORT         sends one datagram
+    probe.py watch HOST PORT SECONDS    a "whoami" every 0.1 s for SECONDS, each in its own
+                                        thread (1 s timeout); prints "<start> ok <seen>" or
+                                        "<start> fail" per attempt, <start> on CLOCK_MONOTONIC
 Clients exit 1 with a reason on timeout or refusal; a client gives up after $PROBE_TIMEOUT
 seconds (default 5) without progress. Every loop is bounded in time.
 """
@@ -90,6 +93,34 @@ def client(host: str, port: int, request: str, expect_bytes: int = 0,
         return _read_line(connection)
 
 
+def watch(host: str, port: int, seconds: float) -> None:
+    """Egress seen from a private host: one attempt every 100 ms, none waiting for another."""
+    lock = threading.Lock()
+
+    def attempt(started: float) -> None:
+        try:
+            with socket.create_connection((host, port), timeout=1) as connection:
+                connection.settimeout(1)
+                connection.sendall(b"whoami\n")
+                seen = _read_line(connection)
+            line = f"{started:.3f} ok {seen}" if seen else f"{started:.3f} fail"
+        except OSError:
+            line = f"{started:.3f} fail"
+        with lock:
+            print(line, flush=True)
+
+    print("listening", flush=True)  # what Topology.start waits for
+    end = time.monotonic() + seconds
+    workers = []
+    while (now := time.monotonic()) < end:
+        worker = threading.Thread(target=attempt, args=(now,), daemon=True)
+        worker.start()
+        workers.append(worker)
+        time.sleep(max(0.0, 0.1 - (time.monotonic() - now)))
+    for worker in workers:
+        worker.join(timeout=2)
+
+
 def main(argv: list[str]) -> int:
     command = argv[0]
     try:
@@ -115,6 +146,8 @@ def main(argv: list[str]) -> int:
                 except TimeoutError:
                     break
                 print(f"from {source}", flush=True)
+        elif command == "watch":
+            watch(argv[1], int(argv[2]), float(argv[3]))
         elif command == "udp-send":
             sender = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
             sender.sendto(b"hello", (argv[1], int(argv[2])))

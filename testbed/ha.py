@@ -1,0 +1,521 @@
+"""Two AZs of the high-availability topology in network namespaces, with moto_server as AWS.
+
+    private host a ─┐                     ┌─ NAT a (ens5 10.0.0.10, EIP 203.0.113.10)
+    10.0.128.10     ├─ VPC router ────────┤
+    private host b ─┘  tables: a → 100,   └─ NAT b (ens5 10.0.16.10, EIP 203.0.113.11)
+    10.0.144.10           b → 101          │
+                       └── internet gateway (1:1 for both EIPs) ── internet host 198.51.100.20
+                                                                   (echo server, moto_server)
+
+Each NAT runs the real bootstrap script and the real agent (nat/agent.py) with a stand-in
+instance metadata service on 169.254.169.254. The agents call "AWS" (moto_server on the
+internet host) through their own public path, as real NATs reach the EC2 API. The route
+applier plays the VPC router's side: it reads the private route tables from moto_server every
+100 ms and points each private subnet's table at the NAT whose interface the route names.
+
+Where moto is unlike AWS, the test bed does what AWS documents, in the open:
+- a launch template's existing network interface is not attached by moto: the test bed
+  attaches the AZ's static interface to the group's instance;
+- SetInstanceHealth(Unhealthy) replaces nothing in moto: `replace_instance` terminates the
+  instance and starts the group's new one on the same interface, as the group would;
+- route state is always "active" in moto: the agent's "gone" check reads the interface's
+  attachment and the instance state instead, which moto does keep.
+
+Only addresses of these namespaces: 10.0.0.0/16, 198.51.100.0/24, 203.0.113.0/24 (the test
+process reaches moto_server over a veth at 203.0.113.252/30). Needs root, iproute2, iptables,
+nftables, util-linux; close() removes everything, also after a failure.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import boto3
+
+from nat.userdata import BOOTSTRAP_SCRIPT_PATH
+from testbed.topology import PROBE, SCRATCH_MOUNTS, run
+
+AGENT = str(Path(BOOTSTRAP_SCRIPT_PATH).with_name("agent.py"))
+IMDS = str(Path(__file__).with_name("imds.py"))
+MOTO_SERVER = str(Path(sys.executable).with_name("moto_server"))
+REGION = "us-east-1"
+VPC_CIDR = "10.0.0.0/16"
+INTERNET_HOST = "198.51.100.20"
+ECHO_PORT = 8080
+API_PORT = 5000
+API_FROM_TESTS = "203.0.113.253"  # the internet host's side of the test process's veth
+TEST_SIDE = "203.0.113.254"
+_serial = itertools.count()
+
+
+@dataclass(frozen=True)
+class Zone:
+    name: str
+    letter: str
+    public_cidr: str
+    private_cidr: str
+    nat_address: str
+    public_gateway: str
+    private_host: str
+    private_gateway: str
+    public_ip: str
+    table: str  # the VPC router's table for this AZ's private subnet
+
+
+ZONES = {
+    "a": Zone("us-east-1a", "a", "10.0.0.0/20", "10.0.128.0/20", "10.0.0.10", "10.0.0.1",
+              "10.0.128.10", "10.0.128.1", "203.0.113.10", "100"),
+    "b": Zone("us-east-1b", "b", "10.0.16.0/20", "10.0.144.0/20", "10.0.16.10", "10.0.16.1",
+              "10.0.144.10", "10.0.144.1", "203.0.113.11", "101"),
+}
+
+
+@dataclass
+class Nat:
+    """One NAT instance: its namespace, processes and scratch directories."""
+
+    zone: Zone
+    namespace: str
+    instance_id: str
+    release: str
+    scratch: Path
+    processes: list[subprocess.Popen[str]] = field(default_factory=list)
+
+    @property
+    def log(self) -> Path:
+        return self.scratch / "agent.log"
+
+
+@dataclass
+class Watch:
+    """A private host's egress, probe by probe: (start time, address seen or "")."""
+
+    attempts: list[tuple[float, str]]
+
+    def successes(self, after: float = 0.0) -> list[tuple[float, str]]:
+        return [(t, seen) for t, seen in self.attempts if seen and t >= after]
+
+    def longest_gap(self, start: float = 0.0, end: float = float("inf")) -> float:
+        """The longest time between two successful probes started in [start, end]."""
+        times = [t for t, seen in self.attempts if seen and start <= t <= end]
+        return max((b - a for a, b in itertools.pairwise(times)), default=float("inf"))
+
+    def gap_around(self, moment: float) -> float:
+        """From the last success before `moment` to the first one after it."""
+        before = [t for t, seen in self.attempts if seen and t <= moment]
+        after = [t for t, seen in self.attempts if seen and t > moment]
+        if not before or not after:
+            return float("inf")
+        return after[0] - before[-1]
+
+    def seen_after(self, moment: float) -> set[str]:
+        return {seen for t, seen in self.attempts if seen and t > moment}
+
+
+class HaLab:
+    def __init__(self, failback_after: float = 5, replace_after: float = 5,
+                 propagation: float = 0.0) -> None:
+        tag = f"ha{os.getpid() % 100000}x{next(_serial)}"
+        self.tag = tag
+        self.names = {"router": f"{tag}-vpc", "igw": f"{tag}-igw", "inet": f"{tag}-inet",
+                      **{f"priv-{z}": f"{tag}-priv{z}" for z in ZONES}}
+        self.namespaces = list(self.names.values())
+        self.scratch = Path(tempfile.mkdtemp(prefix=f"{tag}-"))
+        self.test_link = f"{tag}aws"
+        self.failback_after, self.replace_after = failback_after, replace_after
+        self.propagation = propagation
+        self.nats: dict[str, Nat] = {}
+        self.processes: list[subprocess.Popen[str]] = []
+        self.route_events: list[tuple[float, str, str]] = []  # (time, private AZ, NAT AZ)
+        self.applied: dict[str, str] = {}
+        self._stop = threading.Event()
+        self.fake_bin = self.scratch / "bin"
+        try:
+            self._build()
+            self._start_internet()
+            self._make_aws()
+            self._applier = threading.Thread(target=self._apply_routes, daemon=True)
+            self._applier.start()
+            for letter in ZONES:
+                self.start_nat(letter)
+        except BaseException:
+            self.close()
+            raise
+
+    # --- the network ---------------------------------------------------------------------------
+    def ns(self, name: str, *command: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+        return run(["ip", "netns", "exec", self.names.get(name, name), *command], check=check)
+
+    def _link(self, left: str, left_if: str, right: str, right_if: str, mtu: int) -> None:
+        run(["ip", "link", "add", "tmpl0", "mtu", str(mtu), "type", "veth", "peer", "name",
+             "tmpr0", "mtu", str(mtu)])
+        for interface, namespace, name in (("tmpl0", left, left_if), ("tmpr0", right, right_if)):
+            run(["ip", "link", "set", interface, "netns", self.names.get(namespace, namespace),
+                 "name", name])
+            self.ns(namespace, "ip", "link", "set", name, "up")
+
+    def _build(self) -> None:
+        for namespace in self.namespaces:
+            run(["ip", "netns", "add", namespace])
+            run(["ip", "netns", "exec", namespace, "ip", "link", "set", "lo", "up"])
+        router = "router"
+        for letter, zone in ZONES.items():
+            self._link(f"priv-{letter}", "eth0", router, f"to-priv-{letter}", 9001)
+            self.ns(f"priv-{letter}", "ip", "addr", "add", f"{zone.private_host}/20", "dev",
+                    "eth0")
+            self.ns(f"priv-{letter}", "ip", "route", "add", "default", "via",
+                    zone.private_gateway)
+            self.ns(router, "ip", "addr", "add", f"{zone.private_gateway}/20", "dev",
+                    f"to-priv-{letter}")
+            self.ns(router, "ip", "rule", "add", "iif", f"to-priv-{letter}", "lookup",
+                    zone.table)
+        self._link(router, "to-igw", "igw", "to-vpc", 1500)
+        self._link("igw", "to-inet", "inet", "eth0", 1500)
+        self.ns(router, "ip", "addr", "add", "10.0.255.1/30", "dev", "to-igw")
+        self.ns("igw", "ip", "addr", "add", "10.0.255.2/30", "dev", "to-vpc")
+        self.ns("igw", "ip", "addr", "add", "198.51.100.1/24", "dev", "to-inet")
+        self.ns("inet", "ip", "addr", "add", f"{INTERNET_HOST}/24", "dev", "eth0")
+        self.ns("inet", "ip", "route", "add", "default", "via", "198.51.100.1")
+        for namespace in (router, "igw"):
+            self.ns(namespace, "sysctl", "-q", "-w", "net.ipv4.ip_forward=1")
+        self.ns(router, "ip", "route", "add", "default", "via", "10.0.255.2")
+        self.ns("igw", "ip", "route", "add", VPC_CIDR, "via", "10.0.255.1")
+        rules = ["table ip internet_gateway {",
+                 "  chain inbound { type filter hook prerouting priority -300; policy accept;"]
+        rules += [f"    ip daddr {z.public_ip} notrack ip daddr set {z.nat_address}"
+                  for z in ZONES.values()]
+        rules += ["  }",
+                  "  chain outbound { type filter hook postrouting priority 100; policy accept;"]
+        rules += [f'    oifname "to-inet" ip saddr {z.nat_address} ip saddr set {z.public_ip}'
+                  for z in ZONES.values()]
+        rules += ["  }", "}"]
+        run(["ip", "netns", "exec", self.names["igw"], "nft", "-f", "-"],
+            input="\n".join(rules) + "\n")
+        # the test process's own way to the "AWS API" on the internet host
+        run(["ip", "link", "add", self.test_link, "type", "veth", "peer", "name", "tmpr0"])
+        run(["ip", "link", "set", "tmpr0", "netns", self.names["inet"], "name", "aws0"])
+        run(["ip", "addr", "add", f"{TEST_SIDE}/30", "dev", self.test_link])
+        run(["ip", "link", "set", self.test_link, "up"])
+        self.ns("inet", "ip", "addr", "add", f"{API_FROM_TESTS}/30", "dev", "aws0")
+        self.ns("inet", "ip", "link", "set", "aws0", "up")
+        self.fake_bin.mkdir()
+        for tool in ("ip", "sysctl", "iptables"):
+            (self.fake_bin / tool).symlink_to(shutil.which(tool) or tool)
+        for tool in ("systemctl", "dnf", "yum"):
+            (self.fake_bin / tool).write_text("#!/bin/sh\nexit 0\n")
+            (self.fake_bin / tool).chmod(0o755)
+
+    def _start_internet(self) -> None:
+        self.processes.append(self._background("inet", [sys.executable, PROBE, "serve",
+                                                        str(ECHO_PORT)], "listening"))
+        moto = subprocess.Popen(["ip", "netns", "exec", self.names["inet"], MOTO_SERVER, "-H",
+                                 "0.0.0.0", "-p", str(API_PORT)], stdout=subprocess.DEVNULL,
+                                stderr=subprocess.DEVNULL, text=True)
+        self.processes.append(moto)
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                socket.create_connection((API_FROM_TESTS, API_PORT), timeout=1).close()
+                return
+            except OSError:
+                if time.monotonic() > deadline or moto.poll() is not None:
+                    raise RuntimeError("moto_server did not start in the internet "
+                                       "namespace") from None
+                time.sleep(0.2)
+
+    def _background(self, namespace: str, command: list[str],
+                    ready: str) -> subprocess.Popen[str]:
+        process = subprocess.Popen(["ip", "netns", "exec", self.names.get(namespace, namespace),
+                                    *command], stdout=subprocess.PIPE,
+                                   stderr=subprocess.STDOUT, text=True)
+        assert process.stdout is not None
+        line = process.stdout.readline()
+        if ready not in line:
+            process.kill()
+            raise RuntimeError(f"{command} did not start: {line}")
+        return process
+
+    # --- "AWS" ---------------------------------------------------------------------------------
+    def client(self, service: str) -> Any:
+        return boto3.client(service, region_name=REGION,  # type: ignore[call-overload]
+                            endpoint_url=f"http://{API_FROM_TESTS}:{API_PORT}",
+                            aws_access_key_id="testing", aws_secret_access_key="testing")
+
+    def _make_aws(self) -> None:
+        ec2, groups = self.client("ec2"), self.client("autoscaling")
+        vpc = ec2.create_vpc(CidrBlock=VPC_CIDR)["Vpc"]["VpcId"]
+        image = ec2.describe_images(Owners=["amazon"], Filters=[
+            {"Name": "name", "Values": ["al2023*"]}])["Images"][0]["ImageId"]
+        self.eni: dict[str, str] = {}
+        self.tables: dict[str, str] = {}
+        self.groups: dict[str, str] = {}
+        for letter, zone in ZONES.items():
+            public = ec2.create_subnet(VpcId=vpc, CidrBlock=zone.public_cidr,
+                                       AvailabilityZone=zone.name)["Subnet"]["SubnetId"]
+            private = ec2.create_subnet(VpcId=vpc, CidrBlock=zone.private_cidr,
+                                        AvailabilityZone=zone.name)["Subnet"]["SubnetId"]
+            self.eni[letter] = ec2.create_network_interface(
+                SubnetId=public, PrivateIpAddress=zone.nat_address)["NetworkInterface"][
+                "NetworkInterfaceId"]
+            table = ec2.create_route_table(VpcId=vpc)["RouteTable"]["RouteTableId"]
+            ec2.associate_route_table(RouteTableId=table, SubnetId=private)
+            ec2.create_route(RouteTableId=table, DestinationCidrBlock="0.0.0.0/0",
+                             NetworkInterfaceId=self.eni[letter])
+            self.tables[letter] = table
+            template = ec2.create_launch_template(
+                LaunchTemplateName=f"nat-{letter}", LaunchTemplateData={
+                    "ImageId": image, "InstanceType": "t4g.nano",
+                    "NetworkInterfaces": [{"DeviceIndex": 0,
+                                           "NetworkInterfaceId": self.eni[letter],
+                                           "DeleteOnTermination": False}]})["LaunchTemplate"]
+            group = f"nat-{letter}"
+            groups.create_auto_scaling_group(
+                AutoScalingGroupName=group, MinSize=1, MaxSize=1, DesiredCapacity=1,
+                VPCZoneIdentifier=public,
+                LaunchTemplate={"LaunchTemplateId": template["LaunchTemplateId"],
+                                "Version": "1"},
+                Tags=[{"Key": "nat-instance-vpc:release", "Value": "r1",
+                       "PropagateAtLaunch": False, "ResourceId": group,
+                       "ResourceType": "auto-scaling-group"}])
+            self.groups[letter] = group
+
+    def group_instance(self, letter: str) -> str:
+        instances = self.client("autoscaling").describe_auto_scaling_groups(
+            AutoScalingGroupNames=[self.groups[letter]])["AutoScalingGroups"][0]["Instances"]
+        return str(instances[0]["InstanceId"])
+
+    def instance_health(self, instance_id: str) -> str:
+        found = self.client("autoscaling").describe_auto_scaling_instances(
+            InstanceIds=[instance_id])["AutoScalingInstances"]
+        return str(found[0]["HealthStatus"]) if found else "gone"
+
+    def set_release(self, letter: str, release: str) -> None:
+        """What `pulumi up` does to a group when its launch template changes."""
+        self.client("autoscaling").create_or_update_tags(Tags=[{
+            "Key": "nat-instance-vpc:release", "Value": release, "PropagateAtLaunch": False,
+            "ResourceId": self.groups[letter], "ResourceType": "auto-scaling-group"}])
+
+    def _attach(self, letter: str, instance_id: str) -> None:
+        """The group's instance takes the AZ's static interface (moto leaves it free)."""
+        ec2 = self.client("ec2")
+        attachment = ec2.describe_network_interfaces(NetworkInterfaceIds=[self.eni[letter]])[
+            "NetworkInterfaces"][0].get("Attachment")
+        if attachment and attachment.get("Status") == "attached":
+            ec2.detach_network_interface(AttachmentId=attachment["AttachmentId"], Force=True)
+        ec2.attach_network_interface(NetworkInterfaceId=self.eni[letter],
+                                     InstanceId=instance_id, DeviceIndex=1)
+
+    def _apply_routes(self) -> None:
+        """The VPC router follows the private route tables (every 100 ms)."""
+        ec2 = self.client("ec2")
+        zone_of_eni = {eni: letter for letter, eni in self.eni.items()}
+        seen_since: dict[str, tuple[str, float]] = {}
+        while not self._stop.wait(0.1):
+            try:
+                tables = ec2.describe_route_tables(
+                    RouteTableIds=list(self.tables.values()))["RouteTables"]
+            except Exception:
+                continue
+            for table in tables:
+                private = next(z for z, t in self.tables.items() if t == table["RouteTableId"])
+                route = next(r for r in table["Routes"]
+                             if r.get("DestinationCidrBlock") == "0.0.0.0/0")
+                target = zone_of_eni.get(route.get("NetworkInterfaceId", ""), "")
+                first_seen = seen_since.get(private)
+                if first_seen is None or first_seen[0] != target:
+                    seen_since[private] = (target, time.monotonic())
+                    first_seen = seen_since[private]
+                if self.applied.get(private) == target or \
+                        time.monotonic() - first_seen[1] < self.propagation:
+                    continue
+                nat = ZONES[target]
+                result = self.ns("router", "ip", "route", "replace", "default", "via",
+                                 nat.nat_address, "dev", f"to-nat-{target}", "table",
+                                 ZONES[private].table, check=False)
+                if result.returncode == 0:
+                    if private in self.applied:
+                        self.route_events.append((time.monotonic(), private, target))
+                    self.applied[private] = target
+
+    # --- NAT instances -------------------------------------------------------------------------
+    def agent_settings(self, release: str) -> dict[str, Any]:
+        return {"region": REGION,
+                "nats": {z.name: {"eni": self.eni[letter], "address": z.nat_address}
+                         for letter, z in ZONES.items()},
+                "route_tables": {self.tables[letter]: z.name for letter, z in ZONES.items()},
+                "targets": [f"{INTERNET_HOST}:{ECHO_PORT}"], "probe_interval": 1.0,
+                "unhealthy_after": 3, "failback_after": self.failback_after,
+                "replace_after": self.replace_after, "never_healthy_grace": 60,
+                "route_refresh": 5, "rollout_check": 2, "release": release}
+
+    def start_nat(self, letter: str) -> Nat:
+        """A NAT instance boots in AZ `letter`: the group's current instance on the AZ's
+        interface, the bootstrap script, then the agent."""
+        zone = ZONES[letter]
+        instance_id = self.group_instance(letter)
+        self._attach(letter, instance_id)
+        groups = self.client("autoscaling").describe_auto_scaling_groups(
+            AutoScalingGroupNames=[self.groups[letter]])["AutoScalingGroups"][0]
+        release = next(t["Value"] for t in groups["Tags"]
+                       if t["Key"] == "nat-instance-vpc:release")
+        namespace = f"{self.tag}-nat{letter}{next(_serial)}"
+        scratch = Path(tempfile.mkdtemp(prefix=f"{namespace}-", dir=self.scratch))
+        nat = Nat(zone, namespace, instance_id, release, scratch)
+        self.nats[letter] = nat
+        run(["ip", "netns", "add", namespace])
+        self.namespaces.append(namespace)
+        self.ns(namespace, "ip", "link", "set", "lo", "up")
+        self.ns(namespace, "ip", "addr", "add", "169.254.169.254/32", "dev", "lo")
+        self.ns("router", "ip", "link", "del", f"to-nat-{letter}", check=False)
+        self._link(namespace, "ens5", "router", f"to-nat-{letter}", 9001)
+        self.ns(namespace, "ip", "addr", "add", f"{zone.nat_address}/20", "dev", "ens5")
+        self.ns(namespace, "ip", "route", "add", "default", "via", zone.public_gateway)
+        self.ns("router", "ip", "addr", "add", f"{zone.public_gateway}/20", "dev",
+                f"to-nat-{letter}")
+        self.applied.pop(letter, None)  # the router's route through the old link is gone
+        nat.processes.append(self._background(namespace, [sys.executable, IMDS, instance_id,
+                                                          zone.name], "listening"))
+        etc = self._upper(nat, "/etc") / "nat-instance"
+        etc.mkdir(parents=True)
+        (etc / "nat.env").write_text(f'NAT_VPC_CIDRS="{VPC_CIDR}"\n')
+        (etc / "agent.json").write_text(json.dumps(self.agent_settings(release)))
+        mounts = " && ".join(
+            f"mount -t overlay overlay -o lowerdir={target},upperdir={self._upper(nat, target)},"
+            f"workdir={self._work(nat, target)} {target}" for target in SCRATCH_MOUNTS)
+        environment = {"PATH": f"{self.fake_bin}:/usr/sbin:/usr/bin:/sbin:/bin",
+                       "NAT_CONSOLE": "/dev/null", "NAT_ROUTE_WAIT": "2",
+                       "AWS_ENDPOINT_URL": f"http://{INTERNET_HOST}:{API_PORT}",
+                       "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
+        exports = " ".join(f"{k}='{v}'" for k, v in environment.items())
+        shell = (f"{mounts} && export {exports} && /bin/bash {BOOTSTRAP_SCRIPT_PATH} apply && "
+                 f"exec {sys.executable} -u {AGENT} run")
+        with nat.log.open("w") as log:
+            agent = subprocess.Popen(["ip", "netns", "exec", namespace, "unshare", "--mount",
+                                      "--propagation", "private", "/bin/bash", "-c", shell],
+                                     stdout=log, stderr=subprocess.STDOUT, text=True)
+        nat.processes.append(agent)
+        self._wait_for(nat, "probe namespace up")
+        return nat
+
+    def _upper(self, nat: Nat, target: str) -> Path:
+        path = nat.scratch / "upper" / target.strip("/").replace("/", "-")
+        path.mkdir(parents=True, exist_ok=True)
+        return path
+
+    def _work(self, nat: Nat, target: str) -> Path:
+        path = nat.scratch / "work" / target.strip("/").replace("/", "-")
+        path.mkdir(parents=True, exist_ok=True)
+        return path
+
+    def _wait_for(self, nat: Nat, text: str, timeout: float = 30) -> None:
+        deadline = time.monotonic() + timeout
+        while text not in nat.log.read_text():
+            if time.monotonic() > deadline or nat.processes[-1].poll() is not None:
+                raise RuntimeError(f"NAT {nat.zone.letter} never said {text!r}:\n"
+                                   f"{nat.log.read_text()}")
+            time.sleep(0.1)
+
+    def kill_nat(self, letter: str) -> float:
+        """The instance is gone at once (its namespace deleted); returns when."""
+        nat = self.nats[letter]
+        moment = time.monotonic()
+        for process in nat.processes:
+            process.kill()
+        run(["ip", "netns", "del", nat.namespace], check=False)
+        for process in nat.processes:
+            process.wait()
+        return moment
+
+    def stop_forwarding(self, letter: str) -> float:
+        """The NAT keeps answering, but forwards nothing."""
+        moment = time.monotonic()
+        self.ns(self.nats[letter].namespace, "sysctl", "-q", "-w", "net.ipv4.ip_forward=0")
+        return moment
+
+    def replace_instance(self, letter: str) -> Nat:
+        """What the Auto Scaling group does with an unhealthy instance (moto does not): it
+        terminates it, launches the group's current template, and the static interface moves
+        to the new instance."""
+        old = self.nats[letter]
+        self.kill_nat(letter)
+        self.client("autoscaling").terminate_instance_in_auto_scaling_group(
+            InstanceId=old.instance_id, ShouldDecrementDesiredCapacity=False)
+        return self.start_nat(letter)
+
+    @contextmanager
+    def partition(self) -> Iterator[float]:
+        """The NATs cannot hear each other (their status port is cut at the router); each
+        still reaches the internet."""
+        rule = ["FORWARD", "-p", "udp", "--dport", "7654", "-j", "DROP"]
+        self.ns("router", "iptables", "-I", *rule)
+        try:
+            yield time.monotonic()
+        finally:
+            self.ns("router", "iptables", "-D", *rule)
+
+    def watch(self, letter: str, seconds: float) -> subprocess.Popen[str]:
+        """The private host of AZ `letter` probes the internet host every 100 ms."""
+        return self._background(f"priv-{letter}", [sys.executable, PROBE, "watch",
+                                                   INTERNET_HOST, str(ECHO_PORT),
+                                                   str(seconds)], "listening")
+
+    @staticmethod
+    def watched(process: subprocess.Popen[str]) -> Watch:
+        """What a watch saw, up to now (it prints each attempt as it ends)."""
+        process.terminate()
+        output, _ = process.communicate(timeout=30)
+        attempts = []
+        for line in output.splitlines():
+            words = line.split()
+            if len(words) >= 2 and words[1] in ("ok", "fail"):
+                attempts.append((float(words[0]), words[2] if words[1] == "ok" else ""))
+        return Watch(sorted(attempts))
+
+    def wait_until(self, condition: Any, timeout: float, what: str) -> float:
+        deadline = time.monotonic() + timeout
+        while not condition():
+            if time.monotonic() > deadline:
+                logs = "\n".join(f"--- NAT {n.zone.letter}\n{n.log.read_text()[-3000:]}"
+                                 for n in self.nats.values())
+                raise AssertionError(f"not within {timeout} s: {what}\n{logs}")
+            time.sleep(0.1)
+        return time.monotonic()
+
+    def healthy(self, letter: str) -> bool:
+        return "data path works" in self.nats[letter].log.read_text()
+
+    def close(self) -> None:
+        self._stop.set()
+        for nat in self.nats.values():
+            for process in nat.processes:
+                if process.poll() is None:
+                    process.kill()
+                    process.wait()
+        for process in self.processes:
+            if process.poll() is None:
+                process.kill()
+                process.wait()
+        for namespace in self.namespaces:
+            run(["ip", "netns", "del", namespace], check=False)
+        run(["ip", "link", "del", self.test_link], check=False)
+        shutil.rmtree(self.scratch, ignore_errors=True)
+
+    def __enter__(self) -> HaLab:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()

@@ -1,0 +1,306 @@
+"""The NAT agent's decisions, as pure functions: health → route changes, replacement, rollout."""
+
+from __future__ import annotations
+
+import datetime
+import itertools
+from collections.abc import Mapping
+
+import botocore.auth
+import pytest
+from botocore.auth import SigV4Auth
+from botocore.awsrequest import AWSRequest
+from botocore.credentials import Credentials
+
+from nat.agent import (
+    Change,
+    Hysteresis,
+    Settings,
+    View,
+    decide,
+    desired_target,
+    replacement_due,
+    reserved_address,
+    rollout_due,
+    sign,
+)
+
+A, B, C = "us-east-1a", "us-east-1b", "us-east-1c"
+ORDER = [A, B, C]
+RT = {A: "rtb-a", B: "rtb-b", C: "rtb-c"}
+OWNERS = {RT[A]: A, RT[B]: B, RT[C]: C}
+
+
+def view(me: str, healthy: dict[str, bool], routes: Mapping[str, str | None],
+         reachable: dict[str, bool] | None = None, sees_me: dict[str, bool] | None = None,
+         gone: dict[str, bool] | None = None, healthy_for: float = 0.0,
+         order: list[str] | None = None) -> View:
+    order = order or ORDER
+    reachable = reachable or dict.fromkeys(order, True)
+    return View(me=me, order=order, healthy=healthy, reachable=reachable,
+                sees_me=sees_me or dict.fromkeys(order, True), routes=dict(routes),
+                owners={t: z for t, z in OWNERS.items() if z in order}, gone=gone or {},
+                my_healthy_for=healthy_for, failback_after=60)
+
+
+ALL_UP = dict.fromkeys(ORDER, True)
+NORMAL = {RT[A]: A, RT[B]: B, RT[C]: C}
+
+
+def test_all_healthy_nothing_moves() -> None:
+    for me in ORDER:
+        assert decide(view(me, ALL_UP, NORMAL, healthy_for=999)) == []
+
+
+def test_desired_target_is_the_owner_else_the_next_healthy_in_ring_order() -> None:
+    assert desired_target(A, ORDER, ALL_UP) == A
+    assert desired_target(A, ORDER, {A: False, B: True, C: True}) == B
+    assert desired_target(C, ORDER, {A: True, B: True, C: False}) == A  # wraps around
+    assert desired_target(B, ORDER, {A: True, B: False, C: False}) == A
+    assert desired_target(A, ORDER, dict.fromkeys(ORDER, False)) is None
+
+
+def test_an_unhealthy_nat_is_taken_over_by_the_next_one_only() -> None:
+    health = {A: False, B: True, C: True}
+    # B, next after A, pulls A's route; C sees the same and leaves it to B
+    assert decide(view(B, health, NORMAL)) == [
+        Change(RT[A], B, f"the NAT in {A} is unhealthy")]
+    assert decide(view(C, health, NORMAL)) == []
+    # A, unhealthy but alive, pushes its own route to the same place
+    assert decide(view(A, health, NORMAL)) == [
+        Change(RT[A], B, f"the NAT in {A} is unhealthy")]
+
+
+def test_an_unreachable_nat_is_taken_over() -> None:
+    """Dead (or partitioned away): its AZ goes to the next NAT."""
+    health = {A: False, B: True, C: True}
+    changes = decide(view(B, health, NORMAL, reachable={A: False, B: True, C: True}))
+    assert changes == [Change(RT[A], B, f"the NAT in {A} does not answer")]
+
+
+def test_a_nat_cut_off_from_most_others_takes_nothing_for_their_silence() -> None:
+    """A sees neither B nor C: with three NATs it is the odd one out, and keeps to itself;
+    with two, one NAT seeing nobody may take over (it cannot tell death from a cut)."""
+    alone = {A: True, B: False, C: False}
+    assert decide(view(A, alone, NORMAL, reachable=alone)) == []
+    two = [A, B]
+    assert decide(view(A, {A: True, B: False}, {RT[A]: A, RT[B]: B},
+                       reachable={A: True, B: False}, order=two)) == [
+        Change(RT[B], A, f"the NAT in {B} does not answer")]
+    # a NAT that answers and says it is broken is taken over whatever the quorum
+    assert decide(view(A, {A: True, B: False, C: False}, NORMAL,
+                       reachable={A: True, B: True, C: False})) == [
+        Change(RT[B], A, f"the NAT in {B} is unhealthy"),
+        Change(RT[C], A, f"the NAT in {C} does not answer")]  # B answering makes a quorum
+    assert decide(view(A, {A: True, B: False, C: False}, {**NORMAL, RT[C]: C},
+                       reachable={A: True, B: False, C: False})) == []
+
+
+def test_both_unhealthy_means_no_move() -> None:
+    """Nowhere better to go (the internet or a shared route is down): routes stay."""
+    two = [A, B]
+    down = {A: False, B: False}
+    routes = {RT[A]: A, RT[B]: B}
+    for me in two:
+        assert decide(view(me, down, routes, order=two)) == []
+
+
+def test_a_blackhole_route_is_pulled_by_its_desired_nat() -> None:
+    routes = {**NORMAL, RT[A]: None}
+    assert decide(view(A, ALL_UP, routes)) == [
+        Change(RT[A], A, "its route leads to no live NAT")]
+    assert decide(view(B, ALL_UP, routes)) == []  # not B's to take: A is healthy
+    health = {A: False, B: True, C: True}
+    assert decide(view(B, health, routes)) == [
+        Change(RT[A], B, "its route leads to no live NAT")]
+
+
+def test_failback_needs_hysteresis_and_the_holders_confirmation() -> None:
+    failed_over = {**NORMAL, RT[A]: B}
+    # A is back: not yet healthy long enough
+    assert decide(view(A, ALL_UP, failed_over, healthy_for=59)) == []
+    # long enough, and B (holding the route) sees A healthy: A takes its AZ back
+    assert decide(view(A, ALL_UP, failed_over, healthy_for=60)) == [
+        Change(RT[A], A, "failback: healthy for 60 s")]
+    # B does not see A yet: wait
+    assert decide(view(A, ALL_UP, failed_over, healthy_for=600,
+                       sees_me={B: False, C: True})) == []
+    # nobody else moves it back on A's behalf, and B does not push it away
+    assert decide(view(B, ALL_UP, failed_over, healthy_for=600)) == []
+    assert decide(view(C, ALL_UP, failed_over, healthy_for=600)) == []
+
+
+def test_a_holder_that_breaks_hands_the_route_on() -> None:
+    failed_over = {**NORMAL, RT[A]: B}
+    # A still down, B now reports a broken data path: C takes A's and B's AZs
+    health = {A: False, B: False, C: True}
+    assert decide(view(C, health, failed_over)) == [
+        Change(RT[A], C, f"the NAT in {B} reports a broken data path"),
+        Change(RT[B], C, f"the NAT in {B} is unhealthy")]
+    # B pushes both itself
+    assert decide(view(B, health, failed_over)) == [
+        Change(RT[A], C, "handing over"), Change(RT[B], C, f"the NAT in {B} is unhealthy")]
+    # A back and healthy: it takes its own AZ directly from the broken holder
+    health = {A: True, B: False, C: True}
+    assert decide(view(A, health, failed_over)) == [
+        Change(RT[A], A, f"the NAT in {B} reports a broken data path")]
+
+
+def test_a_holder_that_cannot_be_reached_keeps_the_route_unless_aws_says_it_is_gone() -> None:
+    """The split-brain rule: unreachable is not proof of death."""
+    failed_over = {**NORMAL, RT[A]: B}
+    unreachable_b = {A: True, B: False, C: True}
+    health = {A: True, B: False, C: True}
+    # A keeps off its own AZ's route (B may be alive behind a cut); B's AZ is C's to take
+    assert decide(view(A, health, failed_over, reachable=unreachable_b, healthy_for=999)) == []
+    assert decide(view(C, health, failed_over, reachable=unreachable_b, healthy_for=999)) == [
+        Change(RT[B], C, f"the NAT in {B} does not answer")]
+    assert decide(view(A, health, failed_over, reachable=unreachable_b, healthy_for=999,
+                       gone={B: True})) == [Change(RT[A], A, f"the NAT in {B} is gone")]
+
+
+def test_a_single_lost_probe_changes_nothing() -> None:
+    health = Hysteresis(threshold=3, healthy=True)
+    assert health.update(False, 1) is False and health.healthy
+    assert health.update(True, 2) is False and health.healthy  # the streak resets
+    assert health.update(False, 3) is False
+    assert health.update(False, 4) is False
+    assert health.update(False, 5) is True and not health.healthy
+    assert health.lasted(7) == 2
+    # and coming back takes three good probes too
+    assert [health.update(True, t) for t in (8, 9, 10)] == [False, False, True]
+    assert health.healthy and health.ever_healthy
+
+
+def test_a_new_nat_starts_unhealthy() -> None:
+    booting = Hysteresis(threshold=3)
+    assert not booting.healthy and not booting.ever_healthy
+
+
+# --- two NATs that cannot see each other: the routes settle ------------------------------------
+def simulate(nats: list[str], sees: dict[tuple[str, str], bool], data_path: dict[str, bool],
+             routes: dict[str, str | None], rounds: int = 20, gone: dict[str, bool] | None = None
+             ) -> list[dict[str, str | None]]:
+    """Every NAT decides on the shared route state, one after the other, round after round;
+    the route state after each round."""
+    history = []
+    owners = {t: z for t, z in OWNERS.items() if z in nats}
+    for round_number in range(rounds):
+        for me in nats:
+            reachable = {z: z == me or sees[(me, z)] for z in nats}
+            healthy = {z: reachable[z] and data_path[z] for z in nats}
+            sees_me = {z: sees[(z, me)] and data_path[me] for z in nats if z != me}
+            for change in decide(View(me=me, order=nats, healthy=healthy, reachable=reachable,
+                                      sees_me=sees_me, routes=routes, owners=owners,
+                                      gone=gone or {}, my_healthy_for=round_number * 10.0,
+                                      failback_after=60)):
+                routes[change.route_table] = change.target
+        history.append(dict(routes))
+    return history
+
+
+def test_partition_settles_in_a_working_state_and_does_not_oscillate() -> None:
+    two = [A, B]
+    cut = {(A, B): False, (B, A): False, (A, A): True, (B, B): True}
+    history = simulate(two, cut, {A: True, B: True}, {RT[A]: A, RT[B]: B})
+    final = history[-1]
+    # every AZ is served by a NAT whose data path works, and nothing moved after round 1
+    assert all(target in two for target in final.values())
+    assert all(state == history[0] for state in history)
+    # when the partition heals, each AZ comes back to its own NAT after the hysteresis
+    healed = {pair: True for pair in itertools.product(two, two)}
+    history = simulate(two, healed, {A: True, B: True}, dict(final))
+    assert history[-1] == {RT[A]: A, RT[B]: B}
+    changes = sum(1 for before, after in itertools.pairwise(history) if before != after)
+    assert changes <= 2
+
+
+def test_partition_with_three_nats_settles() -> None:
+    """A cut off from B and C; B and C see each other."""
+    sees = {pair: True for pair in itertools.product(ORDER, ORDER)}
+    for other in (B, C):
+        sees[(A, other)] = sees[(other, A)] = False
+    history = simulate(ORDER, sees, dict.fromkeys(ORDER, True), dict(NORMAL))
+    assert all(state == history[-1] for state in history[1:])
+    assert history[-1][RT[B]] == B and history[-1][RT[C]] == C  # B and C keep their AZs
+
+
+def test_a_dead_nat_fails_over_and_a_fresh_one_fails_back() -> None:
+    two = [A, B]
+    sees = {pair: True for pair in itertools.product(two, two)}
+    dead = {**sees, (B, A): False, (A, B): False}
+    after_death = simulate(two, dead, {A: False, B: True}, {RT[A]: A, RT[B]: B}, rounds=3)
+    assert after_death[0] == {RT[A]: B, RT[B]: B}
+    back = simulate(two, sees, {A: True, B: True}, dict(after_death[-1]), rounds=10)
+    assert back[-1] == {RT[A]: A, RT[B]: B}
+
+
+def test_split_brain_never_flaps_whatever_the_health() -> None:
+    """Any fixed view of the world: each route changes at most twice, then stays."""
+    two = [A, B]
+    for a_sees_b, b_sees_a, a_ok, b_ok in itertools.product([True, False], repeat=4):
+        sees = {(A, A): True, (B, B): True, (A, B): a_sees_b, (B, A): b_sees_a}
+        history = simulate(two, sees, {A: a_ok, B: b_ok}, {RT[A]: A, RT[B]: B}, rounds=30)
+        moves = sum(1 for before, after in itertools.pairwise(history) if before != after)
+        assert moves <= 2, (a_sees_b, b_sees_a, a_ok, b_ok, history)
+        assert history[-1] == history[-5]
+
+
+# --- replacement and rollout --------------------------------------------------------------------
+SETTINGS = Settings(region="us-east-1", nats={}, route_tables={}, targets=[],
+                    replace_after=60, never_healthy_grace=600)
+
+
+@pytest.mark.parametrize(("unhealthy_for", "ever", "up_for", "peer", "direct", "due"), [
+    (59, True, 999, True, False, False),   # not long enough
+    (60, True, 999, True, False, True),    # a peer works: the fault is this NAT's
+    (60, True, 999, False, True, True),    # this NAT reaches out itself, not by forwarding
+    (600, True, 999, False, False, False),  # everything down: replacing would only churn
+    (999, False, 599, True, True, False),  # never healthy: the grace since boot
+    (999, False, 600, True, True, True),
+])
+def test_replacement_due(unhealthy_for: float, ever: bool, up_for: float, peer: bool,
+                         direct: bool, due: bool) -> None:
+    assert replacement_due(unhealthy_for, ever, up_for, peer, direct, SETTINGS) is due
+
+
+@pytest.mark.parametrize(("me", "up_to_date", "healthy", "due"), [
+    (A, {A: False, B: True, C: True}, ALL_UP, True),   # first AZ first
+    (B, {A: False, B: False, C: False}, ALL_UP, False),  # waits for A
+    (B, {A: True, B: False, C: False}, ALL_UP, True),
+    (A, {A: False, B: True, C: True}, {A: True, B: False, C: True}, False),  # a peer is down
+    (A, {A: True, B: False, C: False}, ALL_UP, False),  # nothing to roll here
+])
+def test_rollout_one_az_at_a_time(me: str, up_to_date: dict[str, bool],
+                                  healthy: dict[str, bool], due: bool) -> None:
+    assert rollout_due(me, ORDER, up_to_date, healthy) is due
+
+
+def test_a_lone_nat_never_steps_down_for_an_update() -> None:
+    assert rollout_due(A, [A], {A: False}, {A: True}) is False
+
+
+# --- the small facts -----------------------------------------------------------------------------
+@pytest.mark.parametrize(("cidr", "address"), [
+    ("10.0.0.10/20", "10.0.0.3"), ("10.0.16.10/20", "10.0.16.3"),
+    ("100.64.3.200/24", "100.64.3.3")])
+def test_the_probe_source_is_the_subnets_reserved_fourth_address(cidr: str,
+                                                                  address: str) -> None:
+    assert reserved_address(cidr) == address
+
+
+def test_signature_matches_botocores(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The standard-library signer against botocore's, on the same request and time."""
+    body = b"Action=ReplaceRoute&Version=2016-11-15&RouteTableId=rtb-0123456789abcdef0"
+    url = "https://ec2.eu-west-1.amazonaws.com/"
+    when = datetime.datetime(2026, 11, 27, 12, 0, 0, tzinfo=datetime.UTC)
+    monkeypatch.setattr(botocore.auth, "get_current_datetime", lambda: when)
+    for token in ("", "session-token"):
+        mine = sign("POST", url, "eu-west-1", "ec2", body, ("AKIDEXAMPLE", "secret", token),
+                    when)
+        request = AWSRequest(method="POST", url=url, data=body,
+                             headers={"Content-Type": mine["content-type"]})
+        SigV4Auth(Credentials("AKIDEXAMPLE", "secret", token or None), "ec2",
+                  "eu-west-1").add_auth(request)
+        assert request.headers["X-Amz-Date"] == mine["x-amz-date"]
+        assert mine["authorization"] == request.headers["Authorization"]
