@@ -75,6 +75,7 @@ class Settings:
     route_refresh: float = 15.0  # seconds between reads of the route tables when all is quiet
     rollout_check: float = 60.0
     release: str = ""  # fingerprint of this instance's launch template (AMI, type, user data)
+    status_port: int = STATUS_PORT
 
     @property
     def order(self) -> list[str]:
@@ -616,7 +617,8 @@ class Agent:
         self.gone: dict[str, tuple[float, bool]] = {}
         self.direct_ok = True
         self.asked_for_replacement = False
-        self.peers = Peers(self.me, settings.nats, settings.unhealthy_after, self.status)
+        self.peers = Peers(self.me, settings.nats, settings.unhealthy_after, self.status,
+                           settings.status_port)
 
     def status(self) -> dict[str, Any]:
         now = time.monotonic()

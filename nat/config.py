@@ -20,6 +20,7 @@ from nat import validation
 from nat.settings import (
     DEFAULT_INSTANCE_TYPE,
     DEFAULT_VPC_CIDR,
+    FAILBACK_AFTER,
     MAX_AZ_COUNT,
     read_options,
     read_vpc_layout,
@@ -86,6 +87,20 @@ _PROGRAM_KEYS: tuple[ConfigKey, ...] = (
               "Attach an instance profile with AmazonSSMManagedInstanceCore so the NATs can be "
               "reached by SSM (used by `verify --connectivity`) without SSH.",
               "instance.enable_ssm"),
+    ConfigKey("highAvailability", "boolean", False,
+              "Self-healing NATs and cross-AZ failover: each NAT in an Auto Scaling group of "
+              "one on a network interface that keeps the AZ's Elastic IP; an agent on every "
+              "NAT tests the data path each second, moves an AZ's routes to another AZ's "
+              "healthy NAT within seconds and back when its own is healthy again, and has a "
+              "broken NAT replaced. See \"High availability\".", "high_availability.enabled"),
+    ConfigKey("healthCheckTargets", "array", None,
+              "host:port endpoints each NAT reaches through its own forwarding path to prove "
+              "it works (with highAvailability). Default: checkip.amazonaws.com:443, "
+              "aws.amazon.com:443.", "high_availability.health_check_targets"),
+    ConfigKey("failbackAfterSeconds", "integer", None,
+              f"Seconds an AZ's NAT must stay healthy before its routes come back to it "
+              f"(with highAvailability), {FAILBACK_AFTER[0]} to {FAILBACK_AFTER[1]}. Default "
+              f"{FAILBACK_AFTER[2]}.", "high_availability.failback_after_seconds"),
 )
 CONFIG_KEYS: tuple[ConfigKey, ...] = (
     *_PROGRAM_KEYS,

@@ -9,7 +9,7 @@ annotations at run time.
 """
 
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,10 +19,11 @@ from pulumi.runtime.sync_await import _sync_await
 
 from nat.ami import al2023_ssm_parameter
 from nat.args import NatInstancesArgs
+from nat.ha import HA_GROUP_TAG, RELEASE_TAG, agent_settings, policy_document
 from nat.instance_types import ARM64, X86_64
-from nat.rules import ANYWHERE, expand_rules
+from nat.rules import ANYWHERE, NAT_SECURITY_GROUP, expand_rules
 from nat.settings import NatLayerSettings, component_problems, nat_instances_settings
-from nat.userdata import encode_user_data, render_user_data
+from nat.userdata import encode_user_data, release_of, render_user_data
 from nat.validation import ArgumentsError
 
 COMPONENT_TYPE = "nat:index:NatInstances"
@@ -146,20 +147,25 @@ def check_plain_ids(name: str, args: Mapping[str, Any], settings: NatLayerSettin
 
 class NatInstances(pulumi.ComponentResource):
     """NAT instances for an existing VPC: one per AZ (or one for all), the AWS guide's security
-    group, and each private route table's 0.0.0.0/0 route to the NAT of its AZ."""
+    group, and each private route table's 0.0.0.0/0 route to the NAT of its AZ. With
+    highAvailability, each NAT runs in an Auto Scaling group of one and an agent fails its AZ
+    over to another AZ's NAT within seconds."""
 
     security_group_id: pulumi.Output[str]
     """The NATs' security group: exactly the guide's table."""
     nat_instance_ids: pulumi.Output[dict[str, str]]
-    """AZ → the NAT instance in that AZ."""
+    """AZ → the NAT instance in that AZ (empty with highAvailability: the Auto Scaling groups
+    own the instances)."""
     nat_network_interface_ids: pulumi.Output[dict[str, str]]
-    """AZ → the primary network interface of that AZ's NAT: the route target."""
+    """AZ → the network interface of that AZ's NAT: what its routes point at."""
     nat_public_ips: pulumi.Output[dict[str, str]]
     """AZ → the NAT's public address (its Elastic IP unless useElasticIp is false). Partners'
-    allow-lists need all of them."""
+    allow-lists need all of them: during a failover an AZ leaves through another AZ's NAT."""
     nat_zone_for_private_route_tables: pulumi.Output[dict[str, str]]
     """AZ → the AZ whose NAT its private route tables use (itself, or the first with
-    singleNat)."""
+    singleNat); with highAvailability, the AZ they return to after a failover."""
+    auto_scaling_group_names: pulumi.Output[dict[str, str]]
+    """AZ → the Auto Scaling group of that AZ's NAT (highAvailability only)."""
     instance_role_name: pulumi.Output[str]
     """The NATs' IAM role, to attach more policies; empty when the NATs need no role."""
 
@@ -191,6 +197,10 @@ class NatInstances(pulumi.ComponentResource):
             if self._legacy else None
         return pulumi.ResourceOptions(parent=parent, aliases=aliases, **extra)
 
+    @property
+    def _high_availability(self) -> bool:
+        return self._settings.options.high_availability.enabled
+
     # --- the resources -------------------------------------------------------------------------
     def _build(self, args: NatInstancesArgs) -> None:
         name, settings = self._name, self._settings
@@ -203,57 +213,69 @@ class NatInstances(pulumi.ComponentResource):
             lambda supported: architecture_from_aws(supported, options.instance.architecture))
         if options.instance.ami_id is not None:
             ami_id: pulumi.Input[str] = options.instance.ami_id
+            ami_source: pulumi.Input[str] = options.instance.ami_id
         else:
-            ami_id = aws.ssm.get_parameter_output(
-                name=architecture.apply(al2023_ssm_parameter), opts=invoke).value
+            parameter = architecture.apply(al2023_ssm_parameter)
+            ami_id = aws.ssm.get_parameter_output(name=parameter, opts=invoke).value
+            ami_source = parameter.apply(lambda p: f"ssm:{p}")
 
         security_group = self._security_group(args)
-        instance_profile = self._instance_profile()
-        user_data = encode_user_data(render_user_data(settings.vpc_cidrs,
-                                                      options.instance.tuning))
+        role = self._role()
+        profile = aws.iam.InstanceProfile(f"{name}-profile", role=role.name,
+                                          opts=self._options(f"{name}-profile", role)) \
+            if role else None
 
         # one group per AZ, so `pulumi stack` reads like the topology
         zones: dict[str, pulumi.ComponentResource] = {
             zone: pulumi.ComponentResource(ZONE_TYPE, f"{name}-zone-{zone}", None,
                                            pulumi.ResourceOptions(parent=self))
             for zone in settings.availability_zones}
-        nat_instances: dict[str, aws.ec2.Instance] = {}
+        interfaces: dict[str, pulumi.Output[str]] = {}
         public_ips: dict[str, pulumi.Output[str]] = {}
-        for zone in settings.nat_zones:
-            nat_instances[zone], public_ips[zone] = self._nat_instance(
-                zone, zones[zone], args["public_subnet_ids"][zone], ami_id, security_group,
-                instance_profile, user_data)
+        instance_ids: dict[str, pulumi.Output[str]] = {}
+        groups: dict[str, pulumi.Output[str]] = {}
+        if self._high_availability:
+            assert role is not None and profile is not None
+            self._ha_zones(args, zones, ami_id, ami_source, security_group, role, profile,
+                           interfaces, public_ips, groups)
+        else:
+            user_data = encode_user_data(render_user_data(settings.vpc_cidrs,
+                                                          options.instance.tuning))
+            for zone in settings.nat_zones:
+                nat, public_ips[zone] = self._nat_instance(
+                    zone, zones[zone], args["public_subnet_ids"][zone], ami_id, security_group,
+                    profile, user_data)
+                instance_ids[zone] = nat.id
+                interfaces[zone] = nat.primary_network_interface_id
 
         for zone in settings.availability_zones:
-            target = nat_instances[settings.nat_zone_for(zone)]
             tables = args["private_route_table_ids"][zone]
             for index, table in enumerate(tables):
                 route_name = f"{name}-default-route-{zone}" + (f"-{index + 1}" if index else "")
                 legacy = self._legacy.route_names.get(zone) if self._legacy else None
+                # With high availability the agents move this route; Pulumi keeps what it
+                # created, and deletes it, but never points it back at a NAT by itself.
                 aws.ec2.Route(route_name, route_table_id=table,
                               destination_cidr_block=ANYWHERE,
-                              network_interface_id=target.primary_network_interface_id,
-                              opts=self._options(route_name, zones[zone], legacy))
-
+                              network_interface_id=interfaces[settings.nat_zone_for(zone)],
+                              opts=self._options(route_name, zones[zone], legacy,
+                                                 ignore_changes=["networkInterfaceId"]
+                                                 if self._high_availability else None))
         for zone_group in zones.values():
             zone_group.register_outputs({})
 
         self.security_group_id = security_group.id
-        self.nat_instance_ids = output_map({z: i.id for z, i in nat_instances.items()})
-        self.nat_network_interface_ids = output_map(
-            {z: i.primary_network_interface_id for z, i in nat_instances.items()})
+        self.nat_instance_ids = output_map(instance_ids)
+        self.nat_network_interface_ids = output_map(interfaces)
         self.nat_public_ips = output_map(public_ips)
         self.nat_zone_for_private_route_tables = output_map(
             {zone: settings.nat_zone_for(zone) for zone in settings.availability_zones})
-        self.instance_role_name = self._role.name if self._role else pulumi.Output.from_input("")
-        self.register_outputs({
-            "security_group_id": self.security_group_id,
-            "nat_instance_ids": self.nat_instance_ids,
-            "nat_network_interface_ids": self.nat_network_interface_ids,
-            "nat_public_ips": self.nat_public_ips,
-            "nat_zone_for_private_route_tables": self.nat_zone_for_private_route_tables,
-            "instance_role_name": self.instance_role_name,
-        })
+        self.auto_scaling_group_names = output_map(groups)
+        self.instance_role_name = role.name if role else pulumi.Output.from_input("")
+        self.register_outputs({key: getattr(self, key) for key in (
+            "security_group_id", "nat_instance_ids", "nat_network_interface_ids",
+            "nat_public_ips", "nat_zone_for_private_route_tables", "auto_scaling_group_names",
+            "instance_role_name")})
 
     def _security_group(self, args: NatInstancesArgs) -> aws.ec2.SecurityGroup:
         """Each guide row is its own resource, with no inline rules: the provider then removes
@@ -265,19 +287,23 @@ class NatInstances(pulumi.ComponentResource):
             description="NAT instances: the AWS guide's rules (nat-instance-vpc)",
             tags=self._tags(sg_name), opts=self._options(sg_name, self))
         for rule in expand_rules(settings.private_cidrs, settings.options.access.ssh_cidr,
-                                 settings.options.access.enable_test_rules):
+                                 settings.options.access.enable_test_rules,
+                                 self._high_availability):
             rule_class = (aws.vpc.SecurityGroupIngressRule if rule.direction == "inbound"
                           else aws.vpc.SecurityGroupEgressRule)
             rule_name = f"{sg_name}-{rule.slug}"
-            rule_class(rule_name, security_group_id=security_group.id, cidr_ipv4=rule.cidr,
+            peer: dict[str, Any] = {"referenced_security_group_id": security_group.id} \
+                if rule.cidr == NAT_SECURITY_GROUP else {"cidr_ipv4": rule.cidr}
+            rule_class(rule_name, security_group_id=security_group.id, **peer,
                        ip_protocol=rule.protocol, from_port=rule.from_port,
                        to_port=rule.to_port, description=rule.description,
                        opts=self._options(rule_name, security_group))
         return security_group
 
-    def _instance_profile(self) -> aws.iam.InstanceProfile | None:
-        self._role: aws.iam.Role | None = None
-        if not self._settings.options.instance.enable_ssm:
+    def _role(self) -> aws.iam.Role | None:
+        """The NATs' role: SSM, and with high availability the agents' own policy."""
+        options = self._settings.options
+        if not (options.instance.enable_ssm or self._high_availability):
             return None
         name = self._name
         role = aws.iam.Role(f"{name}-role", assume_role_policy=json.dumps({
@@ -285,11 +311,11 @@ class NatInstances(pulumi.ComponentResource):
             "Statement": [{"Effect": "Allow", "Action": "sts:AssumeRole",
                            "Principal": {"Service": "ec2.amazonaws.com"}}],
         }), tags=self._tags(f"{name}-role"), opts=self._options(f"{name}-role", self))
-        aws.iam.RolePolicyAttachment(f"{name}-ssm", role=role.name, policy_arn=SSM_POLICY_ARN,
-                                     opts=self._options(f"{name}-ssm", role))
-        self._role = role
-        return aws.iam.InstanceProfile(f"{name}-profile", role=role.name,
-                                       opts=self._options(f"{name}-profile", role))
+        if options.instance.enable_ssm:
+            aws.iam.RolePolicyAttachment(f"{name}-ssm", role=role.name,
+                                         policy_arn=SSM_POLICY_ARN,
+                                         opts=self._options(f"{name}-ssm", role))
+        return role
 
     def _nat_instance(self, zone: str, parent: pulumi.Resource, subnet_id: pulumi.Input[str],
                       ami_id: pulumi.Input[str], security_group: aws.ec2.SecurityGroup,
@@ -324,11 +350,135 @@ class NatInstances(pulumi.ComponentResource):
                                ignore_changes=[] if instance.ami_id else ["ami"]))
         if not instance.use_elastic_ip:
             return nat_instance, nat_instance.public_ip
-        eip_name = f"{name}-eip-{zone}"
-        elastic_ip = aws.ec2.Eip(eip_name, domain="vpc", tags=self._tags(eip_name),
-                                 opts=self._options(eip_name, parent))
+        elastic_ip = self._elastic_ip(zone, parent)
         assoc_name = f"{name}-eip-assoc-{zone}"
         aws.ec2.EipAssociation(assoc_name, allocation_id=elastic_ip.allocation_id,
                                instance_id=nat_instance.id,
                                opts=self._options(assoc_name, elastic_ip))
         return nat_instance, elastic_ip.public_ip
+
+    def _elastic_ip(self, zone: str, parent: pulumi.Resource) -> aws.ec2.Eip:
+        """The AZ's public address: the same resource in both modes, so switching to high
+        availability keeps it."""
+        eip_name = f"{self._name}-eip-{zone}"
+        return aws.ec2.Eip(eip_name, domain="vpc", tags=self._tags(eip_name),
+                           opts=self._options(eip_name, parent))
+
+    # --- high availability ---------------------------------------------------------------------
+    def _ha_zones(self, args: NatInstancesArgs, zones: Mapping[str, pulumi.Resource],
+                  ami_id: pulumi.Input[str], ami_source: pulumi.Input[str],
+                  security_group: aws.ec2.SecurityGroup, role: aws.iam.Role,
+                  profile: aws.iam.InstanceProfile, interfaces: dict[str, pulumi.Output[str]],
+                  public_ips: dict[str, pulumi.Output[str]],
+                  groups: dict[str, pulumi.Output[str]]) -> None:
+        """Per AZ: an interface that keeps the Elastic IP, a launch template that puts each
+        new instance on it, an Auto Scaling group of one; the agents' policy."""
+        name, settings = self._name, self._settings
+        invoke = pulumi.InvokeOutputOptions(parent=self)
+        ha_group = f"{pulumi.get_project()}/{pulumi.get_stack()}/{name}"
+        tables = [(table, settings.nat_zone_for(zone)) for zone in settings.availability_zones
+                  for table in args["private_route_table_ids"][zone]]
+        policy = aws.iam.RolePolicy(
+            f"{name}-ha", role=role.id,
+            policy=pulumi.Output.all(
+                aws.get_partition_output(opts=invoke).partition,
+                aws.get_region_output(opts=invoke).region,
+                aws.get_caller_identity_output(opts=invoke).account_id,
+                *[table for table, _ in tables]).apply(
+                lambda values: json.dumps(policy_document(values[0], values[1], values[2],
+                                                          values[3:], ha_group))),
+            opts=self._options(f"{name}-ha", role))
+
+        associations: dict[str, aws.ec2.EipAssociation] = {}
+        eni: dict[str, aws.ec2.NetworkInterface] = {}
+        for zone in settings.nat_zones:
+            eni_name = f"{name}-eni-{zone}"
+            eni[zone] = aws.ec2.NetworkInterface(
+                eni_name, subnet_id=args["public_subnet_ids"][zone],
+                security_groups=[security_group.id], source_dest_check=False,
+                description="NAT instance interface (nat-instance-vpc): outlives instances, "
+                            "keeps the AZ's Elastic IP",
+                tags=self._tags(eni_name), opts=self._options(eni_name, zones[zone]))
+            elastic_ip = self._elastic_ip(zone, zones[zone])
+            assoc_name = f"{name}-eip-assoc-{zone}"
+            associations[zone] = aws.ec2.EipAssociation(
+                assoc_name, allocation_id=elastic_ip.allocation_id,
+                network_interface_id=eni[zone].id, opts=self._options(assoc_name, elastic_ip))
+            interfaces[zone] = eni[zone].id
+            public_ips[zone] = elastic_ip.public_ip
+
+        region = aws.get_region_output(opts=invoke).region
+        instance = settings.options.instance
+        agent = pulumi.Output.all(
+            region, ami_source,
+            {zone: pulumi.Output.all(e.id, e.private_ip) for zone, e in eni.items()},
+            [pulumi.Output.from_input(table) for table, _ in tables])
+        release_and_user_data = agent.apply(lambda values: self._user_data(
+            values[0], values[1], values[2], [(table, owner) for table, (_, owner) in
+                                             zip(values[3], tables, strict=True)]))
+        for zone in settings.nat_zones:
+            lt_name, group_name = f"{name}-lt-{zone}", f"{name}-asg-{zone}"
+            template = aws.ec2.LaunchTemplate(
+                lt_name,
+                image_id=ami_id,
+                instance_type=instance.instance_type,
+                key_name=instance.key_name,
+                iam_instance_profile=aws.ec2.LaunchTemplateIamInstanceProfileArgs(
+                    name=profile.name),
+                # the instance's primary interface is the AZ's own: its address, its EIP,
+                # source/dest check off, the NAT security group
+                network_interfaces=[aws.ec2.LaunchTemplateNetworkInterfaceArgs(
+                    device_index=0, network_interface_id=eni[zone].id,
+                    delete_on_termination="false")],
+                metadata_options=aws.ec2.LaunchTemplateMetadataOptionsArgs(
+                    http_endpoint="enabled", http_tokens="required",
+                    http_put_response_hop_limit=1),
+                block_device_mappings=[aws.ec2.LaunchTemplateBlockDeviceMappingArgs(
+                    device_name="/dev/xvda", ebs=aws.ec2.LaunchTemplateBlockDeviceMappingEbsArgs(
+                        volume_type="gp3", encrypted="true", delete_on_termination="true"))],
+                user_data=release_and_user_data.apply(lambda r: r[1]),
+                tag_specifications=[aws.ec2.LaunchTemplateTagSpecificationArgs(
+                    resource_type=kind, tags=self._tags(f"{name}-{zone}"))
+                    for kind in ("instance", "volume")],
+                update_default_version=True,
+                tags=self._tags(lt_name),
+                # as for plain NATs: a new AL2023 release is no reason to replace them
+                opts=self._options(lt_name, zones[zone],
+                                   ignore_changes=[] if instance.ami_id else ["imageId"]))
+            group = aws.autoscaling.Group(
+                group_name, min_size=1, max_size=1, desired_capacity=1,
+                vpc_zone_identifiers=[args["public_subnet_ids"][zone]],
+                launch_template=aws.autoscaling.GroupLaunchTemplateArgs(
+                    id=template.id, version=template.latest_version.apply(str)),
+                health_check_type="EC2", health_check_grace_period=120,
+                # the interface can serve one instance at a time: replace by terminating
+                # first (the agents have already moved the AZ's routes away)
+                instance_maintenance_policy=aws.autoscaling.GroupInstanceMaintenancePolicyArgs(
+                    min_healthy_percentage=0, max_healthy_percentage=100),
+                tags=[aws.autoscaling.GroupTagArgs(key=key, value=value, propagate_at_launch=True)
+                      for key, value in self._tags(f"{name}-{zone}").items()] + [
+                    aws.autoscaling.GroupTagArgs(key=HA_GROUP_TAG, value=ha_group,
+                                                 propagate_at_launch=False),
+                    aws.autoscaling.GroupTagArgs(key=RELEASE_TAG,
+                                                 value=release_and_user_data.apply(
+                                                     lambda r: r[0]),
+                                                 propagate_at_launch=False)],
+                # boot with the address in place and the agent's rights granted
+                opts=self._options(group_name, zones[zone],
+                                   depends_on=[associations[zone], policy]))
+            groups[zone] = group.name
+
+    def _user_data(self, region: str, ami_source: str,
+                   interfaces: Mapping[str, Sequence[str]],
+                   tables: Sequence[tuple[str, str]]) -> tuple[str, str]:
+        """(release, user data): the release fingerprints the rest of the launch template."""
+        settings = self._settings
+        instance = settings.options.instance
+        nats = {zone: (pair[0], pair[1]) for zone, pair in interfaces.items()}
+
+        def rendered(release: str) -> str:
+            return render_user_data(settings.vpc_cidrs, instance.tuning, agent_settings(
+                region, nats, tables, settings.options.high_availability, release))
+        release = release_of(rendered(""), ami_source, instance.instance_type,
+                             instance.key_name)
+        return release, encode_user_data(rendered(release))

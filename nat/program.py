@@ -78,9 +78,11 @@ def stack_outputs(network: NatInstanceVpc) -> dict[str, Any]:
     checks against."""
     settings = network.settings
     options = settings.options
+    # plain NATs only: with high availability the groups own the instances, which come and go
     nat_for_private_subnet = pulumi.Output.all(
         network.nat_instance_ids, network.nat_zone_for_private_route_tables).apply(
-        lambda pair: {zone: pair[0][nat_zone] for zone, nat_zone in pair[1].items()})
+        lambda pair: {zone: pair[0][nat_zone] for zone, nat_zone in pair[1].items()
+                      if nat_zone in pair[0]})
     return {
         "vpc_id": network.vpc_id,
         "vpc_cidr": network.vpc_cidr,
@@ -100,6 +102,8 @@ def stack_outputs(network: NatInstanceVpc) -> dict[str, Any]:
         "ssh_cidr": str(options.access.ssh_cidr) if options.access.ssh_cidr else None,
         "test_rules_enabled": options.access.enable_test_rules,
         "elastic_ips": options.instance.use_elastic_ip,
+        "high_availability": options.high_availability.enabled,
+        "auto_scaling_group_names": network.auto_scaling_group_names,
     }
 
 

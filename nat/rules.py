@@ -12,16 +12,20 @@ from dataclasses import dataclass
 from ipaddress import IPv4Network
 
 ANYWHERE = "0.0.0.0/0"
+# The peer of a rule that names the NAT security group itself (the NATs talking to each other)
+NAT_SECURITY_GROUP = "nat-security-group"
+STATUS_PORT = 7654  # the HA agents' UDP status exchange (nat/agent.py STATUS_PORT)
 
 
 @dataclass(frozen=True)
 class GuideRule:
     direction: str  # "inbound" | "outbound"
-    peer: str  # "private_subnets" | "operator_network" | "anywhere"
-    protocol: str  # "tcp" | "icmp"
+    peer: str  # "private_subnets" | "operator_network" | "anywhere" | "nat_security_group"
+    protocol: str  # "tcp" | "udp" | "icmp"
     port: int | None  # None: all ICMP types
     why: str
     test_only: bool = False  # the guide's "test your NAT" additions
+    ha_only: bool = False  # high availability: the NATs ask each other for their status
 
 
 GUIDE_RULES: tuple[GuideRule, ...] = (
@@ -38,18 +42,24 @@ GUIDE_RULES: tuple[GuideRule, ...] = (
     GuideRule("outbound", "private_subnets", "tcp", 22,
               "SSH from the NAT to private servers, NAT as bastion (guide's test)",
               test_only=True),
+    GuideRule("inbound", "nat_security_group", "udp", STATUS_PORT,
+              "status from the other NATs (high availability)", ha_only=True),
+    GuideRule("outbound", "nat_security_group", "udp", STATUS_PORT,
+              "status to the other NATs (high availability)", ha_only=True),
 )
 
 PEER_LABELS = {
     "private_subnets": "private subnet CIDR(s)",
     "operator_network": "operator network (sshCidr)",
     "anywhere": ANYWHERE,
+    "nat_security_group": "the NAT security group itself",
 }
 
 
 @dataclass(frozen=True, order=True)
 class SecurityGroupRule:
-    """One concrete rule: one direction, one CIDR, one protocol and port range."""
+    """One concrete rule: one direction, one peer (a CIDR, or NAT_SECURITY_GROUP), one protocol
+    and port range."""
 
     direction: str
     cidr: str
@@ -63,21 +73,25 @@ class SecurityGroupRule:
         """A short stable name fragment, unique within one security group."""
         port = "all" if self.protocol == "icmp" else str(self.from_port)
         direction = "in" if self.direction == "inbound" else "out"
-        cidr = self.cidr.replace("/", "-").replace(".", "-")
+        cidr = "self" if self.cidr == NAT_SECURITY_GROUP else \
+            self.cidr.replace("/", "-").replace(".", "-")
         return f"{direction}-{self.protocol}-{port}-{cidr}"
 
 
 def expand_rules(private_cidrs: Sequence[IPv4Network], ssh_cidr: IPv4Network | None,
-                 include_test_rules: bool) -> list[SecurityGroupRule]:
+                 include_test_rules: bool, high_availability: bool = False
+                 ) -> list[SecurityGroupRule]:
     """The guide's table for one deployment: each row times each CIDR of its peer."""
     peers: dict[str, list[str]] = {
         "private_subnets": [str(c) for c in private_cidrs],
         "operator_network": [str(ssh_cidr)] if ssh_cidr is not None else [],
         "anywhere": [ANYWHERE],
+        "nat_security_group": [NAT_SECURITY_GROUP],
     }
     rules = []
     for row in GUIDE_RULES:
-        if row.test_only and not include_test_rules:
+        if (row.test_only and not include_test_rules) or \
+                (row.ha_only and not high_availability):
             continue
         for cidr in peers[row.peer]:
             from_port, to_port = (-1, -1) if row.port is None else (row.port, row.port)
@@ -92,8 +106,9 @@ def guide_table_markdown() -> str:
              "|---|---|---|---|---|---|"]
     for row in GUIDE_RULES:
         port = "all ICMPv4" if row.port is None else str(row.port)
-        when = "enableTestRules: true" if row.test_only else (
-            "sshCidr set" if row.peer == "operator_network" else "always")
+        when = "enableTestRules: true" if row.test_only else \
+            "highAvailability: true" if row.ha_only else \
+            "sshCidr set" if row.peer == "operator_network" else "always"
         lines.append(f"| {row.direction} | {PEER_LABELS[row.peer]} | {row.protocol.upper()} | "
                      f"{port} | {row.why} | {when} |")
     return "\n".join(lines)

@@ -27,7 +27,10 @@ MAX_AZ_COUNT = 6  # the largest AWS region (us-east-1) has 6 AZs
 INSTANCE_FIELDS = ("instance_type", "ami_id", "key_name", "use_elastic_ip", "enable_ssm",
                    "conntrack")
 ACCESS_FIELDS = ("ssh_cidr", "allow_ssh_from_anywhere", "enable_test_rules")
-OPTION_FIELDS = ("single_nat", "instance", "access", "tags")
+HA_FIELDS = ("enabled", "health_check_targets", "failback_after_seconds")
+OPTION_FIELDS = ("single_nat", "instance", "access", "high_availability", "tags")
+DEFAULT_HEALTH_CHECK_TARGETS = ("checkip.amazonaws.com:443", "aws.amazon.com:443")
+FAILBACK_AFTER = (10, 3600, 60)  # seconds: minimum, maximum, default
 NAT_INSTANCES_FIELDS = ("vpc_id", "vpc_cidr_blocks", "availability_zones", "public_subnet_ids",
                         "private_route_table_ids", "private_cidr_blocks", *OPTION_FIELDS)
 NAT_INSTANCE_VPC_FIELDS = ("availability_zones", "vpc_cidr", "public_subnet_cidrs",
@@ -56,12 +59,21 @@ class AccessSettings:
 
 
 @dataclass(frozen=True)
+class HighAvailabilitySettings:
+    enabled: bool = False
+    health_check_targets: tuple[str, ...] = DEFAULT_HEALTH_CHECK_TARGETS
+    failback_after: int = FAILBACK_AFTER[2]
+
+
+@dataclass(frozen=True)
 class NatOptions:
     """What NatInstances and NatInstanceVpc share: everything about the NATs but the wiring."""
 
     single_nat: bool = False
     instance: InstanceSettings = field(default_factory=InstanceSettings)
     access: AccessSettings = field(default_factory=AccessSettings)
+    high_availability: HighAvailabilitySettings = field(
+        default_factory=HighAvailabilitySettings)
     tags: Mapping[str, str] = field(default_factory=dict)
 
 
@@ -146,6 +158,7 @@ def read_options(problems: Problems, args: Mapping[str, Any]) -> NatOptions:
 
     single_nat = optional(args, "single_nat", validation.boolean)
     use_elastic_ip = optional(instance, "instance.use_elastic_ip", validation.boolean)
+    high_availability = read_high_availability(problems, args, use_elastic_ip)
     enable_ssm = optional(instance, "instance.enable_ssm", validation.boolean)
     test_rules = optional(access, "access.enable_test_rules", validation.boolean)
     return NatOptions(
@@ -158,7 +171,31 @@ def read_options(problems: Problems, args: Mapping[str, Any]) -> NatOptions:
             enable_ssm=True if enable_ssm is None else enable_ssm,
             tuning=TuningOverrides.from_values(tuning_values)),
         access=AccessSettings(ssh_cidr=ssh_cidr, enable_test_rules=bool(test_rules)),
+        high_availability=high_availability,
         tags=dict(tags))
+
+
+def read_high_availability(problems: Problems, args: Mapping[str, Any],
+                           use_elastic_ip: bool | None) -> HighAvailabilitySettings:
+    given = group(problems, args, "high_availability", HA_FIELDS)
+    enabled = given.get("enabled") is not None and \
+        validation.boolean(problems, "high_availability.enabled", given["enabled"]) is True
+    targets: tuple[str, ...] = DEFAULT_HEALTH_CHECK_TARGETS
+    if given.get("health_check_targets") is not None:
+        listed = validation.endpoints(problems, "high_availability.health_check_targets",
+                                      given["health_check_targets"])
+        targets = tuple(listed) if listed else targets
+    failback = FAILBACK_AFTER[2]
+    if given.get("failback_after_seconds") is not None:
+        failback = validation.integer(problems, "high_availability.failback_after_seconds",
+                                      given["failback_after_seconds"], *FAILBACK_AFTER[:2]) \
+            or failback
+    if enabled and use_elastic_ip is False:
+        problems.fail("instance.use_elastic_ip", False, "high availability keeps each AZ's "
+                      "public address on a network interface that outlives its instances, so "
+                      "it needs Elastic IPs", "leave it true, or turn "
+                      f"{problems.label('high_availability.enabled')} off")
+    return HighAvailabilitySettings(enabled, targets, failback)
 
 
 # --- the guide's VPC -----------------------------------------------------------------------------

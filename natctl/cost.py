@@ -46,6 +46,7 @@ class CostEstimate:
     baseline_mbps_per_nat: float | None
     within_baseline: bool | None
     notes: list[str]
+    cross_az_per_gb: float
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -129,4 +130,4 @@ def estimate(instance_type: str, nat_count: int, az_count: int, gb_per_month: fl
         round(gateways_total - instances_total, 2), break_even_gb=break_even,
         average_mbps_needed=round(average_mbps, 2), baseline_mbps_per_nat=baseline_mbps,
         within_baseline=None if baseline_mbps is None else per_nat_mbps <= baseline_mbps,
-        notes=notes)
+        notes=notes, cross_az_per_gb=prices["cross_az_per_gb"])

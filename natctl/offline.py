@@ -7,6 +7,7 @@ graph (type, name, inputs, parent, options) and the stack's exports.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import runpy
 from collections.abc import Callable, Mapping
@@ -34,6 +35,7 @@ ID_PREFIXES = {
     "aws:ec2/eipAssociation:EipAssociation": "eipassoc",
 }
 MOCK_AMI = {"arm64": "ami-0a1b2c3d4e5f60718", "x86_64": "ami-0f1e2d3c4b5a69788"}
+MOCK_ACCOUNT = "123456789012"
 
 
 @dataclass
@@ -114,6 +116,13 @@ class AwsMocks(pulumi.runtime.Mocks):
             return {"instanceType": instance_type, "id": instance_type,
                     "supportedArchitectures": [architecture_by_name(instance_type)],
                     "memorySize": MOCK_MEMORY_MIB.get(size, 16384)}
+        if args.token == "aws:index/getPartition:getPartition":
+            return {"partition": "aws", "dnsSuffix": "amazonaws.com", "id": "aws"}
+        if args.token == "aws:index/getRegion:getRegion":
+            return {"region": self.region, "name": self.region, "id": self.region}
+        if args.token == "aws:index/getCallerIdentity:getCallerIdentity":
+            return {"accountId": MOCK_ACCOUNT, "arn": f"arn:aws:iam::{MOCK_ACCOUNT}:user/ops",
+                    "userId": "AIDAMOCK", "id": MOCK_ACCOUNT}
         if args.token == "aws:ec2/getSubnet:getSubnet":
             return {"id": args.args["id"], **self.subnets[args.args["id"]]}
         if args.token == "aws:ec2/getRouteTable:getRouteTable":
@@ -127,23 +136,35 @@ class AwsMocks(pulumi.runtime.Mocks):
         return {}
 
     def new_resource(self, args: pulumi.runtime.MockResourceArgs) -> tuple[str, dict[str, Any]]:
+        """Ids and addresses derived from the resource's type and name: the same on every run
+        (registration order varies), and distinct within a stack."""
         self.counter += 1
         short = ID_PREFIXES.get(args.typ, args.typ.split(":")[-1].lower())
-        resource_id = f"{short}-{self.counter:017x}"
+        digest = hashlib.sha256(f"{args.typ}/{args.name}".encode()).hexdigest()[:17]
+        host = int(digest, 16) % 250 + 1
+        resource_id = f"{short}-{digest}"
         outputs = dict(args.inputs)
         if args.typ == "aws:ec2/instance:Instance":
-            resource_id = f"i-{self.counter:017x}"
-            outputs.update(primaryNetworkInterfaceId=f"eni-{self.counter:017x}",
-                           privateIp=f"10.255.0.{self.counter % 250}",
-                           publicIp=f"{MOCK_PUBLIC_IP_PREFIX}{self.counter % 250}")
+            resource_id = f"i-{digest}"
+            outputs.update(primaryNetworkInterfaceId=f"eni-{digest}",
+                           privateIp=f"10.255.0.{host}",
+                           publicIp=f"{MOCK_PUBLIC_IP_PREFIX}{host}")
         elif args.typ == "aws:ec2/eip:Eip":
-            resource_id = f"eipalloc-{self.counter:017x}"
-            outputs.update(allocationId=resource_id,
-                           publicIp=f"{MOCK_PUBLIC_IP_PREFIX}{self.counter % 250}")
+            resource_id = f"eipalloc-{digest}"
+            outputs.update(allocationId=resource_id, publicIp=f"{MOCK_PUBLIC_IP_PREFIX}{host}")
         elif args.typ == "aws:iam/role:Role":
             outputs.update(name=args.name, arn=f"arn:aws:iam::123456789012:role/{args.name}")
         elif args.typ == "aws:iam/instanceProfile:InstanceProfile":
             outputs.update(name=args.name)
+        elif args.typ == "aws:ec2/networkInterface:NetworkInterface":
+            resource_id = f"eni-{digest}"
+            outputs.update(privateIp=f"10.254.0.{host}")
+        elif args.typ == "aws:ec2/launchTemplate:LaunchTemplate":
+            resource_id = f"lt-{digest}"
+            outputs.update(latestVersion=1)
+        elif args.typ == "aws:autoscaling/group:Group":
+            resource_id = f"{args.name}-{digest[:8]}"
+            outputs.update(name=resource_id)
         elif args.typ == "awsx:ec2:Vpc":  # its outputs only: some share an input's name
             outputs = self._awsx_vpc(args.inputs)
         return resource_id, outputs

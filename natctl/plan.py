@@ -7,6 +7,7 @@ graph it registers, the cost from natctl/cost.py.
 
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
 from pathlib import Path
@@ -14,6 +15,7 @@ from typing import Any
 
 from nat.ami import AL2023_PARAMETER_PREFIX
 from nat.instance_types import architecture_by_name
+from nat.userdata import decode_user_data
 from natctl.cost import estimate
 from natctl.offline import Graph, run_program
 from natctl.stacks import load_stack_config
@@ -23,6 +25,9 @@ SUBNET = "aws:ec2/subnet:Subnet"
 ROUTE = "aws:ec2/route:Route"
 ASSOCIATION = "aws:ec2/routeTableAssociation:RouteTableAssociation"
 INGRESS = "aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule"
+GROUP = "aws:autoscaling/group:Group"
+TEMPLATE = "aws:ec2/launchTemplate:LaunchTemplate"
+EIP_ASSOCIATION = "aws:ec2/eipAssociation:EipAssociation"
 EGRESS = "aws:vpc/securityGroupEgressRule:SecurityGroupEgressRule"
 
 
@@ -30,25 +35,65 @@ class PlanError(ValueError):
     pass
 
 
-def _ami_source(graph: Graph, nat: dict[str, Any]) -> str:
+def _ami_source(graph: Graph, pinned: str) -> str:
     parameters = [args["name"] for token, args in graph.invokes
                   if token == "aws:ssm/getParameter:getParameter"]
     if parameters:
         return f"latest Amazon Linux 2023 ({parameters[0].removeprefix(AL2023_PARAMETER_PREFIX)}"\
                f", SSM {parameters[0]})"
-    return f"pinned {nat['ami']}"
+    return f"pinned {pinned}"
+
+
+def nat_units(graph: Graph) -> dict[str, dict[str, Any]]:
+    """Each NAT by the interface its routes point at: a plain instance, or (high availability)
+    an Auto Scaling group of one whose launch template puts instances on a fixed interface."""
+    by_id = {r.id: r for r in graph.resources}
+    eip_by_target: dict[str, str] = {}
+    for association in graph.of_type(EIP_ASSOCIATION):
+        eip = by_id[association.inputs["allocationId"]]
+        target = association.inputs.get("instanceId") or association.inputs["networkInterfaceId"]
+        eip_by_target[target] = eip.name
+    units: dict[str, dict[str, Any]] = {}
+    for nat in graph.of_type(INSTANCE):
+        units[nat.inputs["primaryNetworkInterfaceId"]] = {
+            "name": nat.name, "mode": "instance", "subnet": nat.inputs["subnetId"],
+            "instance_type": nat.inputs["instanceType"],
+            "ami": _ami_source(graph, nat.inputs.get("ami", "")),
+            "source_dest_check": nat.inputs["sourceDestCheck"],
+            "tokens": nat.inputs["metadataOptions"]["httpTokens"],
+            "public_address": (f"Elastic IP {eip_by_target[nat.id]}" if nat.id in eip_by_target
+                               else "auto-assigned public IP (changes on stop/start)")}
+    for group in graph.of_type(GROUP):
+        template = by_id[group.inputs["launchTemplate"]["id"]]
+        interface = by_id[template.inputs["networkInterfaces"][0]["networkInterfaceId"]]
+        units[interface.id] = {
+            "name": group.name, "mode": "auto scaling group of one",
+            "subnet": interface.inputs["subnetId"],
+            "instance_type": template.inputs["instanceType"],
+            "ami": _ami_source(graph, template.inputs.get("imageId", "")),
+            "source_dest_check": interface.inputs["sourceDestCheck"],
+            "tokens": template.inputs["metadataOptions"]["httpTokens"],
+            "public_address": f"Elastic IP {eip_by_target[interface.id]} on interface "
+                              f"{interface.name} (kept by every instance of the group)"}
+    return units
+
+
+def high_availability(graph: Graph) -> dict[str, Any] | None:
+    """What the agents were told (agent.json, inside a launch template's user data)."""
+    templates = graph.of_type(TEMPLATE)
+    if not templates:
+        return None
+    user_data = decode_user_data(templates[0].inputs["userData"])
+    settings = json.loads(user_data.split("<<'NAT_AGENT_SETTINGS_END'\n", 1)[1].split("\n")[0])
+    return {"failback_after_seconds": int(settings["failback_after"]),
+            "health_check_targets": settings["targets"]}
 
 
 def build_plan(graph: Graph, stack: str, region: str, gb_per_month: float) -> dict[str, Any]:
     by_id = {r.id: r for r in graph.resources}
-    eni_owner = {r.inputs["primaryNetworkInterfaceId"]: r for r in graph.of_type(INSTANCE)}
+    units = nat_units(graph)
     table_of = {a.inputs["subnetId"]: by_id[a.inputs["routeTableId"]]
                 for a in graph.of_type(ASSOCIATION)}
-    eip_of = {}
-    for association in graph.of_type("aws:ec2/eipAssociation:EipAssociation"):
-        eip = next(e for e in graph.of_type("aws:ec2/eip:Eip")
-                   if e.id == association.inputs["allocationId"])
-        eip_of[association.inputs["instanceId"]] = eip.name
 
     zones: list[dict[str, Any]] = []
     subnets = graph.of_type(SUBNET)
@@ -58,34 +103,28 @@ def build_plan(graph: Graph, stack: str, region: str, gb_per_month: float) -> di
                        and s.inputs["availabilityZone"] == zone)
         public = next(s for s in subnets if "-public-" in s.name
                       and s.inputs["availabilityZone"] == zone)
-        nat = next((n for n in graph.of_type(INSTANCE) if n.inputs["subnetId"] == public.id),
-                   None)
+        nat = next((u for u in units.values() if u["subnet"] == public.id), None)
         table = table_of[private.id]
         route = next(r for r in graph.of_type(ROUTE) if r.inputs["routeTableId"] == table.id
                      and r.inputs["destinationCidrBlock"] == "0.0.0.0/0")
-        target = eni_owner[route.inputs["networkInterfaceId"]]
-        target_zone = by_id[target.inputs["subnetId"]].inputs["availabilityZone"]
+        target = units[route.inputs["networkInterfaceId"]]
+        target_zone = by_id[target["subnet"]].inputs["availabilityZone"]
         entry: dict[str, Any] = {
             "zone": zone,
             "public_subnet": {"name": public.name, "cidr": public.inputs["cidrBlock"]},
             "nat_instance": None,
             "private_subnet": {"name": private.name, "cidr": private.inputs["cidrBlock"]},
             "private_route_table": {
-                "name": table.name, "default_route_target": target.name,
+                "name": table.name, "default_route_target": target["name"],
                 "target_zone": target_zone, "same_zone": target_zone == zone},
         }
         if nat is not None:
-            instance_type = nat.inputs["instanceType"]
             entry["nat_instance"] = {
-                "name": nat.name, "instance_type": instance_type,
-                "architecture": architecture_by_name(instance_type),
-                "ami": _ami_source(graph, nat.inputs),
-                "source_dest_check": nat.inputs["sourceDestCheck"],
-                "imds": "v2 required" if nat.inputs["metadataOptions"]["httpTokens"] ==
-                        "required" else "v1 allowed",
-                "public_address": (f"Elastic IP {eip_of[nat.id]}" if nat.id in eip_of
-                                   else "auto-assigned public IP (changes on stop/start)"),
-            }
+                "name": nat["name"], "mode": nat["mode"], "instance_type": nat["instance_type"],
+                "architecture": architecture_by_name(nat["instance_type"]), "ami": nat["ami"],
+                "source_dest_check": nat["source_dest_check"],
+                "imds": "v2 required" if nat["tokens"] == "required" else "v1 allowed",
+                "public_address": nat["public_address"]}
         zones.append(entry)
 
     rules = []
@@ -93,19 +132,27 @@ def build_plan(graph: Graph, stack: str, region: str, gb_per_month: float) -> di
         # numbers come back from the engine as floats
         port = "all" if rule.inputs["ipProtocol"] == "icmp" else str(int(rule.inputs["fromPort"]))
         rules.append({"direction": "inbound" if rule.type == INGRESS else "outbound",
-                      "peer": rule.inputs["cidrIpv4"], "protocol": rule.inputs["ipProtocol"],
-                      "port": port, "why": rule.inputs["description"]})
+                      "peer": rule.inputs.get("cidrIpv4", "the NAT security group"),
+                      "protocol": rule.inputs["ipProtocol"], "port": port,
+                      "why": rule.inputs["description"]})
 
     rules.sort(key=lambda r: (r["direction"], r["protocol"], r["port"].zfill(5), r["peer"]))
-    instances = graph.of_type(INSTANCE)
-    if not instances:
+    if not units:
         raise PlanError("the program created no NAT instance")
     counts = graph.counts()
-    cost = estimate(instances[0].inputs["instanceType"], nat_count=len(instances),
-                    az_count=len(zones), gb_per_month=gb_per_month,
+    instance_type = next(iter(units.values()))["instance_type"]
+    cost = estimate(instance_type, nat_count=len(units), az_count=len(zones),
+                    gb_per_month=gb_per_month,
                     elastic_ips=bool(graph.of_type("aws:ec2/eip:Eip")),
-                    single_nat=len(instances) < len(zones))
+                    single_nat=len(units) < len(zones))
     cost_data = cost.to_dict()
+    ha = high_availability(graph)
+    if ha is not None:
+        cost_data["notes"].append(
+            "High availability adds nothing to the monthly bill: no standby instance, no NAT "
+            "Gateway; interfaces, launch templates and Auto Scaling groups are free. During a "
+            f"failover an AZ's traffic crosses to another AZ's NAT (${cost.cross_az_per_gb:g}"
+            "/GB).")
     if region != cost.region:
         cost_data["notes"].append(f"This stack deploys to {region}; its prices differ from "
                                   f"{cost.region}'s.")
@@ -113,6 +160,7 @@ def build_plan(graph: Graph, stack: str, region: str, gb_per_month: float) -> di
         "stack": stack, "region": region, "vpc_cidr": graph.of_type(
             "aws:ec2/vpc:Vpc")[0].inputs["cidrBlock"],
         "availability_zones": zones, "security_group_rules": rules,
+        "high_availability": ha,
         "resource_counts": counts, "resource_total": sum(counts.values()),
         "resource_tree": resource_tree(graph),
         "cost": cost_data,
@@ -167,7 +215,9 @@ def render_text(plan: dict[str, Any]) -> str:
                    "gateway)")
         nat = zone["nat_instance"]
         if nat:
-            out.append(f"    └─ NAT instance {nat['name']}: {nat['instance_type']} "
+            kind = "NAT instance" if nat["mode"] == "instance" else \
+                "NAT, an Auto Scaling group of one,"
+            out.append(f"    └─ {kind} {nat['name']}: {nat['instance_type']} "
                        f"{nat['architecture']}, source/dest check "
                        f"{'on' if nat['source_dest_check'] else 'off'}, IMDS {nat['imds']}")
             out.append(f"         AMI: {nat['ami']}")
@@ -177,6 +227,23 @@ def render_text(plan: dict[str, Any]) -> str:
         where = "same AZ" if table["same_zone"] else f"in {table['target_zone']}: crosses AZs"
         out.append(f"    └─ route table {table['name']}")
         out.append(f"         └─ 0.0.0.0/0 → {table['default_route_target']} ({where})")
+        out.append("")
+    ha = plan.get("high_availability")
+    if ha:
+        zones = [z["zone"] for z in plan["availability_zones"] if z["nat_instance"]]
+        out.append("High availability")
+        out.append("  heals: a NAT that dies, or whose data path fails its test (a TCP handshake "
+                   f"each second to {', '.join(ha['health_check_targets'])}, forwarded and "
+                   "masqueraded), is replaced by its group; the new one has the AZ's interface "
+                   "and Elastic IP")
+        if len(zones) > 1:
+            ring = " → ".join([*zones, zones[0]])
+            out.append(f"  fails over: within seconds, an AZ whose NAT is unhealthy uses the "
+                       f"next healthy one ({ring}); back after "
+                       f"{ha['failback_after_seconds']} s healthy")
+        else:
+            out.append("  fails over: no (one NAT): the AZ waits for its replacement")
+        out.append("  egress address during a failover: the other AZ's Elastic IP")
         out.append("")
     out.append("NAT security group (the guide's table)")
     out.append(f"  {'direction':<9}  {'peer':<18}  {'protocol':<8}  {'port':<4}  why")

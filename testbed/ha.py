@@ -7,8 +7,9 @@
                        └── internet gateway (1:1 for both EIPs) ── internet host 198.51.100.20
                                                                    (echo server, moto_server)
 
-Each NAT runs the real bootstrap script and the real agent (nat/agent.py) with a stand-in
-instance metadata service on 169.254.169.254. The agents call "AWS" (moto_server on the
+Each NAT runs its rendered user data as cloud-init would (the bootstrap script, and the agent
+as user data carries it), then the agent as its systemd unit says, with a stand-in instance
+metadata service on 169.254.169.254. The agents call "AWS" (moto_server on the
 internet host) through their own public path, as real NATs reach the EC2 API. The route
 applier plays the VPC router's side: it reads the private route tables from moto_server every
 100 ms and points each private subnet's table at the NAT whose interface the route names.
@@ -29,7 +30,6 @@ nftables, util-linux; close() removes everything, also after a failure.
 from __future__ import annotations
 
 import itertools
-import json
 import os
 import shutil
 import socket
@@ -41,15 +41,18 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from ipaddress import IPv4Network
 from pathlib import Path
 from typing import Any
 
 import boto3
 
-from nat.userdata import BOOTSTRAP_SCRIPT_PATH
+from nat.ha import agent_settings
+from nat.settings import HighAvailabilitySettings
+from nat.tuning import TuningOverrides
+from nat.userdata import render_user_data
 from testbed.topology import PROBE, SCRATCH_MOUNTS, run
 
-AGENT = str(Path(BOOTSTRAP_SCRIPT_PATH).with_name("agent.py"))
 IMDS = str(Path(__file__).with_name("imds.py"))
 MOTO_SERVER = str(Path(sys.executable).with_name("moto_server"))
 REGION = "us-east-1"
@@ -293,6 +296,13 @@ class HaLab:
                        "ResourceType": "auto-scaling-group"}])
             self.groups[letter] = group
 
+    def route_target(self, letter: str) -> str:
+        """The AZ whose NAT AZ `letter`'s private route table names, as "AWS" has it now."""
+        table = self.client("ec2").describe_route_tables(
+            RouteTableIds=[self.tables[letter]])["RouteTables"][0]
+        route = next(r for r in table["Routes"] if r.get("DestinationCidrBlock") == "0.0.0.0/0")
+        return next(z for z, eni in self.eni.items() if eni == route.get("NetworkInterfaceId"))
+
     def group_instance(self, letter: str) -> str:
         instances = self.client("autoscaling").describe_auto_scaling_groups(
             AutoScalingGroupNames=[self.groups[letter]])["AutoScalingGroups"][0]["Instances"]
@@ -353,14 +363,16 @@ class HaLab:
 
     # --- NAT instances -------------------------------------------------------------------------
     def agent_settings(self, release: str) -> dict[str, Any]:
-        return {"region": REGION,
-                "nats": {z.name: {"eni": self.eni[letter], "address": z.nat_address}
-                         for letter, z in ZONES.items()},
-                "route_tables": {self.tables[letter]: z.name for letter, z in ZONES.items()},
-                "targets": [f"{INTERNET_HOST}:{ECHO_PORT}"], "probe_interval": 1.0,
-                "unhealthy_after": 3, "failback_after": self.failback_after,
-                "replace_after": self.replace_after, "never_healthy_grace": 60,
-                "route_refresh": 5, "rollout_check": 2, "release": release}
+        """What the component writes (nat.ha.agent_settings), with the test bed's targets and
+        shorter waits."""
+        settings = agent_settings(
+            REGION, {z.name: (self.eni[letter], z.nat_address) for letter, z in ZONES.items()},
+            [(self.tables[letter], z.name) for letter, z in ZONES.items()],
+            HighAvailabilitySettings(True, (f"{INTERNET_HOST}:{ECHO_PORT}",),
+                                     int(self.failback_after)), release)
+        settings.update(replace_after=self.replace_after, never_healthy_grace=60,
+                        route_refresh=5, rollout_check=2)
+        return settings
 
     def start_nat(self, letter: str) -> Nat:
         """A NAT instance boots in AZ `letter`: the group's current instance on the AZ's
@@ -389,20 +401,22 @@ class HaLab:
         self.applied.pop(letter, None)  # the router's route through the old link is gone
         nat.processes.append(self._background(namespace, [sys.executable, IMDS, instance_id,
                                                           zone.name], "listening"))
-        etc = self._upper(nat, "/etc") / "nat-instance"
-        etc.mkdir(parents=True)
-        (etc / "nat.env").write_text(f'NAT_VPC_CIDRS="{VPC_CIDR}"\n')
-        (etc / "agent.json").write_text(json.dumps(self.agent_settings(release)))
+        # what cloud-init does: the rendered user data as a root shell script, then what
+        # systemd does with the unit it installed (the agent's ExecStart)
+        user_data = nat.scratch / "user-data"
+        user_data.write_text(render_user_data([IPv4Network(VPC_CIDR)], TuningOverrides(),
+                                              self.agent_settings(release)))
         mounts = " && ".join(
             f"mount -t overlay overlay -o lowerdir={target},upperdir={self._upper(nat, target)},"
             f"workdir={self._work(nat, target)} {target}" for target in SCRATCH_MOUNTS)
         environment = {"PATH": f"{self.fake_bin}:/usr/sbin:/usr/bin:/sbin:/bin",
                        "NAT_CONSOLE": "/dev/null", "NAT_ROUTE_WAIT": "2",
+                       "PYTHONUNBUFFERED": "1",
                        "AWS_ENDPOINT_URL": f"http://{INTERNET_HOST}:{API_PORT}",
                        "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
         exports = " ".join(f"{k}='{v}'" for k, v in environment.items())
-        shell = (f"{mounts} && export {exports} && /bin/bash {BOOTSTRAP_SCRIPT_PATH} apply && "
-                 f"exec {sys.executable} -u {AGENT} run")
+        shell = (f"{mounts} && export {exports} && /bin/bash {user_data} && exec $(sed -n "
+                 f"'s/^ExecStart=//p' /etc/systemd/system/nat-agent.service)")
         with nat.log.open("w") as log:
             agent = subprocess.Popen(["ip", "netns", "exec", namespace, "unshare", "--mount",
                                       "--propagation", "private", "/bin/bash", "-c", shell],

@@ -101,7 +101,8 @@ def test_shared_fields_are_the_same_in_both_components() -> None:
     mine = resources["nat:index:NatInstances"]["inputProperties"]
     theirs = resources["nat:index:NatInstanceVpc"]["inputProperties"]
     shared = set(mine) & set(theirs)
-    assert shared == {"availabilityZones", "singleNat", "instance", "access", "tags"}
+    assert shared == {"availabilityZones", "singleNat", "instance", "access",
+                      "highAvailability", "tags"}
     for name in shared - {"availabilityZones"}:
         assert mine[name] == theirs[name], name
 
@@ -174,7 +175,9 @@ def test_nat_instances_through_construct() -> None:
                         RTB_B2: eni[f"edge-{B}"]}
     assert all(n.inputs["tags"]["team"] == "platform" for n in nats)
     assert set(state) == {"securityGroupId", "natInstanceIds", "natNetworkInterfaceIds",
-                          "natPublicIps", "natZoneForPrivateRouteTables", "instanceRoleName"}
+                          "natPublicIps", "natZoneForPrivateRouteTables", "instanceRoleName",
+                          "autoScalingGroupNames"}
+    assert state["autoScalingGroupNames"] == {}  # plain NATs
     assert sorted(state["natPublicIps"]) == [A, B]
     assert state["natZoneForPrivateRouteTables"] == {A: A, B: B}
     assert state["natInstanceIds"] == {z: graph.named(f"edge-{z}").id for z in (A, B)}

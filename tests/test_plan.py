@@ -224,3 +224,37 @@ def test_negative_volume_is_refused(capsys: pytest.CaptureFixture[str]) -> None:
         main(["plan", "--gb-per-month", "-5"])
     assert exited.value.code == 2
     assert "-5 is negative" in capsys.readouterr().err
+
+
+def test_high_availability_plan(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    project = stack_dir(tmp_path, "ha", {"aws:region": "us-east-1",
+                                         "nat-instance-vpc:azCount": 3,
+                                         "nat-instance-vpc:highAvailability": True,
+                                         "nat-instance-vpc:failbackAfterSeconds": 120})
+    plan = plan_stack("ha", 100, project)
+    jsonschema.validate(plan, SCHEMA)
+    assert plan["high_availability"] == {
+        "failback_after_seconds": 120,
+        "health_check_targets": ["checkip.amazonaws.com:443", "aws.amazon.com:443"]}
+    for zone in plan["availability_zones"]:
+        nat = zone["nat_instance"]
+        assert nat["mode"] == "auto scaling group of one"
+        assert nat["name"] == f"ha-nat-asg-{zone['zone']}"
+        assert f"on interface ha-nat-eni-{zone['zone']}" in nat["public_address"]
+        assert zone["private_route_table"]["same_zone"] is True
+    # three NATs, as without high availability: nothing added to the bill
+    cost = plan["cost"]
+    assert cost["nat_instances"][0]["quantity"] == 3 * 730
+    assert any("High availability adds nothing to the monthly bill" in n for n in cost["notes"])
+    code, out, _ = cli(capsys, "plan", "--stack", "ha", "--project-dir", str(tmp_path))
+    assert code == 0
+    assert ("fails over: within seconds, an AZ whose NAT is unhealthy uses the next healthy "
+            "one (us-east-1a → us-east-1b → us-east-1c → us-east-1a); back after 120 s "
+            "healthy") in out
+    assert "inbound    the NAT security group  udp       7654  status from the other NATs" in out
+
+
+def test_plain_plan_says_nothing_of_high_availability() -> None:
+    plan = plan_stack("dev", 100)
+    assert plan["high_availability"] is None
+    assert "High availability" not in render_text(plan)

@@ -79,7 +79,7 @@ def rule_set(graph: Graph) -> set[tuple[Any, ...]]:
     rules = set()
     for rule in graph.of_type(INGRESS) + graph.of_type(EGRESS):
         direction = "inbound" if rule.type == INGRESS else "outbound"
-        rules.add((direction, rule.inputs["cidrIpv4"], rule.inputs["ipProtocol"],
+        rules.add((direction, rule.inputs.get("cidrIpv4", "self"), rule.inputs["ipProtocol"],
                    rule.inputs["fromPort"], rule.inputs["toPort"]))
     return rules
 
@@ -353,7 +353,9 @@ def test_example_stack_files_build(stack: str) -> None:
     graph = run_program(load_stack_config(stack), stack=stack)
     config = load_stack_config(stack)
     az_count = int(config["nat-instance-vpc:azCount"])
-    assert len(graph.of_type(INSTANCE)) == az_count
+    high_availability = config.get("nat-instance-vpc:highAvailability") == "true"
+    nats = graph.of_type("aws:autoscaling/group:Group" if high_availability else INSTANCE)
+    assert len(nats) == az_count
     assert len(private_subnets(graph)) == az_count
 
 
@@ -428,8 +430,17 @@ def without_ids(value: Any) -> Any:
     return value
 
 
+# Pulumi.prod.yaml as 0.1.0 shipped it (the file has since turned high availability on)
+PROD_0_1 = {"aws:region": "eu-west-1", "nat-instance-vpc:azCount": 2,
+            "nat-instance-vpc:vpcCidr": "10.20.0.0/16",
+            "nat-instance-vpc:publicSubnetCidrs": ["10.20.0.0/24", "10.20.1.0/24"],
+            "nat-instance-vpc:privateSubnetCidrs": ["10.20.64.0/19", "10.20.96.0/19"],
+            "nat-instance-vpc:natInstanceType": "t4g.micro",
+            "nat-instance-vpc:sshCidr": "198.51.100.0/24"}
+
+
 @pytest.mark.parametrize(("stack", "config"), [
-    ("dev", None), ("prod", None),
+    ("dev", None), ("prod", PROD_0_1),
     ("single", {"aws:region": "us-east-1", "nat-instance-vpc:azCount": 2,
                 "nat-instance-vpc:singleNat": True, "nat-instance-vpc:enableSsm": False,
                 "nat-instance-vpc:useElasticIp": False})])
@@ -453,7 +464,7 @@ def test_a_stack_deployed_with_0_1_keeps_every_resource(stack: str,
 def test_upgrading_prod_changes_no_input_but_the_nats_user_data() -> None:
     """Same inputs, so nothing but the NATs is replaced; the NATs are, once, because the
     bootstrap script changed (user data replaces on change, by design)."""
-    graph = run_program(load_stack_config("prod"), stack="prod")
+    graph = run_program(PROD_0_1, stack="prod")
     old_inputs = json.loads((DATA / "prod-inputs-0.1.0.json").read_text())
     by_urn = {urn: r for r in graph.resources for urn in [r.urn, *r.aliases]}
     changed = {}

@@ -63,6 +63,24 @@ class AccessArgs(TypedDict):
     anywhere, SSH out to the private ranges (the NAT as a bastion). Default false."""
 
 
+class HighAvailabilityArgs(TypedDict):
+    """Self-healing NATs and cross-AZ failover, with no NAT Gateway and no standby instance."""
+
+    enabled: NotRequired[bool]
+    """Run each NAT in an Auto Scaling group of one, on a network interface (with the AZ's
+    Elastic IP) that outlives its instances, with an agent that tests the data path every
+    second, moves an AZ's routes to a healthy NAT of another AZ within seconds, moves them
+    back when the AZ's NAT is healthy again, and has a broken NAT replaced. Default false
+    (the guide's plain NAT instances)."""
+    health_check_targets: NotRequired[list[str]]
+    """host:port endpoints each NAT reaches through its own forwarding path to prove it
+    works (a TCP handshake a second; any one answering is enough). Default
+    ["checkip.amazonaws.com:443", "aws.amazon.com:443"]."""
+    failback_after_seconds: NotRequired[int]
+    """How long an AZ's NAT must stay healthy before its AZ's routes come back to it, 10 to
+    3,600. Default 60."""
+
+
 class NatInstancesArgs(TypedDict):
     """Arguments of NatInstances: NAT instances for an existing VPC."""
 
@@ -90,6 +108,8 @@ class NatInstancesArgs(TypedDict):
     """How each NAT instance is launched."""
     access: NotRequired[AccessArgs]
     """Who may reach the NATs themselves."""
+    high_availability: NotRequired[HighAvailabilityArgs]
+    """Self-healing NATs and cross-AZ failover."""
     tags: NotRequired[dict[str, str]]
     """Tags added to every resource the component creates."""
 
@@ -116,5 +136,7 @@ class NatInstanceVpcArgs(TypedDict):
     """How each NAT instance is launched."""
     access: NotRequired[AccessArgs]
     """Who may reach the NATs themselves."""
+    high_availability: NotRequired[HighAvailabilityArgs]
+    """Self-healing NATs and cross-AZ failover."""
     tags: NotRequired[dict[str, str]]
     """Tags added to every resource the component creates."""

@@ -6,15 +6,20 @@ namespaces, so what is tested is what boots.
 
 from __future__ import annotations
 
+import ast
 import base64
 import gzip
-from collections.abc import Sequence
+import hashlib
+import json
+from collections.abc import Mapping, Sequence
 from ipaddress import IPv4Network
 from pathlib import Path
+from typing import Any
 
 from nat.tuning import TuningOverrides
 
 BOOTSTRAP_SCRIPT_PATH = Path(__file__).with_name("nat-bootstrap.sh")
+AGENT_PATH = Path(__file__).with_name("agent.py")
 EC2_USER_DATA_LIMIT = 16384  # bytes, before base64
 _SCRIPT_END = "NAT_BOOTSTRAP_SCRIPT_END"
 
@@ -27,17 +32,44 @@ def bootstrap_script() -> str:
     return BOOTSTRAP_SCRIPT_PATH.read_text()
 
 
-def render_user_data(vpc_cidrs: Sequence[IPv4Network], tuning: TuningOverrides) -> str:
+def agent_script() -> str:
+    """The agent as user data carries it: nat/agent.py without its comments and docstrings
+    (an ast round trip: the same statements), so it fits EC2's 16 KB beside the bootstrap
+    script. The HA test bed runs this text, taken from the rendered user data."""
+    tree = ast.parse(AGENT_PATH.read_text())
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)) \
+                and node.body and isinstance(node.body[0], ast.Expr) \
+                and isinstance(node.body[0].value, ast.Constant) \
+                and isinstance(node.body[0].value.value, str):
+            node.body = node.body[1:] or [ast.Pass()]
+    return "#!/usr/bin/env python3\n# nat-agent (nat-instance-vpc): see nat/agent.py\n" + \
+        ast.unparse(tree) + "\n"
+
+
+def heredoc(path: str, text: str, marker: str, mode: str) -> str:
+    """Shell lines writing `text` to `path` verbatim (quoted heredoc: nothing expands)."""
+    if any(line.strip() == marker for line in text.splitlines()):
+        raise UserDataError(f"the text for {path} contains the heredoc marker {marker}")
+    return (f"cat >{path} <<'{marker}'\n{text.rstrip()}\n{marker}\n"
+            f"chmod {mode} {path}\n")
+
+
+def render_user_data(vpc_cidrs: Sequence[IPv4Network], tuning: TuningOverrides,
+                     agent_settings: Mapping[str, Any] | None = None) -> str:
     """A bash user-data script that installs nat-bootstrap.sh and runs `install`.
 
-    The settings go to /etc/nat-instance so the boot unit re-applies the same ones.
+    The settings go to /etc/nat-instance so the boot unit re-applies the same ones. With
+    `agent_settings` (high availability) it also installs the agent and its settings, which
+    `install` starts once the NAT rules are in place.
     """
-    script = bootstrap_script()
-    if any(line.strip() == _SCRIPT_END for line in script.splitlines()):
-        raise UserDataError(f"{BOOTSTRAP_SCRIPT_PATH} contains the heredoc marker {_SCRIPT_END}")
     tuning_lines = "".join(line + "\n" for line in tuning.environment_lines())
     cidrs = " ".join(str(c) for c in vpc_cidrs)
-    user_data = (
+    agent = "" if agent_settings is None else (
+        heredoc("/etc/nat-instance/agent.json", json.dumps(agent_settings, sort_keys=True),
+                "NAT_AGENT_SETTINGS_END", "0644") +
+        heredoc("/usr/local/sbin/nat-agent", agent_script(), "NAT_AGENT_END", "0755"))
+    return (
         "#!/bin/bash\n"
         "# nat-instance-vpc: install the NAT bootstrap script and run it (see its header).\n"
         "set -euo pipefail\n"
@@ -46,13 +78,17 @@ def render_user_data(vpc_cidrs: Sequence[IPv4Network], tuning: TuningOverrides) 
         "cat >/etc/nat-instance/tuning.env <<'NAT_TUNING_END'\n"
         f"{tuning_lines}"
         "NAT_TUNING_END\n"
-        f"cat >/usr/local/sbin/nat-bootstrap.sh <<'{_SCRIPT_END}'\n"
-        f"{script.rstrip()}\n"
-        f"{_SCRIPT_END}\n"
-        "chmod 0755 /usr/local/sbin/nat-bootstrap.sh\n"
+        f"{agent}"
+        f"{heredoc('/usr/local/sbin/nat-bootstrap.sh', bootstrap_script(), _SCRIPT_END, '0755')}"
         "exec /usr/local/sbin/nat-bootstrap.sh install\n"
     )
-    return user_data
+
+
+def release_of(user_data: str, image_id: str, instance_type: str, key_name: str | None) -> str:
+    """A fingerprint of what a launch template launches (user data without its release,
+    AMI, type, key): the agents roll out a new one AZ by AZ when their group's differs."""
+    material = json.dumps([user_data, image_id, instance_type, key_name or ""])
+    return hashlib.sha256(material.encode()).hexdigest()[:16]
 
 
 def compress_user_data(user_data: str) -> bytes:

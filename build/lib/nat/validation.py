@@ -167,6 +167,29 @@ def networks(problems: Problems, field: str, value: object, low: int = 0,
     return [n for n in parsed if n is not None]
 
 
+HOSTNAME_PATTERN = re.compile(r"^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)"
+                              r"(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*$", re.I)
+
+
+def endpoints(problems: Problems, field: str, value: object) -> list[str] | None:
+    """host:port endpoints (a DNS name or an IPv4 address, a port 1-65535), 1 to 8 of them."""
+    items = string_list(problems, field, value)
+    if items is None:
+        return None
+    if not 1 <= len(items) <= 8:
+        problems.fail(field, items, f"{len(items)} endpoints", "list 1 to 8 host:port endpoints")
+        return None
+    good = []
+    for item in items:
+        host, colon, port = item.rpartition(":")
+        if not colon or not HOSTNAME_PATTERN.match(host) or not port.isdigit() or \
+                not 1 <= int(port) <= 65535:
+            problems.fail(field, item, "not host:port", "write it like checkip.amazonaws.com:443")
+            continue
+        good.append(item)
+    return good if len(good) == len(items) else None
+
+
 def resource_id(problems: Problems, field: str, value: object, prefix: str,
                 example: str) -> None:
     """An id the caller gives as a plain string must have its kind's shape (vpc-, subnet-…).

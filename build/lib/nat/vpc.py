@@ -12,7 +12,7 @@ import pulumi_aws as aws
 from nat.args import NatInstancesArgs, NatInstanceVpcArgs
 from nat.nat_instances import TAG_COMPONENT, InvalidArgumentsError, Legacy, NatInstances, output_map
 from nat.rules import ANYWHERE
-from nat.settings import VpcSettings, nat_instance_vpc_settings
+from nat.settings import OPTION_FIELDS, VpcSettings, nat_instance_vpc_settings
 from nat.validation import ArgumentsError
 
 COMPONENT_TYPE = "nat:index:NatInstanceVpc"
@@ -49,6 +49,8 @@ class NatInstanceVpc(pulumi.ComponentResource):
     """AZ → the NAT's public address. Partners' allow-lists need all of them."""
     nat_zone_for_private_route_tables: pulumi.Output[dict[str, str]]
     """AZ → the AZ whose NAT its private route table uses."""
+    auto_scaling_group_names: pulumi.Output[dict[str, str]]
+    """AZ → the Auto Scaling group of that AZ's NAT (highAvailability only)."""
 
     def __init__(self, name: str, args: NatInstanceVpcArgs,
                  opts: pulumi.ResourceOptions | None = None) -> None:
@@ -113,8 +115,8 @@ class NatInstanceVpc(pulumi.ComponentResource):
                      route_table_id=private_route_tables[zone].id)
 
         nat_args: NatInstancesArgs = {
-            **{key: args[key] for key in ("single_nat", "instance", "access")  # type: ignore[typeddict-item]
-               if key in args},
+            **{key: args[key] for key in OPTION_FIELDS  # type: ignore[typeddict-item]
+               if key in args and key != "tags"},
             "tags": {TAG_COMPONENT: name, **settings.options.tags},
             "vpc_id": vpc.id,
             "vpc_cidr_blocks": [str(settings.vpc_cidr)],
@@ -142,6 +144,7 @@ class NatInstanceVpc(pulumi.ComponentResource):
         self.nat_network_interface_ids = nat.nat_network_interface_ids
         self.nat_public_ips = nat.nat_public_ips
         self.nat_zone_for_private_route_tables = nat.nat_zone_for_private_route_tables
+        self.auto_scaling_group_names = nat.auto_scaling_group_names
         self.register_outputs({key: getattr(self, key) for key in OUTPUTS})
 
     @property

@@ -1,0 +1,822 @@
+#!/usr/bin/env python3
+"""nat-agent: what keeps a NAT instance's AZ online (high availability).
+
+Runs on every NAT instance of a high-availability stack (user data installs it as
+/usr/local/sbin/nat-agent with a systemd unit). Python 3.9+ standard library only: Amazon
+Linux 2023 has python3 and nothing has to be installed at boot.
+
+Each second it
+  1. tests its own data path: a TCP handshake to an internet endpoint made from a private
+     address of the VPC (the AZ's reserved "+3" address of its public subnet, in a small
+     network namespace of its own) that the NAT must forward and masquerade, as it does the
+     private subnets' traffic;
+  2. asks every other NAT for its status over UDP (its own test result, and what it sees);
+  3. moves private route tables (ReplaceRoute) when the NAT they point at is unhealthy, and
+     back to their own AZ's NAT when it has been healthy for a while (hysteresis);
+  4. asks its Auto Scaling group to replace it when its own data path stays broken, and
+     rolls out a new launch template one AZ at a time, handing its routes over first.
+
+Split-brain: a NAT takes over an AZ whose own NAT it cannot reach; it never takes a route
+back from a NAT it cannot reach unless AWS says that NAT is gone. Two NATs that cannot see
+each other therefore settle (each may end up serving the other's AZ, both working) and do
+not oscillate. The decisions are pure functions (`decide`, `replacement_due`, `rollout_due`)
+tested on their own; the rest is I/O.
+
+  nat-agent run                the agent (systemd runs this)
+  nat-agent probe-helper       inside the probe namespace: answers "connect HOST PORT" lines
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import datetime
+import hashlib
+import hmac
+import ipaddress
+import json
+import os
+import select
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+import xml.etree.ElementTree as ElementTree
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+CONFIG_PATH = os.environ.get("NAT_AGENT_CONFIG", "/etc/nat-instance/agent.json")
+STATUS_PORT = 7654  # UDP, between the NATs only (the security group admits itself)
+RELEASE_TAG = "nat-instance-vpc:release"  # on each Auto Scaling group, set by Pulumi
+API_VERSIONS = {"ec2": "2016-11-15", "autoscaling": "2011-01-01", "monitoring": "2010-08-01"}
+
+
+def log(message: str) -> None:
+    print(f"nat-agent: {message}", flush=True)
+
+
+# --- configuration -------------------------------------------------------------------------------
+@dataclass
+class Settings:
+    region: str
+    nats: dict[str, dict[str, str]]  # zone → {"eni": id, "address": private IP}
+    route_tables: dict[str, str]  # route table id → the zone whose NAT owns it
+    targets: list[str]  # "host:port" reached through the data path
+    probe_interval: float = 1.0
+    unhealthy_after: int = 3  # consecutive failed probes (and missed peer answers)
+    failback_after: float = 60.0  # seconds the owner stays healthy before taking its AZ back
+    replace_after: float = 60.0  # seconds of a broken data path before asking for a new NAT
+    never_healthy_grace: float = 600.0  # a NAT that never got healthy since boot
+    route_refresh: float = 15.0  # seconds between reads of the route tables when all is quiet
+    rollout_check: float = 60.0
+    release: str = ""  # fingerprint of this instance's launch template (AMI, type, user data)
+    status_port: int = STATUS_PORT
+
+    @property
+    def order(self) -> list[str]:
+        return sorted(self.nats)
+
+    @staticmethod
+    def load(path: str = CONFIG_PATH) -> Settings:
+        with open(path) as handle:
+            raw = json.load(handle)
+        return Settings(**raw)
+
+
+# --- the decisions (pure) ------------------------------------------------------------------------
+@dataclass
+class Change:
+    route_table: str
+    target: str  # zone of the NAT the route must point at
+    reason: str
+
+
+@dataclass
+class View:
+    """What one NAT knows at one moment."""
+
+    me: str
+    order: list[str]
+    healthy: dict[str, bool]  # my view: reachable and reporting a working data path
+    reachable: dict[str, bool]
+    sees_me: dict[str, bool]  # each peer's own view of me
+    routes: dict[str, str | None]  # route table → zone of its target (None: no live NAT)
+    owners: dict[str, str]
+    gone: dict[str, bool] = field(default_factory=dict)  # AWS says the NAT is no more
+    my_healthy_for: float = 0.0
+    failback_after: float = 60.0
+
+
+def desired_target(owner: str, order: Sequence[str], healthy: dict[str, bool]) -> str | None:
+    """The owner when healthy, else the next healthy NAT after it (the same for everyone
+    who sees the same health), else None: nowhere better to go."""
+    if healthy.get(owner):
+        return owner
+    start = list(order).index(owner)
+    for zone in list(order[start + 1:]) + list(order[:start]):
+        if healthy.get(zone):
+            return zone
+    return None
+
+
+def decide(view: View) -> list[Change]:
+    """The route changes this NAT makes now.
+
+    A route is moved only for a reason: its NAT is unhealthy (normal state), reports itself
+    unhealthy or is gone (failed-over state), or its owner is back (failback, confirmed by the
+    NAT holding it). The NAT that becomes the target makes the change, and a NAT handing its
+    own routes over pushes them; anyone else waits, so concurrent writes agree.
+    """
+    changes = []
+    # A NAT cut off from most others does not take their AZs for their silence alone (it
+    # would gather every route to itself); with two NATs, one is enough.
+    quorum = sum(bool(view.reachable.get(z)) for z in view.order) * 2 >= len(view.order)
+    for table, owner in sorted(view.owners.items()):
+        current = view.routes.get(table)
+        target = desired_target(owner, view.order, view.healthy)
+        if target is None or target == current:
+            continue
+        reason = None
+        if current is None:
+            reason = "its route leads to no live NAT"
+        elif current == owner:
+            if view.reachable.get(owner) and not view.healthy.get(owner):
+                reason = f"the NAT in {owner} is unhealthy"
+            elif not view.reachable.get(owner) and quorum:
+                reason = f"the NAT in {owner} does not answer"
+        elif current == view.me and not view.healthy.get(view.me):
+            reason = "handing over"
+        elif view.reachable.get(current) and not view.healthy.get(current):
+            reason = f"the NAT in {current} reports a broken data path"
+        elif not view.reachable.get(current) and view.gone.get(current):
+            reason = f"the NAT in {current} is gone"
+        elif target == owner == view.me and view.reachable.get(current) and \
+                view.sees_me.get(current) and view.my_healthy_for >= view.failback_after:
+            reason = f"failback: healthy for {view.my_healthy_for:.0f} s"
+        if reason is not None and view.me in (target, current):
+            changes.append(Change(table, target, reason))
+    return changes
+
+
+def replacement_due(unhealthy_for: float, ever_healthy: bool, up_for: float,
+                    peer_healthy: bool, direct_ok: bool, settings: Settings) -> bool:
+    """Ask for a new instance only when the fault is this NAT's: a peer still works, or this
+    instance reaches the internet itself but not through its forwarding path. When every
+    path is down (the internet, a shared route table), replacing NATs would only churn."""
+    if not (peer_healthy or direct_ok):
+        return False
+    if ever_healthy:
+        return unhealthy_for >= settings.replace_after
+    return up_for >= settings.never_healthy_grace
+
+
+def rollout_due(me: str, order: Sequence[str], up_to_date: dict[str, bool],
+                healthy: dict[str, bool]) -> bool:
+    """A NAT on an old launch template steps down when every other NAT is healthy and every
+    NAT before it (AZ order) is up to date: one AZ at a time. A lone NAT never steps down
+    for an update (its AZ would be dark)."""
+    if up_to_date.get(me, True):
+        return False
+    others = [zone for zone in order if zone != me]
+    if not others or not all(healthy.get(zone) for zone in others):
+        return False
+    return all(up_to_date.get(zone) for zone in order[:list(order).index(me)])
+
+
+class Hysteresis:
+    """Healthy or not, flipping only after `threshold` results in a row the other way."""
+
+    def __init__(self, threshold: int, healthy: bool = False) -> None:
+        self.threshold = threshold
+        self.healthy = healthy
+        self.streak = 0
+        self.since = time.monotonic()
+        self.ever_healthy = healthy
+
+    def update(self, ok: bool, now: float) -> bool:
+        """Record one result; True when the state flipped."""
+        if ok == self.healthy:
+            self.streak = 0
+            return False
+        self.streak += 1
+        if self.streak < self.threshold:
+            return False
+        self.healthy, self.streak, self.since = ok, 0, now
+        self.ever_healthy = self.ever_healthy or ok
+        return True
+
+    def lasted(self, now: float) -> float:
+        return now - self.since
+
+
+# --- AWS: signed Query API calls and instance metadata, standard library only --------------------
+class AwsError(Exception):
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(f"{code}: {message}")
+        self.code = code
+
+
+def strip_namespaces(element: ElementTree.Element) -> ElementTree.Element:
+    for node in element.iter():
+        if isinstance(node.tag, str) and "}" in node.tag:
+            node.tag = node.tag.split("}", 1)[1]
+    return element
+
+
+class Metadata:
+    """IMDSv2 (the NATs require it)."""
+
+    def __init__(self, endpoint: str | None = None) -> None:
+        self.endpoint = (endpoint or os.environ.get("AWS_EC2_METADATA_SERVICE_ENDPOINT")
+                         or "http://169.254.169.254").rstrip("/")
+        self._token = ""
+        self._token_until = 0.0
+
+    def _fresh_token(self) -> str:
+        if time.monotonic() < self._token_until:
+            return self._token
+        request = urllib.request.Request(f"{self.endpoint}/latest/api/token", method="PUT",
+                                         headers={"X-aws-ec2-metadata-token-ttl-seconds": "300"})
+        with urllib.request.urlopen(request, timeout=2) as response:
+            self._token = response.read().decode()
+        self._token_until = time.monotonic() + 240
+        return self._token
+
+    def get(self, path: str) -> str | None:
+        request = urllib.request.Request(f"{self.endpoint}/latest/{path}",
+                                         headers={"X-aws-ec2-metadata-token":
+                                                  self._fresh_token()})
+        try:
+            with urllib.request.urlopen(request, timeout=2) as response:
+                return str(response.read().decode())
+        except urllib.error.HTTPError as error:
+            if error.code == 404:
+                return None
+            raise
+
+
+class Credentials:
+    """From the environment, else the instance profile (refreshed before they expire)."""
+
+    def __init__(self, metadata: Metadata) -> None:
+        self.metadata = metadata
+        self._cached: tuple[str, str, str] = ("", "", "")
+        self._until = 0.0
+
+    def get(self) -> tuple[str, str, str]:
+        if os.environ.get("AWS_ACCESS_KEY_ID"):
+            return (os.environ["AWS_ACCESS_KEY_ID"], os.environ.get("AWS_SECRET_ACCESS_KEY", ""),
+                    os.environ.get("AWS_SESSION_TOKEN", ""))
+        if time.monotonic() < self._until:
+            return self._cached
+        role = (self.metadata.get("meta-data/iam/security-credentials/") or "").split()[0]
+        document = json.loads(self.metadata.get(
+            f"meta-data/iam/security-credentials/{role}") or "{}")
+        self._cached = (document["AccessKeyId"], document["SecretAccessKey"],
+                        document.get("Token", ""))
+        self._until = time.monotonic() + 600  # instance profile keys last hours
+        return self._cached
+
+
+def sign(method: str, url: str, region: str, service: str, body: bytes,
+         credentials: tuple[str, str, str], now: datetime.datetime) -> dict[str, str]:
+    """Signature Version 4 headers for a form-encoded Query API request."""
+    access_key, secret_key, token = credentials
+    parsed = urllib.parse.urlsplit(url)
+    amz_date = now.strftime("%Y%m%dT%H%M%SZ")
+    day = amz_date[:8]
+    headers = {"content-type": "application/x-www-form-urlencoded; charset=utf-8",
+               "host": parsed.netloc, "x-amz-date": amz_date}
+    if token:
+        headers["x-amz-security-token"] = token
+    names = sorted(headers)
+    canonical = "\n".join([method, parsed.path or "/", parsed.query,
+                           "".join(f"{n}:{headers[n].strip()}\n" for n in names),
+                           ";".join(names), hashlib.sha256(body).hexdigest()])
+    scope = f"{day}/{region}/{service}/aws4_request"
+    to_sign = "\n".join(["AWS4-HMAC-SHA256", amz_date, scope,
+                         hashlib.sha256(canonical.encode()).hexdigest()])
+    key = f"AWS4{secret_key}".encode()
+    for part in (day, region, service, "aws4_request"):
+        key = hmac.new(key, part.encode(), hashlib.sha256).digest()
+    signature = hmac.new(key, to_sign.encode(), hashlib.sha256).hexdigest()
+    headers["authorization"] = (f"AWS4-HMAC-SHA256 Credential={access_key}/{scope}, "
+                                f"SignedHeaders={';'.join(names)}, Signature={signature}")
+    return headers
+
+
+class Aws:
+    """EC2, Auto Scaling and CloudWatch Query APIs (XML answers)."""
+
+    def __init__(self, region: str, credentials: Credentials, timeout: float = 5) -> None:
+        self.region = region
+        self.credentials = credentials
+        self.timeout = timeout
+        self.override = os.environ.get("AWS_ENDPOINT_URL", "").rstrip("/")
+
+    def endpoint(self, service: str) -> str:
+        if self.override:
+            return self.override + "/"
+        suffix = "amazonaws.com.cn" if self.region.startswith("cn-") else "amazonaws.com"
+        return f"https://{service}.{self.region}.{suffix}/"
+
+    def call(self, service: str, action: str, params: dict[str, str]) -> ElementTree.Element:
+        body = urllib.parse.urlencode({"Action": action, "Version": API_VERSIONS[service],
+                                       **params}).encode()
+        url = self.endpoint(service)
+        headers = sign("POST", url, self.region, service, body, self.credentials.get(),
+                       datetime.datetime.now(datetime.UTC))
+        request = urllib.request.Request(url, data=body, headers=headers, method="POST")
+        try:
+            with urllib.request.urlopen(request, timeout=self.timeout) as response:
+                return strip_namespaces(ElementTree.fromstring(response.read()))
+        except urllib.error.HTTPError as error:
+            text = error.read()
+            try:
+                root = strip_namespaces(ElementTree.fromstring(text))
+                code = root.findtext(".//Code") or str(error.code)
+                message = root.findtext(".//Message") or ""
+            except ElementTree.ParseError:
+                code, message = str(error.code), text[:200].decode(errors="replace")
+            raise AwsError(code, message) from None
+
+    # EC2 ------------------------------------------------------------------------------------
+    def route_targets(self, tables: Sequence[str]) -> dict[str, tuple[str, str]]:
+        """Route table → (the 0.0.0.0/0 route's network interface or instance, its state)."""
+        params = {f"RouteTableId.{i + 1}": table for i, table in enumerate(tables)}
+        root = self.call("ec2", "DescribeRouteTables", params)
+        found = {}
+        for table in root.iter("item"):
+            table_id = table.findtext("routeTableId")
+            if not table_id:
+                continue
+            for route in table.iterfind("routeSet/item"):
+                if route.findtext("destinationCidrBlock") == "0.0.0.0/0":
+                    target = (route.findtext("networkInterfaceId") or
+                              route.findtext("instanceId") or route.findtext("gatewayId") or "")
+                    found[table_id] = (target, route.findtext("state") or "")
+        return found
+
+    def replace_route(self, table: str, interface: str) -> None:
+        self.call("ec2", "ReplaceRoute", {"RouteTableId": table,
+                                          "DestinationCidrBlock": "0.0.0.0/0",
+                                          "NetworkInterfaceId": interface})
+
+    def interface_instance(self, interface: str) -> str | None:
+        """The instance a network interface is attached to, None when it is free."""
+        root = self.call("ec2", "DescribeNetworkInterfaces", {"NetworkInterfaceId.1": interface})
+        attachment = root.find(".//networkInterfaceSet/item/attachment")
+        if attachment is None or attachment.findtext("status") not in ("attached", "attaching"):
+            return None
+        return attachment.findtext("instanceId")
+
+    def instance_state(self, instance: str) -> str:
+        root = self.call("ec2", "DescribeInstances", {"InstanceId.1": instance})
+        return root.findtext(".//instancesSet/item/instanceState/name") or "unknown"
+
+    # Auto Scaling ---------------------------------------------------------------------------
+    def group_instance(self, instance: str) -> dict[str, str]:
+        """The group and health of an instance of an Auto Scaling group ({} if none)."""
+        root = self.call("autoscaling", "DescribeAutoScalingInstances",
+                         {"InstanceIds.member.1": instance})
+        member = root.find(".//AutoScalingInstances/member")
+        if member is None:
+            return {}
+        return {"group": member.findtext("AutoScalingGroupName") or "",
+                "health": member.findtext("HealthStatus") or ""}
+
+    def group_tag(self, group: str, key: str) -> str:
+        root = self.call("autoscaling", "DescribeAutoScalingGroups",
+                         {"AutoScalingGroupNames.member.1": group})
+        for tag in root.iterfind(".//AutoScalingGroups/member/Tags/member"):
+            if tag.findtext("Key") == key:
+                return tag.findtext("Value") or ""
+        return ""
+
+    def set_unhealthy(self, instance: str) -> None:
+        """The group replaces the instance at once (no grace period)."""
+        self.call("autoscaling", "SetInstanceHealth", {"InstanceId": instance,
+                                                       "HealthStatus": "Unhealthy",
+                                                       "ShouldRespectGracePeriod": "false"})
+
+
+# --- the data-path test --------------------------------------------------------------------------
+def reserved_address(interface_cidr: str) -> str:
+    """AWS reserves the fourth address of every subnet (network + 3) and never assigns it:
+    a private source inside the VPC that no host has, for the probe namespace."""
+    network = ipaddress.ip_interface(interface_cidr).network
+    return str(network.network_address + 3)
+
+
+def run(*command: str, check: bool = True) -> subprocess.CompletedProcess:  # type: ignore[type-arg]
+    return subprocess.run(list(command), capture_output=True, text=True, check=check,
+                          timeout=10)
+
+
+class ProbeNamespace:
+    """A one-address network namespace behind the NAT: what it sends to the internet must be
+    forwarded and masqueraded like a private host's traffic. The namespace lives as long as
+    its helper process (`unshare --net`): nothing is left behind when the agent stops."""
+
+    HOST_SIDE, INSIDE = "natprobe0", "natprobe1"
+    GATEWAY = "169.254.99.1"
+
+    def __init__(self) -> None:
+        self.helper: subprocess.Popen | None = None  # type: ignore[type-arg]
+        self.source = ""
+
+    @staticmethod
+    def primary() -> tuple[str, str]:
+        """(interface, address/prefix) of the default route's interface."""
+        route = run("ip", "-o", "-4", "route", "show", "to", "default").stdout.split()
+        interface = route[route.index("dev") + 1]
+        address = run("ip", "-o", "-4", "addr", "show", "dev", interface).stdout.split()
+        return interface, address[address.index("inet") + 1]
+
+    def setup(self) -> str:
+        self.teardown()
+        _, cidr = self.primary()
+        self.source = reserved_address(cidr)
+        helper = subprocess.Popen(["unshare", "--net", "--", sys.executable,
+                                   os.path.abspath(__file__), "probe-helper"],
+                                  stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+                                  bufsize=1)
+        self.helper = helper
+        assert helper.stdout is not None
+        if helper.stdout.readline().strip() != "ready":  # in its own namespace by now
+            raise OSError("the probe helper did not start")
+        pid = str(helper.pid)
+        run("ip", "link", "add", self.HOST_SIDE, "type", "veth", "peer", "name", self.INSIDE,
+            "netns", pid)
+        run("ip", "addr", "add", f"{self.GATEWAY}/32", "dev", self.HOST_SIDE)
+        run("ip", "link", "set", self.HOST_SIDE, "up")
+        run("ip", "route", "replace", f"{self.source}/32", "dev", self.HOST_SIDE)
+        inside = ("nsenter", "-t", pid, "-n")
+        run(*inside, "ip", "link", "set", "lo", "up")
+        run(*inside, "ip", "addr", "add", f"{self.source}/32", "dev", self.INSIDE)
+        run(*inside, "ip", "link", "set", self.INSIDE, "up")
+        run(*inside, "ip", "route", "add", self.GATEWAY, "dev", self.INSIDE)
+        run(*inside, "ip", "route", "add", "default", "via", self.GATEWAY)
+        return self.source
+
+    def alive(self) -> bool:
+        return self.helper is not None and self.helper.poll() is None
+
+    def teardown(self) -> None:
+        if self.helper is not None:
+            self.helper.kill()
+            self.helper.wait()
+            self.helper = None
+        run("ip", "link", "del", self.HOST_SIDE, check=False)
+
+    def reach(self, targets: Sequence[tuple[str, int]], timeout: float) -> bool:
+        """A TCP handshake with one of `targets`, through the NAT's forwarding path."""
+        helper = self.helper
+        if helper is None or helper.poll() is not None or helper.stdin is None or \
+                helper.stdout is None:
+            return False
+        for host, port in targets:
+            helper.stdin.write(f"connect {host} {port} {timeout}\n")
+            helper.stdin.flush()
+            ready, _, _ = select.select([helper.stdout], [], [], timeout + 1)
+            if ready and helper.stdout.readline().strip() == "ok":
+                return True
+        return False
+
+
+def connect(host: str, port: int, timeout: float) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
+def probe_helper() -> int:
+    """Inside the probe namespace: one "connect HOST PORT TIMEOUT" per line, "ok" or "fail"."""
+    print("ready", flush=True)
+    for line in sys.stdin:
+        words = line.split()
+        if len(words) != 4 or words[0] != "connect":
+            print("fail", flush=True)
+            continue
+        print("ok" if connect(words[1], int(words[2]), float(words[3])) else "fail",
+              flush=True)
+    return 0
+
+
+def resolve(targets: Sequence[str], inside: Sequence[ipaddress.IPv4Network]
+            ) -> list[tuple[str, int]]:
+    """host:port → (address, port), leaving out addresses inside the VPC (an endpoint
+    reached privately tests nothing of the internet path)."""
+    resolved = []
+    for target in targets:
+        host, _, port = target.rpartition(":")
+        try:
+            addresses = {str(info[4][0]) for info in socket.getaddrinfo(host, int(port),
+                                                                          socket.AF_INET)}
+        except OSError:
+            continue
+        for address in sorted(addresses):
+            if not any(ipaddress.ip_address(address) in net for net in inside):
+                resolved.append((address, int(port)))
+    return resolved
+
+
+# --- talking to the other NATs -------------------------------------------------------------------
+class Peers:
+    """UDP status exchange: each round asks every other NAT, answers theirs."""
+
+    def __init__(self, me: str, nats: dict[str, dict[str, str]], threshold: int,
+                 status: Callable[[], dict[str, Any]], port: int = STATUS_PORT) -> None:
+        self.me = me
+        self.addresses = {zone: nat["address"] for zone, nat in nats.items() if zone != me}
+        self.threshold = threshold
+        self.status = status
+        self.misses = dict.fromkeys(self.addresses, threshold)  # unknown until they answer
+        self.reports: dict[str, dict[str, Any]] = {}
+        self._answered: dict[str, bool] = {}
+        self.socket = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.socket.bind(("0.0.0.0", port))
+        self.port = port
+        self._lock = threading.Lock()
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self) -> None:
+        by_address = {address: zone for zone, address in self.addresses.items()}
+        while True:
+            try:
+                data, (address, port) = self.socket.recvfrom(65535)
+                message = json.loads(data.decode())
+            except (OSError, ValueError):
+                continue
+            if message.get("ask"):
+                reply = json.dumps({"report": self.status()}).encode()
+                with contextlib.suppress(OSError):
+                    self.socket.sendto(reply, (address, port))
+            elif "report" in message and address in by_address:
+                with self._lock:
+                    self.reports[by_address[address]] = message["report"]
+                    self._answered[by_address[address]] = True
+
+    def ask(self) -> None:
+        """Ask every other NAT for its status; answers arrive on the listening thread."""
+        with self._lock:
+            self._answered = {}
+        for address in self.addresses.values():
+            with contextlib.suppress(OSError):
+                self.socket.sendto(b'{"ask": true}', (address, self.port))
+
+    def collect(self) -> None:
+        """Count who did not answer since `ask`."""
+        with self._lock:
+            for zone in self.addresses:
+                self.misses[zone] = 0 if self._answered.get(zone) else self.misses[zone] + 1
+
+    def reachable(self, zone: str) -> bool:
+        return self.misses.get(zone, self.threshold) < self.threshold
+
+    def report(self, zone: str) -> dict[str, Any]:
+        with self._lock:
+            return dict(self.reports.get(zone, {}))
+
+
+# --- the agent -----------------------------------------------------------------------------------
+class Agent:
+    def __init__(self, settings: Settings, aws: Aws, metadata: Metadata,
+                 probe: ProbeNamespace) -> None:
+        self.settings = settings
+        self.aws = aws
+        self.metadata = metadata
+        self.probe = probe
+        self.started = time.monotonic()
+        self.instance = metadata.get("meta-data/instance-id") or ""
+        _, cidr = probe.primary()
+        address = cidr.split("/")[0]
+        mine = [zone for zone, nat in settings.nats.items() if nat["address"] == address]
+        if not mine:
+            raise SystemExit(f"nat-agent: my address {address} is none of the NATs' "
+                             f"({settings.nats}): wrong agent.json")
+        self.me = mine[0]
+        self.eni_zone = {nat["eni"]: zone for zone, nat in settings.nats.items()}
+        self.health = Hysteresis(settings.unhealthy_after)
+        self.retiring = False
+        self.up_to_date: bool | None = None  # unknown until this NAT has asked its group
+        self.pending_logged = False
+        self.routes: dict[str, str | None] = {}
+        self.routes_read = 0.0
+        self.foreign: set[str] = set()  # route tables pointed elsewhere by hand (logged once)
+        self.retiring_since = 0.0
+        self.round_number = 0
+        self.gone: dict[str, tuple[float, bool]] = {}
+        self.direct_ok = True
+        self.asked_for_replacement = False
+        self.peers = Peers(self.me, settings.nats, settings.unhealthy_after, self.status,
+                           settings.status_port)
+
+    def status(self) -> dict[str, Any]:
+        now = time.monotonic()
+        view = {zone: self._healthy(zone) for zone in self.settings.order}
+        return {"zone": self.me, "instance": self.instance, "retiring": self.retiring,
+                "healthy": self.health.healthy and not self.retiring,
+                "healthy_for": self.health.lasted(now) if self.health.healthy else 0.0,
+                "up_to_date": self.up_to_date, "view": view}
+
+    def _healthy(self, zone: str) -> bool:
+        if zone == self.me:
+            return self.health.healthy and not self.retiring
+        report = self.peers.report(zone)
+        return self.peers.reachable(zone) and bool(report.get("healthy")) and \
+            not report.get("retiring")
+
+    def read_routes(self) -> None:
+        """Each route table's 0.0.0.0/0 target as a NAT's zone; None for a blackhole (its
+        NAT's interface is detached). A table missing, without the route, or pointed
+        elsewhere by hand (a NAT Gateway, say) is left out: not ours to move."""
+        routes: dict[str, str | None] = {}
+        for table, (target, state) in self.aws.route_targets(
+                sorted(self.settings.route_tables)).items():
+            if state == "blackhole":
+                routes[table] = None
+            elif target in self.eni_zone:
+                routes[table] = self.eni_zone[target]
+            elif table not in self.foreign:
+                self.foreign.add(table)
+                log(f"route table {table} points at {target}, not a NAT of this stack: "
+                    "left alone")
+        self.routes = routes
+        self.routes_read = time.monotonic()
+
+    def is_gone(self, zone: str) -> bool:
+        """AWS's word on a NAT this one cannot reach (cached 10 s)."""
+        checked_at, gone = self.gone.get(zone, (0.0, False))
+        if time.monotonic() - checked_at < 10:
+            return gone
+        interface = self.settings.nats[zone]["eni"]
+        instance = self.aws.interface_instance(interface)
+        gone = instance is None or self.aws.instance_state(instance) in (
+            "shutting-down", "terminated", "stopping", "stopped") or \
+            self.aws.group_instance(instance).get("health") == "Unhealthy"
+        self.gone[zone] = (time.monotonic(), gone)
+        return gone
+
+    def view(self) -> View:
+        order = self.settings.order
+        reachable = {zone: zone == self.me or self.peers.reachable(zone) for zone in order}
+        holders = {zone for zone in self.routes.values() if zone}
+        gone = {zone: self.is_gone(zone) for zone in holders
+                if zone != self.me and not reachable[zone]}
+        return View(me=self.me, order=order,
+                    healthy={zone: self._healthy(zone) for zone in order},
+                    reachable=reachable,
+                    sees_me={zone: bool(self.peers.report(zone).get("view", {}).get(self.me))
+                             for zone in order if zone != self.me},
+                    routes=dict(self.routes),
+                    # only tables whose route was read: no knowledge, no move
+                    owners={table: owner for table, owner in self.settings.route_tables.items()
+                            if table in self.routes},
+                    gone=gone,
+                    my_healthy_for=self.health.lasted(time.monotonic())
+                    if self.health.healthy else 0.0,
+                    failback_after=self.settings.failback_after)
+
+    def apply(self, changes: list[Change]) -> None:
+        for change in changes:
+            interface = self.settings.nats[change.target]["eni"]
+            self.aws.replace_route(change.route_table, interface)
+            log(f"route table {change.route_table} → the NAT in {change.target} "
+                f"({interface}): {change.reason}")
+        if changes:
+            self.read_routes()
+
+    def check_rollout(self) -> None:
+        """Pulumi tags the group with the release its launch template carries; an instance
+        whose release differs was launched from an older template."""
+        mine = self.aws.group_instance(self.instance)
+        if not mine.get("group"):
+            return
+        wanted = self.aws.group_tag(mine["group"], RELEASE_TAG)
+        self.up_to_date = not wanted or wanted == self.settings.release
+        reports = {zone: self.peers.report(zone) for zone in self.settings.order
+                   if zone != self.me}
+        up_to_date = {zone: report.get("up_to_date") is True for zone, report in reports.items()}
+        up_to_date[self.me] = self.up_to_date is not False
+        healthy = {zone: self._healthy(zone) for zone in self.settings.order}
+        if not self.retiring and rollout_due(self.me, self.settings.order, up_to_date, healthy):
+            log(f"release {wanted} replaces {self.settings.release}: handing this AZ over, "
+                "then asking for a new instance")
+            self.retiring = True
+            self.retiring_since = time.monotonic()
+            self.routes_read = 0.0
+        elif not self.up_to_date and not self.retiring and not self.pending_logged:
+            log(f"release {wanted} pending: waiting for the other NATs to be healthy and the "
+                "AZs before this one to be updated")
+            self.pending_logged = True
+
+    def step(self, now: float, targets: Sequence[tuple[str, int]]) -> None:
+        """One second: ask the peers, test the data path while they answer, then act."""
+        before = {zone: self._healthy(zone) for zone in self.settings.order}
+        self.peers.ask()
+        self.round_number += 1
+        if not self.probe.alive():
+            log("the probe helper is gone: starting it again")
+            self.probe.setup()
+        # two targets a round, starting from a different one each time: one endpoint down
+        # does not make the NAT unhealthy
+        rotated = [targets[(self.round_number + i) % len(targets)]
+                   for i in range(min(2, len(targets)))] if targets else []
+        ok = self.probe.reach(rotated, timeout=min(0.4, self.settings.probe_interval / 3))
+        if self.health.update(ok, now):
+            log(f"data path {'works' if ok else 'broken'} ({self.settings.unhealthy_after} "
+                "probes in a row)")
+        if not self.health.healthy:
+            self.direct_ok = any(connect(host, port, 0.4) for host, port in rotated)
+        time.sleep(max(0.0, min(0.5, self.settings.probe_interval / 2) -
+                       (time.monotonic() - now)))
+        self.peers.collect()
+        if {zone: self._healthy(zone) for zone in self.settings.order} != before:
+            self.routes_read = 0.0  # health changed: act on fresh routes
+        if now - self.routes_read >= self.settings.route_refresh:
+            self.read_routes()
+        self.apply(decide(self.view()))
+
+        if self.retiring:
+            handed_over = not any(zone == self.me for zone in self.routes.values())
+            if handed_over or now - self.retiring_since > 30:
+                self.replace("rolling out a new launch template" + (
+                    ": routes handed over" if handed_over else ": routes not handed over in "
+                    "30 s, the other NATs will take them when this one is gone"))
+        elif not self.health.healthy and not self.asked_for_replacement:
+            peer_ok = any(self._healthy(zone) for zone in self.settings.order if zone != self.me)
+            if replacement_due(self.health.lasted(now), self.health.ever_healthy,
+                               now - self.started, peer_ok, self.direct_ok, self.settings):
+                self.replace("data path broken")
+
+    def replace(self, why: str) -> None:
+        if self.asked_for_replacement or not self.instance:
+            return
+        log(f"asking the Auto Scaling group for a new instance: {why}")
+        self.aws.set_unhealthy(self.instance)
+        self.asked_for_replacement = True
+
+    def run(self) -> None:
+        inside = [ipaddress.IPv4Network(c) for c in self._vpc_cidrs()]
+        targets = resolve(self.settings.targets, inside)
+        resolved_at = time.monotonic()
+        rollout_at = 0.0
+        log(f"in {self.me}, probing {targets} from the probe namespace")
+        while True:
+            now = time.monotonic()
+            if now - resolved_at > 300 or not targets:
+                targets = resolve(self.settings.targets, inside) or targets
+                resolved_at = now
+            try:
+                self.step(now, targets)
+                if now - rollout_at >= self.settings.rollout_check:
+                    rollout_at = now
+                    self.check_rollout()
+            except (AwsError, OSError, urllib.error.URLError, KeyError, ValueError) as error:
+                log(f"step failed, trying again next second: {error}")
+            time.sleep(max(0.0, self.settings.probe_interval - (time.monotonic() - now)))
+
+    def _vpc_cidrs(self) -> list[str]:
+        try:
+            with open("/etc/nat-instance/nat.env") as handle:
+                for line in handle:
+                    if line.startswith("NAT_VPC_CIDRS="):
+                        return line.split("=", 1)[1].strip().strip('"').split()
+        except OSError:
+            pass
+        return []
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="nat-agent")
+    parser.add_argument("command", choices=["run", "probe-helper"])
+    args = parser.parse_args(argv)
+    if args.command == "probe-helper":
+        return probe_helper()
+    try:
+        settings = Settings.load()
+    except (OSError, ValueError, TypeError) as error:
+        log(f"FAILED: cannot read {CONFIG_PATH}: {error}")
+        return 1
+    metadata = Metadata()
+    probe = ProbeNamespace()
+    source = probe.setup()
+    log(f"probe namespace up: the data-path test comes from {source}")
+    try:
+        Agent(settings, Aws(settings.region, Credentials(metadata)), metadata, probe).run()
+    finally:
+        probe.teardown()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

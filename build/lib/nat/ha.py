@@ -1,0 +1,57 @@
+"""High availability: what the NAT agents are told, and all they are allowed to do (pure).
+
+The agents (nat/agent.py) move this stack's private route tables between this stack's NAT
+interfaces and ask this stack's Auto Scaling groups to replace a broken NAT. The policy grants
+exactly that: ReplaceRoute on these route tables (by ARN), SetInstanceHealth on groups tagged
+with this component's HA group, and read-only calls. No address moves: each AZ's Elastic IP
+stays on a network interface that outlives instances.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from nat.rules import STATUS_PORT
+from nat.settings import HighAvailabilitySettings
+
+HA_GROUP_TAG = "nat-instance-vpc:ha-group"
+RELEASE_TAG = "nat-instance-vpc:release"  # nat/agent.py RELEASE_TAG
+READ_ACTIONS = ("ec2:DescribeRouteTables", "ec2:DescribeNetworkInterfaces",
+                "ec2:DescribeInstances", "autoscaling:DescribeAutoScalingInstances",
+                "autoscaling:DescribeAutoScalingGroups")
+
+
+def agent_settings(region: str, interfaces: Mapping[str, tuple[str, str]],
+                   route_tables: Sequence[tuple[str, str]], settings: HighAvailabilitySettings,
+                   release: str = "") -> dict[str, Any]:
+    """agent.json: `interfaces` is AZ → (interface id, private address) of each NAT;
+    `route_tables` is (route table id, AZ whose NAT owns it)."""
+    return {"region": region,
+            "nats": {zone: {"eni": eni, "address": address}
+                     for zone, (eni, address) in sorted(interfaces.items())},
+            "route_tables": dict(route_tables),
+            "targets": list(settings.health_check_targets),
+            "failback_after": float(settings.failback_after),
+            "status_port": STATUS_PORT,
+            "release": release}
+
+
+def policy_document(partition: str, region: str, account: str, route_tables: Sequence[str],
+                    ha_group: str) -> dict[str, Any]:
+    """The agents' IAM policy: write only to this stack's route tables and groups."""
+    return {
+        "Version": "2012-10-17",
+        "Statement": [
+            {"Sid": "ReadRoutesInterfacesAndGroups", "Effect": "Allow",
+             "Action": list(READ_ACTIONS), "Resource": "*"},
+            {"Sid": "MoveThisStacksRoutes", "Effect": "Allow", "Action": "ec2:ReplaceRoute",
+             "Resource": [f"arn:{partition}:ec2:{region}:{account}:route-table/{table}"
+                          for table in sorted(set(route_tables))]},
+            {"Sid": "ReplaceThisStacksNats", "Effect": "Allow",
+             "Action": "autoscaling:SetInstanceHealth",
+             "Resource": f"arn:{partition}:autoscaling:{region}:{account}:autoScalingGroup:*:"
+                         "autoScalingGroupName/*",
+             "Condition": {"StringEquals": {f"aws:ResourceTag/{HA_GROUP_TAG}": ha_group}}},
+        ],
+    }
