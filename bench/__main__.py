@@ -7,7 +7,10 @@ script applied, it measures and prints as a table and as JSON:
     from 4 private source addresses (the NAT must remap colliding source ports);
  3. connection churn: new short connections per second through the NAT, and conntrack drops;
  4. 2 and 3 again with the kernel's default tracking table for a 0.5 GiB instance;
- 5. the bootstrap script's own run time when nothing needs installing.
+ 5. the bootstrap script's own run time when nothing needs installing;
+ 6. high availability (testbed/ha.py): the egress gaps a private host sees when its AZ's NAT
+    dies, stops forwarding, comes back and is rolled out, and what a partition does.
+It prints each step as it starts (step n of m, on standard error).
 Each figure is the median over repetitions, with min and max. The only global setting it
 changes, net.netfilter.nf_conntrack_max, is restored on exit.
 """
@@ -28,6 +31,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from bench import ha
 from nat.userdata import BOOTSTRAP_SCRIPT_PATH
 from testbed.topology import (
     INTERNET_GATEWAY_OUTSIDE,
@@ -238,41 +242,75 @@ def script_runtime(topology: Topology, repetitions: int) -> dict[str, float]:
     return summary(timings)
 
 
-def run_benchmark(quick: bool) -> dict[str, Any]:
+class Progress:
+    """What the benchmark is measuring now, step n of m, on standard error as it goes."""
+
+    def __init__(self, total: int) -> None:
+        self.total = total
+        self.done = 0
+        self.started = time.monotonic()
+
+    def __call__(self, what: str) -> None:
+        self.done += 1
+        elapsed = time.monotonic() - self.started
+        print(f"[{self.done}/{self.total}, {elapsed:4.0f} s] {what}", file=sys.stderr,
+              flush=True)
+
+
+SECTIONS = ("data-path", "connections", "ha")
+
+
+def run_benchmark(quick: bool, sections: tuple[str, ...] = SECTIONS) -> dict[str, Any]:
     repetitions = 3
     seconds = 2 if quick else 5
     churn_seconds = 5 if quick else 30
     parity_target = 20_000 if quick else NAT_GATEWAY_CONNECTIONS
     limit_target = 0 if quick else PORT_SPACE + 2_000
+    ha_repetitions = 1 if quick else 3
     tuned = script_tuning(HALF_GIB_KIB)
     default_max = kernel_default_conntrack_max(HALF_GIB_KIB * 1024)
+    steps = (2 if "data-path" in sections else 0) + \
+        (repetitions * (5 if limit_target else 4) if "connections" in sections else 0) + \
+        (ha_repetitions * len(ha.SCENARIOS) + 1 if "ha" in sections else 0)
+    step = Progress(steps)
     results: dict[str, Any] = {
         "machine": {"hostname": platform.node(), "cpus": os.cpu_count(),
                     "kernel": platform.release(), "python": platform.python_version()},
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
-        "mode": "quick" if quick else "full",
+        "mode": "quick" if quick else "full", "sections": list(sections),
         "instance_model": "0.5 GiB (t4g.nano)",
         "conntrack_max": {"tuned": tuned["nf_conntrack_max"], "kernel_default": default_max},
     }
-    with Topology(block_pmtud=False) as topology:
-        prepare(topology, tuned=True)
-        results["script_runtime_ms"] = script_runtime(topology, 5)
-        results["throughput"] = throughput(topology, seconds, repetitions)
+    if "data-path" in sections:
+        with Topology(block_pmtud=False) as topology:
+            prepare(topology, tuned=True)
+            step("bootstrap script run time (5 runs)")
+            results["script_runtime_ms"] = script_runtime(topology, 5)
+            step(f"TCP throughput, NAT vs plain forwarding ({repetitions} × {seconds} s each)")
+            results["throughput"] = throughput(topology, seconds, repetitions)
 
     for label, table_size, tuned_script in (("tuned", tuned["nf_conntrack_max"], True),
                                             ("kernel_default", default_max, False)):
+        if "connections" not in sections:
+            break
         with global_conntrack_max(table_size):
             holds, limits, churns = [], [], []
             for index in range(repetitions):
                 with Topology(block_pmtud=False) as topology:
                     prepare(topology, tuned=tuned_script)
+                    step(f"{label} table: {parity_target:,} connections held to one ip:port "
+                         f"({index + 1}/{repetitions})")
                     holds.append(held_connections(topology, parity_target, 9000 + index))
                 if limit_target and label == "tuned":
                     with Topology(block_pmtud=False) as topology:
                         prepare(topology, tuned=tuned_script)
+                        step(f"tuned table: {limit_target:,} connections, past the port space "
+                             f"({index + 1}/{repetitions})")
                         limits.append(held_connections(topology, limit_target, 9200 + index))
                 with Topology(block_pmtud=False) as topology:
                     prepare(topology, tuned=tuned_script)
+                    step(f"{label} table: connection churn for {churn_seconds} s "
+                         f"({index + 1}/{repetitions})")
                     churns.append(churn(topology, churn_seconds, 9100 + index))
         results[f"held_connections_{label}"] = {
             "target": holds[0]["target"], "runs": holds,
@@ -291,6 +329,13 @@ def run_benchmark(quick: bool) -> dict[str, Any]:
             "failures": summary([c["failures"] for c in churns]),
             "conntrack_drops": summary([c["conntrack_drops"] for c in churns]),
         }
+    if "ha" in sections:
+        measured = ha.measure(ha_repetitions, step)
+        results["high_availability"] = {
+            "failback_after_s": measured["failback_after_s"], "runs": measured["runs"],
+            **{f"{scenario}.{figure}": summary([run[figure] for run in runs])
+               for scenario, runs in measured["runs"].items()
+               for figure in runs[0]}}
     return results
 
 
@@ -305,13 +350,16 @@ def render_table(results: dict[str, Any]) -> str:
              f"{machine['python']}; conntrack table: tuned {results['conntrack_max']['tuned']:,}"
              f" vs kernel default {results['conntrack_max']['kernel_default']:,} for "
              f"{results['instance_model']}", ""]
-    t = results["throughput"]
-    lines += [f"{'figure':<52} median (min, max, n)",
-              f"{'TCP throughput through the NAT (Gbit/s)':<52} {figure(t['nat_gbps'])}",
-              f"{'TCP throughput, direct path without NAT (Gbit/s)':<52} "
-              f"{figure(t['direct_gbps'])}",
-              f"{'ratio NAT / direct (target >= 0.90)':<52} {figure(t['ratio'])}"]
+    lines.append(f"{'figure':<52} median (min, max, n)")
+    if "throughput" in results:
+        t = results["throughput"]
+        lines += [f"{'TCP throughput through the NAT (Gbit/s)':<52} {figure(t['nat_gbps'])}",
+                  f"{'TCP throughput, direct path without NAT (Gbit/s)':<52} "
+                  f"{figure(t['direct_gbps'])}",
+                  f"{'ratio NAT / direct (target >= 0.90)':<52} {figure(t['ratio'])}"]
     for label, title in (("tuned", "tuned table"), ("kernel_default", "kernel default table")):
+        if f"held_connections_{label}" not in results:
+            continue
         held = results[f"held_connections_{label}"]
         churned = results[f"churn_{label}"]
         lines += [
@@ -331,9 +379,30 @@ def render_table(results: dict[str, Any]) -> str:
                   f"{figure(limit['established'], digits=0)} of {limit['target']:,} "
                   f"(port space {limit['port_space']:,})",
                   f"{'  ... failed':<52} {figure(limit['failures'], digits=0)}"]
-    lines.append(f"{'bootstrap script run time, nothing to install (ms)':<52} "
-                 f"{figure(results['script_runtime_ms'], digits=0)}")
+    if "script_runtime_ms" in results:
+        lines.append(f"{'bootstrap script run time, nothing to install (ms)':<52} "
+                     f"{figure(results['script_runtime_ms'], digits=0)}")
+    if "high_availability" in results:
+        measured = results["high_availability"]
+        for key, title in HA_FIGURES:
+            lines.append(f"{title:<52} {figure(measured[key], digits=1)}")
     return "\n".join(lines) + "\n"
+
+
+HA_FIGURES = (
+    ("dead_nat.failover_gap_s", "HA: egress gap, NAT gone (s, target <= 10)"),
+    ("dead_nat.route_moved_after_s", "  ... route moved after (s)"),
+    ("dead_nat.failback_gap_s", "HA: egress gap at failback (s, target <= 2)"),
+    ("dead_nat.failback_after_boot_s", "  ... failback after the new NAT booted (s)"),
+    ("stopped_forwarding.failover_gap_s", "HA: egress gap, forwarding stopped (s)"),
+    ("stopped_forwarding.replacement_asked_after_s", "  ... replacement asked after (s)"),
+    ("rollout.longest_gap_az_a_s", "HA: rollout, longest gap in AZ a (s)"),
+    ("rollout.longest_gap_az_b_s", "HA: rollout, longest gap in AZ b (s)"),
+    ("rollout.duration_s", "  ... rollout of both AZs took (s)"),
+    ("partition.route_changes", "HA: partition 60 s, route changes"),
+    ("partition.settled_after_s", "  ... settled after (s, stable within 60)"),
+    ("partition.longest_gap_after_settling_s", "  ... longest gap once settled (s)"),
+)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -341,6 +410,9 @@ def main(argv: list[str] | None = None) -> int:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true",
                         help="short smoke run: fewer connections, shorter runs")
+    parser.add_argument("--only", choices=SECTIONS, action="append",
+                        help="measure only this section (repeatable): data-path (throughput, "
+                             "script), connections (held, churn), ha (failover gaps)")
     parser.add_argument("--json", metavar="FILE", type=Path,
                         help="also write the results as JSON to FILE "
                              "(default bench/results/latest.json)")
@@ -349,10 +421,12 @@ def main(argv: list[str] | None = None) -> int:
     if missing:
         print(f"error: the benchmark {missing}", file=sys.stderr)
         return 2
-    if subprocess.run(["which", "iperf3"], capture_output=True).returncode != 0:
+    sections = tuple(args.only or SECTIONS)
+    if "data-path" in sections and \
+            subprocess.run(["which", "iperf3"], capture_output=True).returncode != 0:
         print("error: the benchmark needs iperf3 (apt-get install iperf3)", file=sys.stderr)
         return 2
-    results = run_benchmark(args.quick)
+    results = run_benchmark(args.quick, sections)
     target = args.json or Path(__file__).with_name("results") / "latest.json"
     target.parent.mkdir(parents=True, exist_ok=True)
     target.write_text(json.dumps(results, indent=2) + "\n")

@@ -540,7 +540,8 @@ class Peers:
         self.status = status
         self.misses = dict.fromkeys(self.addresses, threshold)  # unknown until they answer
         self.reports: dict[str, dict[str, Any]] = {}
-        self._answered: dict[str, bool] = {}
+        self.heard: dict[str, float] = {}  # zone → when its last report arrived
+        self.counted_at = -1.0  # when `collect` last counted
         self.socket = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         self.socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self.socket.bind(("0.0.0.0", port))
@@ -555,6 +556,8 @@ class Peers:
                 data, (address, port) = self.socket.recvfrom(65535)
                 message = json.loads(data.decode())
             except (OSError, ValueError):
+                if self.socket.fileno() < 0:
+                    return  # closed
                 continue
             if message.get("ask"):
                 reply = json.dumps({"report": self.status()}).encode()
@@ -563,21 +566,22 @@ class Peers:
             elif "report" in message and address in by_address:
                 with self._lock:
                     self.reports[by_address[address]] = message["report"]
-                    self._answered[by_address[address]] = True
+                    self.heard[by_address[address]] = time.monotonic()
 
     def ask(self) -> None:
         """Ask every other NAT for its status; answers arrive on the listening thread."""
-        with self._lock:
-            self._answered = {}
         for address in self.addresses.values():
             with contextlib.suppress(OSError):
                 self.socket.sendto(b'{"ask": true}', (address, self.port))
 
     def collect(self) -> None:
-        """Count who did not answer since `ask`."""
+        """Count who did not answer since the last count. An answer that comes after its
+        round was counted (a busy peer or network) counts in the next: the peer is alive."""
         with self._lock:
             for zone in self.addresses:
-                self.misses[zone] = 0 if self._answered.get(zone) else self.misses[zone] + 1
+                answered = self.heard.get(zone, -2.0) > self.counted_at
+                self.misses[zone] = 0 if answered else self.misses[zone] + 1
+            self.counted_at = time.monotonic()
 
     def reachable(self, zone: str) -> bool:
         return self.misses.get(zone, self.threshold) < self.threshold
@@ -747,7 +751,11 @@ class Agent:
         self.apply(decide(self.view()))
 
         if self.retiring:
-            handed_over = not any(zone == self.me for zone in self.routes.values())
+            # handed over: every route this NAT owns read back, pointing at another NAT, and
+            # none pointing here (an unread or missing route is not handed over)
+            mine = [t for t, owner in self.settings.route_tables.items() if owner == self.me]
+            handed_over = all(self.routes.get(t) not in (None, self.me) for t in mine) and \
+                self.me not in self.routes.values()
             if handed_over or now - self.retiring_since > 30:
                 self.replace("rolling out a new launch template" + (
                     ": routes handed over" if handed_over else ": routes not handed over in "

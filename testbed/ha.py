@@ -103,11 +103,20 @@ class Nat:
         return self.scratch / "agent.log"
 
 
+PUBLIC_IPS = {zone.public_ip for zone in ZONES.values()}
+
+
 @dataclass
 class Watch:
-    """A private host's egress, probe by probe: (start time, address seen or "")."""
+    """A private host's egress, probe by probe: (start time, address seen or ""). Only an
+    answer seen from a NAT's public address is egress; anything else would be a leak of the
+    test bed and is kept apart (`leaks`)."""
 
     attempts: list[tuple[float, str]]
+
+    def __post_init__(self) -> None:
+        self.leaks = [(t, seen) for t, seen in self.attempts if seen and seen not in PUBLIC_IPS]
+        self.attempts = [(t, seen if seen in PUBLIC_IPS else "") for t, seen in self.attempts]
 
     def successes(self, after: float = 0.0) -> list[tuple[float, str]]:
         return [(t, seen) for t, seen in self.attempts if seen and t >= after]
@@ -117,13 +126,12 @@ class Watch:
         times = [t for t, seen in self.attempts if seen and start <= t <= end]
         return max((b - a for a, b in itertools.pairwise(times)), default=float("inf"))
 
-    def gap_around(self, moment: float) -> float:
-        """From the last success before `moment` to the first one after it."""
-        before = [t for t, seen in self.attempts if seen and t <= moment]
-        after = [t for t, seen in self.attempts if seen and t > moment]
-        if not before or not after:
+    def gap_around(self, moment: float, horizon: float = 30.0) -> float:
+        """The longest egress gap from just before `moment` (an event: a NAT killed, a route
+        switched) to `horizon` seconds after it; infinite if egress never came back."""
+        if not self.successes(moment + 0.5):
             return float("inf")
-        return after[0] - before[-1]
+        return self.longest_gap(moment - 1.0, moment + horizon)
 
     def seen_after(self, moment: float) -> set[str]:
         return {seen for t, seen in self.attempts if seen and t > moment}
@@ -186,6 +194,10 @@ class HaLab:
                     f"to-priv-{letter}")
             self.ns(router, "ip", "rule", "add", "iif", f"to-priv-{letter}", "lookup",
                     zone.table)
+            # a private route table whose NAT is gone leads nowhere (AWS: a blackhole); it
+            # must not fall through to the public subnets' table
+            self.ns(router, "ip", "route", "add", "unreachable", "default", "metric", "9999",
+                    "table", zone.table)
         self._link(router, "to-igw", "igw", "to-vpc", 1500)
         self._link("igw", "to-inet", "inet", "eth0", 1500)
         self.ns(router, "ip", "addr", "add", "10.0.255.1/30", "dev", "to-igw")
@@ -208,6 +220,14 @@ class HaLab:
         rules += ["  }", "}"]
         run(["ip", "netns", "exec", self.names["igw"], "nft", "-f", "-"],
             input="\n".join(rules) + "\n")
+        # like AWS's: only addresses with a public mapping pass between the VPC and the
+        # internet (a private host never reaches it unless a NAT masquerades it)
+        for zone in ZONES.values():
+            self.ns("igw", "iptables", "-A", "FORWARD", "-o", "to-inet", "-s", zone.nat_address,
+                    "-j", "ACCEPT")
+            self.ns("igw", "iptables", "-A", "FORWARD", "-i", "to-inet", "-d", zone.nat_address,
+                    "-j", "ACCEPT")
+        self.ns("igw", "iptables", "-A", "FORWARD", "-j", "DROP")
         # the test process's own way to the "AWS API" on the internet host
         run(["ip", "link", "add", self.test_link, "type", "veth", "peer", "name", "tmpr0"])
         run(["ip", "link", "set", "tmpr0", "netns", self.names["inet"], "name", "aws0"])
@@ -354,8 +374,8 @@ class HaLab:
                     continue
                 nat = ZONES[target]
                 result = self.ns("router", "ip", "route", "replace", "default", "via",
-                                 nat.nat_address, "dev", f"to-nat-{target}", "table",
-                                 ZONES[private].table, check=False)
+                                 nat.nat_address, "dev", f"to-nat-{target}", "metric", "0",
+                                 "table", ZONES[private].table, check=False)
                 if result.returncode == 0:
                     if private in self.applied:
                         self.route_events.append((time.monotonic(), private, target))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime
 import itertools
+import time
 from collections.abc import Mapping
 
 import botocore.auth
@@ -15,6 +16,7 @@ from botocore.credentials import Credentials
 from nat.agent import (
     Change,
     Hysteresis,
+    Peers,
     Settings,
     View,
     decide,
@@ -304,3 +306,32 @@ def test_signature_matches_botocores(monkeypatch: pytest.MonkeyPatch) -> None:
                   "eu-west-1").add_auth(request)
         assert request.headers["X-Amz-Date"] == mine["x-amz-date"]
         assert mine["authorization"] == request.headers["Authorization"]
+
+
+def test_a_peer_is_unreachable_after_threshold_rounds_without_an_answer() -> None:
+    peers = Peers(A, {A: {"address": "10.0.0.10"}, B: {"address": "10.0.16.10"}}, 3,
+                  lambda: {}, port=0)
+    try:
+        peers.heard[B] = time.monotonic()  # B answers round 1
+        peers.collect()
+        assert peers.misses[B] == 0 and peers.reachable(B)
+        for _ in range(2):  # then nothing: its old answer is not counted again
+            peers.collect()
+        assert peers.misses[B] == 2 and peers.reachable(B)
+        peers.collect()
+        assert not peers.reachable(B)
+    finally:
+        peers.socket.close()
+
+
+def test_a_late_answer_counts_in_the_next_round() -> None:
+    peers = Peers(A, {A: {"address": "10.0.0.10"}, B: {"address": "10.0.16.10"}}, 3,
+                  lambda: {}, port=0)
+    try:
+        for _ in range(5):
+            peers.collect()  # round n counted without B's answer…
+            peers.heard[B] = time.monotonic()  # …which arrives just after
+        peers.collect()
+        assert peers.misses[B] == 0 and peers.reachable(B)
+    finally:
+        peers.socket.close()
