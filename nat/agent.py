@@ -1,11 +1,18 @@
 #!/usr/bin/env python3
-"""nat-agent: what keeps a NAT instance's AZ online (high availability).
+"""nat-agent: the NAT instance's own metrics, and what keeps its AZ online (high availability).
 
-Runs on every NAT instance of a high-availability stack (user data installs it as
-/usr/local/sbin/nat-agent with a systemd unit). Python 3.9+ standard library only: Amazon
-Linux 2023 has python3 and nothing has to be installed at boot.
+Runs on every NAT instance that publishes metrics or is highly available (user data installs
+it as /usr/local/sbin/nat-agent with a systemd unit). Python 3.9+ standard library only:
+Amazon Linux 2023 has python3 and nothing has to be installed at boot.
 
-Each second it
+Metrics (a thread of their own, so a slow CloudWatch never delays a failover): every minute
+it reads the drops the ENA driver counts when the instance exceeds its network allowances
+(`ethtool -S`), the kernel's connection-tracking table (entries in use, "table full" drops)
+and the bytes and packets the NAT's FORWARD rules accepted, and queues one data point per
+metric; every few minutes it sends the queue with PutMetricData. When CloudWatch cannot be
+reached it keeps the newest hour and retries; forwarding is the kernel's and never waits.
+
+With high availability, each second it
   1. tests its own data path: a TCP handshake to an internet endpoint made from a private
      address of the VPC (the AZ's reserved "+3" address of its public subnet, in a small
      network namespace of its own) that the NAT must forward and masquerade, as it does the
@@ -29,6 +36,7 @@ tested on their own; the rest is I/O.
 from __future__ import annotations
 
 import argparse
+import collections
 import contextlib
 import datetime
 import hashlib
@@ -62,11 +70,21 @@ def log(message: str) -> None:
 
 # --- configuration -------------------------------------------------------------------------------
 @dataclass
+class MetricsSettings:
+    namespace: str
+    group: str  # the NatGroup dimension: project/stack/component
+    detailed: bool = False  # traffic and drops by cause too (each metric is billed)
+    sample_every: float = 60.0
+    publish_every: float = 300.0
+    keep: int = 60  # samples queued while CloudWatch cannot be reached (the newest kept)
+
+
+@dataclass
 class Settings:
     region: str
-    nats: dict[str, dict[str, str]]  # zone → {"eni": id, "address": private IP}
-    route_tables: dict[str, str]  # route table id → the zone whose NAT owns it
-    targets: list[str]  # "host:port" reached through the data path
+    nats: dict[str, dict[str, str]] = field(default_factory=dict)  # zone → {"eni", "address"}
+    route_tables: dict[str, str] = field(default_factory=dict)  # table → zone of its NAT
+    targets: list[str] = field(default_factory=list)  # "host:port" reached through the NAT
     probe_interval: float = 1.0
     unhealthy_after: int = 3  # consecutive failed probes (and missed peer answers)
     failback_after: float = 60.0  # seconds the owner stays healthy before taking its AZ back
@@ -76,10 +94,19 @@ class Settings:
     rollout_check: float = 60.0
     release: str = ""  # fingerprint of this instance's launch template (AMI, type, user data)
     status_port: int = STATUS_PORT
+    metrics: MetricsSettings | None = None
+
+    def __post_init__(self) -> None:
+        if isinstance(self.metrics, dict):
+            self.metrics = MetricsSettings(**self.metrics)
 
     @property
     def order(self) -> list[str]:
         return sorted(self.nats)
+
+    @property
+    def high_availability(self) -> bool:
+        return bool(self.nats)
 
     @staticmethod
     def load(path: str = CONFIG_PATH) -> Settings:
@@ -591,11 +618,277 @@ class Peers:
             return dict(self.reports.get(zone, {}))
 
 
+# --- metrics -------------------------------------------------------------------------------------
+# Names as NAT Gateway's where one corresponds (nat/monitoring.py documents each and builds the
+# alarms and the dashboard on these names).
+METRIC_UNITS = {
+    "PacketsDropCount": "Count", "ActiveConnectionCount": "Count",
+    "BytesOutToDestination": "Bytes", "BytesInFromDestination": "Bytes",
+    "PacketsOutToDestination": "Count", "PacketsInFromDestination": "Count",
+    "PacketsDropBandwidthIn": "Count", "PacketsDropBandwidthOut": "Count",
+    "PacketsDropPps": "Count", "PacketsDropConntrackAllowance": "Count",
+    "PacketsDropLinkLocal": "Count", "PacketsDropTableFull": "Count",
+    "FailoverCount": "Count",
+}
+DROP_CAUSES = {  # counter → its own metric; together they make PacketsDropCount
+    "bw_in_allowance_exceeded": "PacketsDropBandwidthIn",
+    "bw_out_allowance_exceeded": "PacketsDropBandwidthOut",
+    "pps_allowance_exceeded": "PacketsDropPps",
+    "conntrack_allowance_exceeded": "PacketsDropConntrackAllowance",
+    "linklocal_allowance_exceeded": "PacketsDropLinkLocal",
+    "table_full": "PacketsDropTableFull",  # the kernel's tracking table, not the ENA's
+}
+TRAFFIC = {"bytes_out": "BytesOutToDestination", "bytes_in": "BytesInFromDestination",
+           "packets_out": "PacketsOutToDestination", "packets_in": "PacketsInFromDestination"}
+CONNTRACK_COUNT = "/proc/sys/net/netfilter/nf_conntrack_count"
+CONNTRACK_STAT = "/proc/net/stat/nf_conntrack"
+PUT_METRIC_DATA_BATCH = 500  # data points per request (CloudWatch takes up to 1,000)
+TRANSIENT = {"Throttling", "ThrottlingException", "RequestLimitExceeded", "ServiceUnavailable",
+             "InternalFailure", "InternalServiceError", "RequestExpired", "ExpiredToken",
+             "ExpiredTokenException", "RequestTimeout", "IncompleteSignature"}
+
+
+def parse_ethtool(text: str) -> dict[str, int]:
+    """The ENA allowance counters of `ethtool -S` ("     name: value" lines), by name."""
+    found = {}
+    for line in text.splitlines():
+        name, _, value = line.strip().partition(":")
+        if name in DROP_CAUSES and value.strip().isdigit():
+            found[name] = int(value)
+    return found
+
+
+def parse_conntrack_stat(text: str) -> int | None:
+    """Packets the kernel dropped because its tracking table was full: the `drop` column of
+    /proc/net/stat/nf_conntrack (hexadecimal, one row per CPU), summed."""
+    lines = text.split("\n")
+    header = lines[0].split() if lines else []
+    if "drop" not in header:
+        return None
+    column = header.index("drop")
+    total = 0
+    for line in lines[1:]:
+        values = line.split()
+        if len(values) == len(header):
+            total += int(values[column], 16)
+    return total
+
+
+def parse_forward_counters(text: str) -> dict[str, int]:
+    """Bytes and packets the NAT forwarded, from `iptables -nvxL NAT_FORWARD`: new flows from
+    the VPC and their later packets are "out" (to the destination), replies are "in"."""
+    totals = dict.fromkeys(TRAFFIC, 0)
+    for line in text.splitlines():
+        words = line.split()
+        if len(words) < 9 or not words[0].isdigit() or words[2] != "ACCEPT":
+            continue
+        packets, size, rest = int(words[0]), int(words[1]), " ".join(words[9:])
+        direction = "in" if "ctdir REPLY" in rest else "out"
+        totals[f"packets_{direction}"] += packets
+        totals[f"bytes_{direction}"] += size
+    return totals
+
+
+def counter_deltas(previous: dict[str, int], current: dict[str, int]) -> dict[str, int]:
+    """What each counter added since the last reading. A counter that went down was reset
+    (the ENA driver resets its counters; rebuilt rules start at zero): count from zero."""
+    return {name: value - previous[name] if value >= previous[name] else value
+            for name, value in current.items() if name in previous}
+
+
+def datums(deltas: dict[str, int], connections: int | None, detailed: bool, failovers: int,
+           timestamp: str) -> list[dict[str, Any]]:
+    """One sample's data points. PacketsDropCount and ActiveConnectionCount always (0 drops
+    too: the "NAT silent" alarm counts them); traffic with `detailed`; a drop cause or a
+    failover only when it happened (a metric costs only in hours it gets data)."""
+    points: list[tuple[str, float]] = []
+    drops = [deltas[cause] for cause in DROP_CAUSES if cause in deltas]
+    if drops or connections is not None:
+        points.append(("PacketsDropCount", sum(drops)))
+    if connections is not None:
+        points.append(("ActiveConnectionCount", connections))
+    if detailed:
+        points += [(metric, deltas[name]) for name, metric in TRAFFIC.items() if name in deltas]
+        points += [(metric, deltas[cause]) for cause, metric in DROP_CAUSES.items()
+                   if deltas.get(cause)]
+    if failovers:
+        points.append(("FailoverCount", failovers))
+    return [{"MetricName": name, "Value": value, "Unit": METRIC_UNITS[name],
+             "Timestamp": timestamp} for name, value in points]
+
+
+def put_metric_data_params(namespace: str, dimensions: dict[str, str],
+                           points: Sequence[dict[str, Any]]) -> dict[str, str]:
+    """PutMetricData's Query parameters."""
+    params = {"Namespace": namespace}
+    for i, point in enumerate(points, 1):
+        prefix = f"MetricData.member.{i}"
+        params.update({f"{prefix}.MetricName": point["MetricName"],
+                       f"{prefix}.Value": repr(float(point["Value"])),
+                       f"{prefix}.Unit": point["Unit"],
+                       f"{prefix}.Timestamp": point["Timestamp"],
+                       f"{prefix}.StorageResolution": "60"})
+        for j, (name, value) in enumerate(dimensions.items(), 1):  # as the alarms list them
+            params[f"{prefix}.Dimensions.member.{j}.Name"] = name
+            params[f"{prefix}.Dimensions.member.{j}.Value"] = value
+    return params
+
+
+class Counters:
+    """Reads the NAT's counters (each source may be missing: it is then left out)."""
+
+    def __init__(self, interface: str) -> None:
+        self.interface = interface
+        self.missing: set[str] = set()
+
+    def _say_once(self, source: str, error: object) -> None:
+        if source not in self.missing:
+            self.missing.add(source)
+            log(f"metrics: cannot read {source} ({error}): left out")
+
+    def read(self) -> tuple[dict[str, int], int | None]:
+        counters: dict[str, int] = {}
+        try:
+            counters.update(parse_ethtool(run("ethtool", "-S", self.interface).stdout))
+        except (OSError, subprocess.SubprocessError) as error:
+            self._say_once(f"ethtool -S {self.interface}", error)
+        try:
+            with open(CONNTRACK_STAT) as handle:
+                table_full = parse_conntrack_stat(handle.read())
+            if table_full is not None:
+                counters["table_full"] = table_full
+        except (OSError, ValueError) as error:
+            self._say_once(CONNTRACK_STAT, error)
+        try:
+            counters.update(parse_forward_counters(
+                run("iptables", "-w", "-nvxL", "NAT_FORWARD").stdout))
+        except (OSError, subprocess.SubprocessError) as error:
+            self._say_once("iptables NAT_FORWARD", error)
+        connections = None
+        try:
+            with open(CONNTRACK_COUNT) as handle:
+                connections = int(handle.read())
+        except (OSError, ValueError) as error:
+            self._say_once(CONNTRACK_COUNT, error)
+        return counters, connections
+
+
+class Tally:
+    """A count one thread adds to and another takes (failovers, for the metrics thread)."""
+
+    def __init__(self) -> None:
+        self._count = 0
+        self._lock = threading.Lock()
+
+    def add(self, count: int = 1) -> None:
+        with self._lock:
+            self._count += count
+
+    def take(self) -> int:
+        with self._lock:
+            count, self._count = self._count, 0
+            return count
+
+
+class Collector:
+    """Samples every `sample_every` seconds, publishes the queue every `publish_every`.
+
+    The queue holds at most `keep` samples: while CloudWatch cannot be reached the oldest go,
+    so memory stays flat however long the outage. A request CloudWatch refuses for its
+    content (not for throttling or an outage) is dropped and logged, never retried forever.
+    """
+
+    def __init__(self, settings: MetricsSettings, zone: str,
+                 read: Callable[[], tuple[dict[str, int], int | None]],
+                 put: Callable[[dict[str, str]], object], failovers: Tally) -> None:
+        self.settings = settings
+        self.dimensions = {"NatGroup": settings.group, "AvailabilityZone": zone}
+        self.read = read
+        self.put = put
+        self.failovers = failovers
+        self.queue: collections.deque[list[dict[str, Any]]] = collections.deque(
+            maxlen=settings.keep)
+        self.previous: dict[str, int] | None = None
+        self.dropped = 0  # samples lost to a long outage or refused by CloudWatch
+        self.failing_since: float | None = None
+
+    def sample(self, wall_time: float) -> None:
+        counters, connections = self.read()
+        previous, self.previous = self.previous, counters
+        if previous is None:
+            return  # the first reading is the baseline for the counters
+        stamp = datetime.datetime.fromtimestamp(wall_time, datetime.timezone.utc)
+        points = datums(counter_deltas(previous, counters), connections,
+                        self.settings.detailed, self.failovers.take(),
+                        stamp.strftime("%Y-%m-%dT%H:%M:%SZ"))
+        if points:
+            if len(self.queue) == self.queue.maxlen:
+                self.dropped += 1
+            self.queue.append(points)
+
+    def publish(self, now: float) -> None:
+        while self.queue:
+            batch: list[dict[str, Any]] = []
+            count = 0
+            for sample in self.queue:
+                if batch and len(batch) + len(sample) > PUT_METRIC_DATA_BATCH:
+                    break
+                batch += sample
+                count += 1
+            try:
+                self.put(put_metric_data_params(self.settings.namespace, self.dimensions,
+                                                batch))
+            except AwsError as error:
+                if error.code in TRANSIENT or error.code.startswith("5"):
+                    self._failing(now, error)
+                    return
+                log(f"metrics: CloudWatch refused {count} samples, dropped: {error}")
+                self.dropped += count
+            except (OSError, urllib.error.URLError, ValueError) as error:
+                self._failing(now, error)
+                return
+            else:
+                if self.failing_since is not None:
+                    log(f"metrics: CloudWatch reachable again after "
+                        f"{now - self.failing_since:.0f} s")
+                    self.failing_since = None
+            for _ in range(count):
+                self.queue.popleft()
+
+    def _failing(self, now: float, error: object) -> None:
+        if self.failing_since is None:
+            self.failing_since = now
+            log(f"metrics: cannot publish ({error}); keeping the newest "
+                f"{self.settings.keep} samples and retrying")
+
+    def run(self) -> None:
+        log(f"metrics: {self.settings.namespace} {self.dimensions}, a sample every "
+            f"{self.settings.sample_every:.0f} s, sent every {self.settings.publish_every:.0f} s")
+        next_sample = next_publish = time.monotonic()
+        next_publish += self.settings.publish_every
+        while True:
+            now = time.monotonic()
+            if now >= next_sample:
+                next_sample += self.settings.sample_every
+                try:
+                    self.sample(time.time())
+                except Exception as error:  # metrics must never stop the agent
+                    log(f"metrics: sample failed: {error!r}")
+            if now >= next_publish:
+                next_publish += self.settings.publish_every
+                try:
+                    self.publish(now)
+                except Exception as error:  # likewise
+                    log(f"metrics: publish failed: {error!r}")
+            time.sleep(max(0.0, min(next_sample, next_publish) - time.monotonic()))
+
+
 # --- the agent -----------------------------------------------------------------------------------
 class Agent:
     def __init__(self, settings: Settings, aws: Aws, metadata: Metadata,
-                 probe: ProbeNamespace) -> None:
+                 probe: ProbeNamespace, failovers: Tally | None = None) -> None:
         self.settings = settings
+        self.failovers = failovers or Tally()
         self.aws = aws
         self.metadata = metadata
         self.probe = probe
@@ -694,6 +987,7 @@ class Agent:
         for change in changes:
             interface = self.settings.nats[change.target]["eni"]
             self.aws.replace_route(change.route_table, interface)
+            self.failovers.add()
             log(f"route table {change.route_table} → the NAT in {change.target} "
                 f"({interface}): {change.reason}")
         if changes:
@@ -816,14 +1110,40 @@ def main(argv: list[str] | None = None) -> int:
         log(f"FAILED: cannot read {CONFIG_PATH}: {error}")
         return 1
     metadata = Metadata()
+    credentials = Credentials(metadata)
+    failovers = Tally()
+    if settings.metrics is not None:
+        threading.Thread(target=publish_metrics, daemon=True,
+                         args=(settings, metadata, credentials, failovers)).start()
+    if not settings.high_availability:
+        threading.Event().wait()  # metrics only: the thread does the work
+        return 0
     probe = ProbeNamespace()
     source = probe.setup()
     log(f"probe namespace up: the data-path test comes from {source}")
     try:
-        Agent(settings, Aws(settings.region, Credentials(metadata)), metadata, probe).run()
+        Agent(settings, Aws(settings.region, credentials), metadata, probe, failovers).run()
     finally:
         probe.teardown()
     return 0
+
+
+def publish_metrics(settings: Settings, metadata: Metadata, credentials: Credentials,
+                    failovers: Tally) -> None:
+    """The metrics thread: its own AWS client, so it never holds up the failover loop."""
+    assert settings.metrics is not None
+    while True:  # the AZ names the data points: wait for the metadata service if need be
+        try:
+            zone = metadata.get("meta-data/placement/availability-zone")
+            interface, _ = ProbeNamespace.primary()
+            if zone:
+                break
+        except (OSError, urllib.error.URLError, ValueError, subprocess.SubprocessError) as error:
+            log(f"metrics: waiting for the instance's AZ and interface: {error}")
+        time.sleep(5)
+    aws = Aws(settings.region, credentials)
+    Collector(settings.metrics, zone, Counters(interface).read,
+              lambda params: aws.call("monitoring", "PutMetricData", params), failovers).run()
 
 
 if __name__ == "__main__":

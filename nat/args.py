@@ -81,6 +81,37 @@ class HighAvailabilityArgs(TypedDict):
     3,600. Default 60."""
 
 
+class MonitoringArgs(TypedDict):
+    """CloudWatch metrics from each NAT's own counters, alarms, and a dashboard. The default
+    costs about $1 per AZ a month (two metrics, three alarms, a fourth on burstable types);
+    see the README for what each option adds."""
+
+    enabled: NotRequired[bool]
+    """Publish PacketsDropCount (every drop cause summed) and ActiveConnectionCount from each
+    NAT, with alarms (default true)."""
+    namespace: NotRequired[str]
+    """CloudWatch namespace of the metrics. Default "NatInstance"; the dimensions are NatGroup
+    (project/stack/component) and AvailabilityZone."""
+    detailed_metrics: NotRequired[bool]
+    """Also publish bytes and packets forwarded each way and drops by cause (about $1.20 more
+    per AZ a month, and $0.30 per drop cause in a month it drops). Default false."""
+    publish_interval_seconds: NotRequired[int]
+    """How often each NAT sends its one-minute samples, 60 to 900, a multiple of 60. Default
+    300: one request per five minutes ($0.09 per AZ a month; 60 costs $0.44); alarms then
+    look back far enough to see every batch."""
+    alarms: NotRequired[bool]
+    """Per AZ: drops, tracking table above 80 %, NAT silent, and CPU credits exhausted on
+    burstable types (default true)."""
+    dashboard: NotRequired[bool]
+    """A CloudWatch dashboard for the stack ($3 a month beyond the account's three free
+    ones). Default false."""
+    alarm_topic_arn: NotRequired[str]
+    """An existing SNS topic the alarms notify (alarm and OK)."""
+    create_alarm_topic: NotRequired[bool]
+    """Create an SNS topic for the alarms (subscribe to it yourself: its ARN is an output).
+    Default false."""
+
+
 class NatInstancesArgs(TypedDict):
     """Arguments of NatInstances: NAT instances for an existing VPC."""
 
@@ -110,6 +141,8 @@ class NatInstancesArgs(TypedDict):
     """Who may reach the NATs themselves."""
     high_availability: NotRequired[HighAvailabilityArgs]
     """Self-healing NATs and cross-AZ failover."""
+    monitoring: NotRequired[MonitoringArgs]
+    """Metrics, alarms and a dashboard (on by default, about $1 per AZ a month)."""
     tags: NotRequired[dict[str, str]]
     """Tags added to every resource the component creates."""
 
@@ -138,5 +171,7 @@ class NatInstanceVpcArgs(TypedDict):
     """Who may reach the NATs themselves."""
     high_availability: NotRequired[HighAvailabilityArgs]
     """Self-healing NATs and cross-AZ failover."""
+    monitoring: NotRequired[MonitoringArgs]
+    """Metrics, alarms and a dashboard (on by default, about $1 per AZ a month)."""
     tags: NotRequired[dict[str, str]]
     """Tags added to every resource the component creates."""

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from nat import validation
+from nat.monitoring import DEFAULT_NAMESPACE, PUBLISH_INTERVAL
 from nat.settings import (
     DEFAULT_INSTANCE_TYPE,
     DEFAULT_VPC_CIDR,
@@ -101,6 +102,31 @@ _PROGRAM_KEYS: tuple[ConfigKey, ...] = (
               f"Seconds an AZ's NAT must stay healthy before its routes come back to it "
               f"(with highAvailability), {FAILBACK_AFTER[0]} to {FAILBACK_AFTER[1]}. Default "
               f"{FAILBACK_AFTER[2]}.", "high_availability.failback_after_seconds"),
+    ConfigKey("monitoring", "boolean", True,
+              "Each NAT publishes PacketsDropCount and ActiveConnectionCount to CloudWatch, "
+              "with alarms per AZ (drops, tracking table above 80 %, NAT silent, CPU credits on "
+              "burstable types): about $1 per AZ a month. See \"Monitoring\".",
+              "monitoring.enabled"),
+    ConfigKey("metricsNamespace", "string", DEFAULT_NAMESPACE,
+              "CloudWatch namespace of the NATs' metrics.", "monitoring.namespace"),
+    ConfigKey("detailedMetrics", "boolean", False,
+              "Also publish bytes and packets forwarded each way and drops by cause "
+              "(about $1.20 more per AZ a month, plus $0.30 per drop cause in a month it "
+              "drops).", "monitoring.detailed_metrics"),
+    ConfigKey("metricsPublishIntervalSeconds", "integer", PUBLISH_INTERVAL[2],
+              f"How often each NAT sends its one-minute samples, {PUBLISH_INTERVAL[0]} to "
+              f"{PUBLISH_INTERVAL[1]}, a multiple of 60 (60 costs $0.35 more per AZ a month).",
+              "monitoring.publish_interval_seconds"),
+    ConfigKey("monitoringAlarms", "boolean", True,
+              "Create the alarms (with monitoring).", "monitoring.alarms"),
+    ConfigKey("monitoringDashboard", "boolean", False,
+              "A CloudWatch dashboard for the stack ($3 a month beyond the account's three "
+              "free dashboards).", "monitoring.dashboard"),
+    ConfigKey("alarmTopicArn", "string", None,
+              "An existing SNS topic the alarms notify.", "monitoring.alarm_topic_arn"),
+    ConfigKey("createAlarmTopic", "boolean", False,
+              "Create an SNS topic for the alarms; subscribe to it (its ARN is the "
+              "alarm_topic_arn output).", "monitoring.create_alarm_topic"),
 )
 CONFIG_KEYS: tuple[ConfigKey, ...] = (
     *_PROGRAM_KEYS,

@@ -24,10 +24,12 @@ READ_ACTIONS = ("ec2:DescribeRouteTables", "ec2:DescribeNetworkInterfaces",
 
 def agent_settings(region: str, interfaces: Mapping[str, tuple[str, str]],
                    route_tables: Sequence[tuple[str, str]], settings: HighAvailabilitySettings,
-                   release: str = "") -> dict[str, Any]:
+                   release: str = "", metrics: Mapping[str, Any] | None = None
+                   ) -> dict[str, Any]:
     """agent.json: `interfaces` is AZ → (interface id, private address) of each NAT;
-    `route_tables` is (route table id, AZ whose NAT owns it)."""
-    return {"region": region,
+    `route_tables` is (route table id, AZ whose NAT owns it); `metrics` as
+    nat.monitoring.agent_settings makes it, None for none."""
+    return {"region": region, **({"metrics": dict(metrics)} if metrics else {}),
             "nats": {zone: {"eni": eni, "address": address}
                      for zone, (eni, address) in sorted(interfaces.items())},
             "route_tables": dict(route_tables),

@@ -171,7 +171,12 @@ EOF
     # forward replies, and new flows only from the VPC to outside it: no open relay, and
     # nothing from the internet reaches private hosts through us.
     fresh_chain filter NAT_FORWARD
-    iptables -A NAT_FORWARD -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT
+    # replies in a rule of their own: the agent reads bytes out and in from the counters
+    local direction
+    for direction in ORIGINAL REPLY; do
+        iptables -A NAT_FORWARD -m conntrack --ctstate RELATED,ESTABLISHED \
+            --ctdir "$direction" -j ACCEPT
+    done
     iptables -A NAT_FORWARD -m conntrack --ctstate INVALID -j DROP
     for cidr in $cidrs; do iptables -A NAT_FORWARD -d "$cidr" -j DROP; done
     for cidr in $cidrs; do iptables -A NAT_FORWARD -s "$cidr" -j ACCEPT; done

@@ -17,12 +17,14 @@ import pulumi
 import pulumi_aws as aws
 from pulumi.runtime.sync_await import _sync_await
 
+from nat import monitoring
 from nat.ami import al2023_ssm_parameter
 from nat.args import NatInstancesArgs
 from nat.ha import HA_GROUP_TAG, RELEASE_TAG, agent_settings, policy_document
-from nat.instance_types import ARM64, X86_64
+from nat.instance_types import ARM64, X86_64, is_burstable
 from nat.rules import ANYWHERE, NAT_SECURITY_GROUP, expand_rules
 from nat.settings import NatLayerSettings, component_problems, nat_instances_settings
+from nat.tuning import TuningOverrides
 from nat.userdata import encode_user_data, release_of, render_user_data
 from nat.validation import ArgumentsError
 
@@ -59,7 +61,7 @@ def architecture_from_aws(supported: list[str] | None, fallback: str) -> str:
     return fallback
 
 
-def output_map(values: Mapping[str, pulumi.Input[str]]) -> pulumi.Output[dict[str, str]]:
+def output_map(values: Mapping[str, Any]) -> pulumi.Output[dict[str, Any]]:
     """AZ-keyed outputs as one output of a map (empty maps included)."""
     return pulumi.Output.from_input(dict(values))  # type: ignore[arg-type]
 
@@ -145,6 +147,12 @@ def check_plain_ids(name: str, args: Mapping[str, Any], settings: NatLayerSettin
         raise InvalidArgumentsError.of(problems.error())
 
 
+OUTPUTS = ("security_group_id", "nat_instance_ids", "nat_network_interface_ids",
+           "nat_public_ips", "nat_zone_for_private_route_tables", "auto_scaling_group_names",
+           "instance_role_name", "connection_table_sizes", "metrics_namespace", "metrics_group",
+           "alarm_names", "alarm_topic_arn", "dashboard_name")
+
+
 class NatInstances(pulumi.ComponentResource):
     """NAT instances for an existing VPC: one per AZ (or one for all), the AWS guide's security
     group, and each private route table's 0.0.0.0/0 route to the NAT of its AZ. With
@@ -168,6 +176,19 @@ class NatInstances(pulumi.ComponentResource):
     """AZ → the Auto Scaling group of that AZ's NAT (highAvailability only)."""
     instance_role_name: pulumi.Output[str]
     """The NATs' IAM role, to attach more policies; empty when the NATs need no role."""
+    connection_table_sizes: pulumi.Output[dict[str, int]]
+    """AZ → the NAT's connection-tracking table size (nf_conntrack_max), from its instance
+    type's memory unless set: what the tracking-table alarm measures against."""
+    metrics_namespace: pulumi.Output[str]
+    """The CloudWatch namespace of the NATs' metrics (empty with monitoring off)."""
+    metrics_group: pulumi.Output[str]
+    """The NatGroup dimension of this component's metrics: project/stack/component."""
+    alarm_names: pulumi.Output[dict[str, list[str]]]
+    """AZ → the names of that AZ's CloudWatch alarms."""
+    alarm_topic_arn: pulumi.Output[str]
+    """The SNS topic the alarms notify (given or created; empty if none)."""
+    dashboard_name: pulumi.Output[str]
+    """The CloudWatch dashboard (empty unless monitoring.dashboard)."""
 
     def __init__(self, name: str, args: NatInstancesArgs,
                  opts: pulumi.ResourceOptions | None = None, *,
@@ -182,6 +203,8 @@ class NatInstances(pulumi.ComponentResource):
         self._name = name
         self._settings = settings
         self._legacy = _legacy
+        # names this component's NATs: the HA group tag and the metrics' NatGroup dimension
+        self._group = f"{pulumi.get_project()}/{pulumi.get_stack()}/{name}"
         self._build(args)
 
     # --- helpers -------------------------------------------------------------------------------
@@ -207,17 +230,24 @@ class NatInstances(pulumi.ComponentResource):
         options = settings.options
         invoke = pulumi.InvokeOutputOptions(parent=self)
 
-        instance_type_info = aws.ec2.get_instance_type_output(
-            instance_type=options.instance.instance_type, opts=invoke)
-        architecture = instance_type_info.supported_architectures.apply(
-            lambda supported: architecture_from_aws(supported, options.instance.architecture))
+        # known now (the alarms' thresholds and the user data need them as plain values)
+        instance_type_info = aws.ec2.get_instance_type(
+            instance_type=options.instance.instance_type, opts=pulumi.InvokeOptions(parent=self))
+        architecture = architecture_from_aws(instance_type_info.supported_architectures,
+                                             options.instance.architecture)
+        # the table size the kernel gets and the alarm measures against: one number
+        self._table_size = monitoring.conntrack_max(
+            instance_type_info.memory_size, options.instance.tuning.values.get("max_entries"))
+        self._tuning = TuningOverrides.from_values(
+            {**options.instance.tuning.values, "max_entries": self._table_size})
+        self._region = aws.get_region_output(opts=invoke).region
         if options.instance.ami_id is not None:
             ami_id: pulumi.Input[str] = options.instance.ami_id
             ami_source: pulumi.Input[str] = options.instance.ami_id
         else:
-            parameter = architecture.apply(al2023_ssm_parameter)
+            parameter = al2023_ssm_parameter(architecture)
             ami_id = aws.ssm.get_parameter_output(name=parameter, opts=invoke).value
-            ami_source = parameter.apply(lambda p: f"ssm:{p}")
+            ami_source = f"ssm:{parameter}"
 
         security_group = self._security_group(args)
         role = self._role()
@@ -239,8 +269,8 @@ class NatInstances(pulumi.ComponentResource):
             self._ha_zones(args, zones, ami_id, ami_source, security_group, role, profile,
                            interfaces, public_ips, groups)
         else:
-            user_data = encode_user_data(render_user_data(settings.vpc_cidrs,
-                                                          options.instance.tuning))
+            user_data = self._region.apply(lambda region: encode_user_data(render_user_data(
+                settings.vpc_cidrs, self._tuning, self._metrics_only_agent(region))))
             for zone in settings.nat_zones:
                 nat, public_ips[zone] = self._nat_instance(
                     zone, zones[zone], args["public_subnet_ids"][zone], ami_id, security_group,
@@ -272,10 +302,12 @@ class NatInstances(pulumi.ComponentResource):
             {zone: settings.nat_zone_for(zone) for zone in settings.availability_zones})
         self.auto_scaling_group_names = output_map(groups)
         self.instance_role_name = role.name if role else pulumi.Output.from_input("")
-        self.register_outputs({key: getattr(self, key) for key in (
-            "security_group_id", "nat_instance_ids", "nat_network_interface_ids",
-            "nat_public_ips", "nat_zone_for_private_route_tables", "auto_scaling_group_names",
-            "instance_role_name")})
+        self.connection_table_sizes = pulumi.Output.from_input(
+            dict.fromkeys(settings.nat_zones, self._table_size))
+        self._monitoring(zones, {
+            zone: ("AutoScalingGroupName", groups[zone]) if self._high_availability
+            else ("InstanceId", instance_ids[zone]) for zone in settings.nat_zones})
+        self.register_outputs({key: getattr(self, key) for key in OUTPUTS})
 
     def _security_group(self, args: NatInstancesArgs) -> aws.ec2.SecurityGroup:
         """Each guide row is its own resource, with no inline rules: the provider then removes
@@ -301,9 +333,10 @@ class NatInstances(pulumi.ComponentResource):
         return security_group
 
     def _role(self) -> aws.iam.Role | None:
-        """The NATs' role: SSM, and with high availability the agents' own policy."""
+        """The NATs' role: SSM; the agents' metrics and, with high availability, routes."""
         options = self._settings.options
-        if not (options.instance.enable_ssm or self._high_availability):
+        if not (options.instance.enable_ssm or self._high_availability or
+                options.monitoring.enabled):
             return None
         name = self._name
         role = aws.iam.Role(f"{name}-role", assume_role_policy=json.dumps({
@@ -315,12 +348,37 @@ class NatInstances(pulumi.ComponentResource):
             aws.iam.RolePolicyAttachment(f"{name}-ssm", role=role.name,
                                          policy_arn=SSM_POLICY_ARN,
                                          opts=self._options(f"{name}-ssm", role))
+        if options.monitoring.enabled:
+            aws.iam.RolePolicy(f"{name}-metrics", role=role.id, policy=json.dumps({
+                "Version": "2012-10-17",
+                "Statement": [monitoring.policy_statement(options.monitoring.namespace)]}),
+                opts=self._options(f"{name}-metrics", role))
         return role
+
+    def _metrics_settings(self) -> dict[str, Any] | None:
+        watch = self._settings.options.monitoring
+        if not watch.enabled:
+            return None
+        return monitoring.agent_settings(watch.namespace, self._group, watch.detailed_metrics,
+                                         watch.publish_interval)
+
+    def _metrics_only_agent(self, region: str) -> dict[str, Any] | None:
+        """agent.json of a plain NAT: metrics, no failover."""
+        metrics = self._metrics_settings()
+        return None if metrics is None else {"region": region, "metrics": metrics}
+
+    def _credit_specification(self, kind: Any) -> Any:
+        """A NAT must not be throttled to its CPU baseline: burstable types run unlimited
+        (the cpu-credits alarm says when that costs money)."""
+        if not is_burstable(self._settings.options.instance.instance_type):
+            return None
+        return kind(cpu_credits="unlimited")
 
     def _nat_instance(self, zone: str, parent: pulumi.Resource, subnet_id: pulumi.Input[str],
                       ami_id: pulumi.Input[str], security_group: aws.ec2.SecurityGroup,
                       instance_profile: aws.iam.InstanceProfile | None,
-                      user_data: str) -> tuple[aws.ec2.Instance, pulumi.Output[str]]:
+                      user_data: pulumi.Input[str]
+                      ) -> tuple[aws.ec2.Instance, pulumi.Output[str]]:
         name, instance = self._name, self._settings.options.instance
         nat_name = f"{name}-{zone}"
         # A new AL2023 release must not replace running NATs at the next `pulumi up`; a pinned
@@ -341,6 +399,8 @@ class NatInstances(pulumi.ComponentResource):
                 http_endpoint="enabled", http_tokens="required", http_put_response_hop_limit=1),
             root_block_device=aws.ec2.InstanceRootBlockDeviceArgs(
                 volume_type="gp3", encrypted=True, delete_on_termination=True),
+            credit_specification=self._credit_specification(
+                aws.ec2.InstanceCreditSpecificationArgs),
             user_data_base64=user_data,
             # cloud-init runs user data once per instance: an in-place change would never run
             # the new script, so a changed script replaces the NAT.
@@ -375,7 +435,7 @@ class NatInstances(pulumi.ComponentResource):
         new instance on it, an Auto Scaling group of one; the agents' policy."""
         name, settings = self._name, self._settings
         invoke = pulumi.InvokeOutputOptions(parent=self)
-        ha_group = f"{pulumi.get_project()}/{pulumi.get_stack()}/{name}"
+        ha_group = self._group
         tables = [(table, settings.nat_zone_for(zone)) for zone in settings.availability_zones
                   for table in args["private_route_table_ids"][zone]]
         policy = aws.iam.RolePolicy(
@@ -407,10 +467,9 @@ class NatInstances(pulumi.ComponentResource):
             interfaces[zone] = eni[zone].id
             public_ips[zone] = elastic_ip.public_ip
 
-        region = aws.get_region_output(opts=invoke).region
         instance = settings.options.instance
         agent = pulumi.Output.all(
-            region, ami_source,
+            self._region, ami_source,
             {zone: pulumi.Output.all(e.id, e.private_ip) for zone, e in eni.items()},
             [pulumi.Output.from_input(table) for table, _ in tables])
         release_and_user_data = agent.apply(lambda values: self._user_data(
@@ -437,6 +496,8 @@ class NatInstances(pulumi.ComponentResource):
                     device_name="/dev/xvda", ebs=aws.ec2.LaunchTemplateBlockDeviceMappingEbsArgs(
                         volume_type="gp3", encrypted="true", delete_on_termination="true"))],
                 user_data=release_and_user_data.apply(lambda r: r[1]),
+                credit_specification=self._credit_specification(
+                    aws.ec2.LaunchTemplateCreditSpecificationArgs),
                 tag_specifications=[aws.ec2.LaunchTemplateTagSpecificationArgs(
                     resource_type=kind, tags=self._tags(f"{name}-{zone}"))
                     for kind in ("instance", "volume")],
@@ -477,8 +538,70 @@ class NatInstances(pulumi.ComponentResource):
         nats = {zone: (pair[0], pair[1]) for zone, pair in interfaces.items()}
 
         def rendered(release: str) -> str:
-            return render_user_data(settings.vpc_cidrs, instance.tuning, agent_settings(
-                region, nats, tables, settings.options.high_availability, release))
+            return render_user_data(settings.vpc_cidrs, self._tuning, agent_settings(
+                region, nats, tables, settings.options.high_availability, release,
+                self._metrics_settings()))
         release = release_of(rendered(""), ami_source, instance.instance_type,
                              instance.key_name)
         return release, encode_user_data(rendered(release))
+
+    # --- monitoring ----------------------------------------------------------------------------
+    def _monitoring(self, zones: Mapping[str, pulumi.Resource],
+                    credit_dimensions: Mapping[str, tuple[str, pulumi.Output[str]]]) -> None:
+        """Per AZ, the alarms (under the AZ's group); the stack's topic and dashboard."""
+        name, settings = self._name, self._settings
+        watch = settings.options.monitoring
+        empty = pulumi.Output.from_input("")
+        self.metrics_namespace = pulumi.Output.from_input(watch.namespace if watch.enabled
+                                                          else "")
+        self.metrics_group = pulumi.Output.from_input(self._group)
+        self.alarm_topic_arn = empty
+        self.dashboard_name = empty
+        self.alarm_names = output_map({})
+        if not watch.enabled:
+            return
+        burstable = is_burstable(settings.options.instance.instance_type)
+        if watch.create_alarm_topic:
+            topic = aws.sns.Topic(f"{name}-alarms", tags=self._tags(f"{name}-alarms"),
+                                  opts=self._options(f"{name}-alarms", self))
+            self.alarm_topic_arn = topic.arn
+        elif watch.alarm_topic_arn:
+            self.alarm_topic_arn = pulumi.Output.from_input(watch.alarm_topic_arn)
+        actions = [self.alarm_topic_arn] if watch.alarm_topic_arn or watch.create_alarm_topic \
+            else []
+        if watch.alarms:
+            names: dict[str, Any] = {}
+            for zone in settings.nat_zones:
+                specs = monitoring.alarm_specs(zone, self._group, watch.namespace,
+                                               watch.publish_interval, self._table_size,
+                                               burstable, credit_dimensions[zone])
+                names[zone] = pulumi.Output.all(*[
+                    self._alarm(zone, zones[zone], spec, actions).name for spec in specs])
+            self.alarm_names = output_map(names)
+        if watch.dashboard:
+            body = pulumi.Output.all(self._region, {
+                zone: value for zone, (_, value) in credit_dimensions.items()}).apply(
+                lambda values: json.dumps(monitoring.dashboard_body(
+                    settings.nat_zones, self._group, watch.namespace, values[0],
+                    watch.detailed_metrics, self._high_availability,
+                    dict.fromkeys(settings.nat_zones, self._table_size),
+                    {zone: (credit_dimensions[zone][0], value)
+                     for zone, value in values[1].items()} if burstable else {})))
+            board_name = monitoring.dashboard_name(pulumi.get_project(), pulumi.get_stack(),
+                                                   name)
+            dashboard = aws.cloudwatch.Dashboard(
+                f"{name}-dashboard", dashboard_name=board_name, dashboard_body=body,
+                opts=self._options(f"{name}-dashboard", self))
+            self.dashboard_name = dashboard.dashboard_name
+
+    def _alarm(self, zone: str, parent: pulumi.Resource, spec: monitoring.AlarmSpec,
+               actions: list[pulumi.Output[str]]) -> aws.cloudwatch.MetricAlarm:
+        alarm_name = f"{self._name}-{spec.slug}-{zone}"
+        return aws.cloudwatch.MetricAlarm(
+            alarm_name, alarm_description=spec.description, namespace=spec.namespace,
+            metric_name=spec.metric_name, statistic=spec.statistic, period=spec.period,
+            evaluation_periods=spec.evaluation_periods,
+            datapoints_to_alarm=spec.datapoints_to_alarm, threshold=spec.threshold,
+            comparison_operator=spec.comparison, treat_missing_data=spec.treat_missing_data,
+            dimensions=dict(spec.dimensions), alarm_actions=actions, ok_actions=actions,
+            tags=self._tags(alarm_name), opts=self._options(alarm_name, parent))

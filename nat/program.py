@@ -104,6 +104,18 @@ def stack_outputs(network: NatInstanceVpc) -> dict[str, Any]:
         "elastic_ips": options.instance.use_elastic_ip,
         "high_availability": options.high_availability.enabled,
         "auto_scaling_group_names": network.auto_scaling_group_names,
+        "connection_table_sizes": network.connection_table_sizes,
+        # what `natctl status` reads
+        "monitoring": {
+            "namespace": network.metrics_namespace,
+            "group": network.metrics_group,
+            "detailed_metrics": options.monitoring.enabled and
+            options.monitoring.detailed_metrics,
+            "instance_type": options.instance.instance_type,
+            "alarm_names": network.alarm_names,
+            "alarm_topic_arn": network.alarm_topic_arn,
+            "dashboard_name": network.dashboard_name,
+        },
     }
 
 

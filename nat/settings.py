@@ -15,6 +15,7 @@ from typing import Any
 
 from nat import validation
 from nat.instance_types import architecture_by_name
+from nat.monitoring import DEFAULT_NAMESPACE, PUBLISH_INTERVAL
 from nat.tuning import TUNING_KEYS, TuningOverrides
 from nat.validation import AWS_MAX_PREFIX, AWS_MIN_PREFIX, Problems
 
@@ -28,7 +29,9 @@ INSTANCE_FIELDS = ("instance_type", "ami_id", "key_name", "use_elastic_ip", "ena
                    "conntrack")
 ACCESS_FIELDS = ("ssh_cidr", "allow_ssh_from_anywhere", "enable_test_rules")
 HA_FIELDS = ("enabled", "health_check_targets", "failback_after_seconds")
-OPTION_FIELDS = ("single_nat", "instance", "access", "high_availability", "tags")
+MONITORING_FIELDS = ("enabled", "namespace", "detailed_metrics", "publish_interval_seconds",
+                     "alarms", "dashboard", "alarm_topic_arn", "create_alarm_topic")
+OPTION_FIELDS = ("single_nat", "instance", "access", "high_availability", "monitoring", "tags")
 DEFAULT_HEALTH_CHECK_TARGETS = ("checkip.amazonaws.com:443", "aws.amazon.com:443")
 FAILBACK_AFTER = (10, 3600, 60)  # seconds: minimum, maximum, default
 NAT_INSTANCES_FIELDS = ("vpc_id", "vpc_cidr_blocks", "availability_zones", "public_subnet_ids",
@@ -66,6 +69,18 @@ class HighAvailabilitySettings:
 
 
 @dataclass(frozen=True)
+class MonitoringSettings:
+    enabled: bool = True
+    namespace: str = DEFAULT_NAMESPACE
+    detailed_metrics: bool = False
+    publish_interval: int = PUBLISH_INTERVAL[2]
+    alarms: bool = True
+    dashboard: bool = False
+    alarm_topic_arn: str | None = None
+    create_alarm_topic: bool = False
+
+
+@dataclass(frozen=True)
 class NatOptions:
     """What NatInstances and NatInstanceVpc share: everything about the NATs but the wiring."""
 
@@ -74,6 +89,7 @@ class NatOptions:
     access: AccessSettings = field(default_factory=AccessSettings)
     high_availability: HighAvailabilitySettings = field(
         default_factory=HighAvailabilitySettings)
+    monitoring: MonitoringSettings = field(default_factory=MonitoringSettings)
     tags: Mapping[str, str] = field(default_factory=dict)
 
 
@@ -172,6 +188,7 @@ def read_options(problems: Problems, args: Mapping[str, Any]) -> NatOptions:
             tuning=TuningOverrides.from_values(tuning_values)),
         access=AccessSettings(ssh_cidr=ssh_cidr, enable_test_rules=bool(test_rules)),
         high_availability=high_availability,
+        monitoring=read_monitoring(problems, args),
         tags=dict(tags))
 
 
@@ -196,6 +213,52 @@ def read_high_availability(problems: Problems, args: Mapping[str, Any],
                       "it needs Elastic IPs", "leave it true, or turn "
                       f"{problems.label('high_availability.enabled')} off")
     return HighAvailabilitySettings(enabled, targets, failback)
+
+
+def read_monitoring(problems: Problems, args: Mapping[str, Any]) -> MonitoringSettings:
+    given = group(problems, args, "monitoring", MONITORING_FIELDS)
+
+    def flag(key: str, default: bool) -> bool:
+        if given.get(key) is None:
+            return default
+        value = validation.boolean(problems, f"monitoring.{key}", given[key])
+        return default if value is None else value
+
+    enabled, alarms = flag("enabled", True), flag("alarms", True)
+    detailed, dashboard = flag("detailed_metrics", False), flag("dashboard", False)
+    create_topic = flag("create_alarm_topic", False)
+    namespace = DEFAULT_NAMESPACE if given.get("namespace") is None else \
+        validation.metrics_namespace(problems, "monitoring.namespace", given["namespace"]) \
+        or DEFAULT_NAMESPACE
+    topic = None if given.get("alarm_topic_arn") is None else \
+        validation.sns_topic_arn(problems, "monitoring.alarm_topic_arn", given["alarm_topic_arn"])
+    interval = PUBLISH_INTERVAL[2]
+    if given.get("publish_interval_seconds") is not None:
+        where = "monitoring.publish_interval_seconds"
+        number = validation.integer(problems, where, given["publish_interval_seconds"],
+                                    *PUBLISH_INTERVAL[:2])
+        if number is not None and number % 60:
+            problems.fail(where, number, "not a whole number of minutes",
+                          f"use a multiple of 60 from {PUBLISH_INTERVAL[0]} to "
+                          f"{PUBLISH_INTERVAL[1]}")
+        elif number is not None:
+            interval = number
+    # a setting that would do nothing is refused, not ignored
+    alarm_switch = "enabled" if not enabled else "alarms"
+    needs = [("detailed_metrics", detailed, "enabled", enabled),
+             ("dashboard", dashboard, "enabled", enabled),
+             ("alarm_topic_arn", topic is not None, alarm_switch, alarms and enabled),
+             ("create_alarm_topic", create_topic, alarm_switch, alarms and enabled)]
+    for key, used, switch, on in needs:
+        if used and not on:
+            problems.fail(f"monitoring.{key}", given.get(key), "has no effect while "
+                          f"{problems.label('monitoring.' + switch)} is false", "remove it, or "
+                          f"turn {problems.label('monitoring.' + switch)} on")
+    if topic is not None and create_topic:
+        problems.fail("monitoring.create_alarm_topic", True, "a topic is also given in "
+                      f"{problems.label('monitoring.alarm_topic_arn')}", "use one or the other")
+    return MonitoringSettings(enabled, namespace, detailed, interval, alarms, dashboard, topic,
+                              create_topic)
 
 
 # --- the guide's VPC -----------------------------------------------------------------------------

@@ -11,6 +11,7 @@ import base64
 import gzip
 import hashlib
 import json
+import re
 from collections.abc import Mapping, Sequence
 from ipaddress import IPv4Network
 from pathlib import Path
@@ -28,14 +29,35 @@ class UserDataError(ValueError):
     pass
 
 
+def strip_shell_comments(text: str) -> str:
+    """A bash script without its whole-line comments (heredoc bodies kept verbatim): what
+    user data carries, so the script and the agent fit EC2's 16 KB together."""
+    lines = text.splitlines()
+    kept, marker = lines[:1], None  # the shebang stays
+    for line in lines[1:]:
+        if marker is not None:
+            kept.append(line)
+            if line.strip() == marker:
+                marker = None
+            continue
+        heredoc_start = re.search(r"<<-?\s*'?([A-Za-z_][A-Za-z0-9_]*)'?\s*$", line)
+        if heredoc_start:
+            marker = heredoc_start.group(1)
+        if not line.lstrip().startswith("#"):
+            kept.append(line)
+    return "\n".join(kept) + "\n"
+
+
 def bootstrap_script() -> str:
-    return BOOTSTRAP_SCRIPT_PATH.read_text()
+    """nat-bootstrap.sh as user data carries it (and the data-path tests run it)."""
+    return strip_shell_comments(BOOTSTRAP_SCRIPT_PATH.read_text())
 
 
 def agent_script() -> str:
-    """The agent as user data carries it: nat/agent.py without its comments and docstrings
-    (an ast round trip: the same statements), so it fits EC2's 16 KB beside the bootstrap
-    script. The HA test bed runs this text, taken from the rendered user data."""
+    """The agent as user data carries it: nat/agent.py without its comments, docstrings and
+    function annotations (an ast round trip: the same statements), so it fits EC2's 16 KB
+    beside the bootstrap script. The HA test bed runs this text, taken from the rendered
+    user data."""
     tree = ast.parse(AGENT_PATH.read_text())
     for node in ast.walk(tree):
         if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)) \
@@ -43,6 +65,13 @@ def agent_script() -> str:
                 and isinstance(node.body[0].value, ast.Constant) \
                 and isinstance(node.body[0].value.value, str):
             node.body = node.body[1:] or [ast.Pass()]
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            node.returns = None
+            arguments = node.args
+            for argument in (*arguments.posonlyargs, *arguments.args, *arguments.kwonlyargs,
+                             arguments.vararg, arguments.kwarg):
+                if argument is not None:
+                    argument.annotation = None
     return "#!/usr/bin/env python3\n# nat-agent (nat-instance-vpc): see nat/agent.py\n" + \
         ast.unparse(tree) + "\n"
 

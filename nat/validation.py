@@ -302,3 +302,33 @@ def unknown_fields(problems: Problems, given: dict[str, Any], known: Iterable[st
             if close else (
             "known fields: " + ", ".join(camel_case(n) for n in names) + ".")
         problems.fail(prefix + key, given[key], "unknown field", f"{hint} Remove it")
+
+
+def metrics_namespace(problems: Problems, field: str, value: object) -> str | None:
+    """A CloudWatch namespace of our own: 1-255 of [0-9A-Za-z.-_/#:], not AWS's."""
+    name = text(problems, field, value)
+    if name is None:
+        return None
+    if not re.match(r"^[0-9A-Za-z.\-_/#:]{1,255}$", name):
+        problems.fail(field, name, "not a CloudWatch namespace", "use 1 to 255 letters, digits "
+                      "and . - _ / # :, e.g. NatInstance")
+        return None
+    if name.startswith("AWS/"):
+        problems.fail(field, name, "AWS/ namespaces are AWS's own", "use another, e.g. "
+                      "NatInstance")
+        return None
+    return name
+
+
+SNS_TOPIC_ARN_PATTERN = re.compile(
+    r"^arn:aws[a-z-]*:sns:[a-z]{2}(-[a-z]+)+-\d:\d{12}:[A-Za-z0-9_-]{1,256}(\.fifo)?$")
+
+
+def sns_topic_arn(problems: Problems, field: str, value: object) -> str | None:
+    arn = text(problems, field, value)
+    if arn is not None and not SNS_TOPIC_ARN_PATTERN.match(arn):
+        problems.fail(field, arn, "not an SNS topic ARN", "give one like "
+                      "arn:aws:sns:us-east-1:123456789012:nat-alarms")
+        return None
+    return arn
+

@@ -51,6 +51,19 @@ class NatInstanceVpc(pulumi.ComponentResource):
     """AZ → the AZ whose NAT its private route table uses."""
     auto_scaling_group_names: pulumi.Output[dict[str, str]]
     """AZ → the Auto Scaling group of that AZ's NAT (highAvailability only)."""
+    connection_table_sizes: pulumi.Output[dict[str, int]]
+    """AZ → the NAT's connection-tracking table size: what the tracking-table alarm
+    measures against."""
+    metrics_namespace: pulumi.Output[str]
+    """The CloudWatch namespace of the NATs' metrics (empty with monitoring off)."""
+    metrics_group: pulumi.Output[str]
+    """The NatGroup dimension of the NATs' metrics: project/stack/component."""
+    alarm_names: pulumi.Output[dict[str, list[str]]]
+    """AZ → the names of that AZ's CloudWatch alarms."""
+    alarm_topic_arn: pulumi.Output[str]
+    """The SNS topic the alarms notify (given or created; empty if none)."""
+    dashboard_name: pulumi.Output[str]
+    """The CloudWatch dashboard (empty unless monitoring.dashboard)."""
 
     def __init__(self, name: str, args: NatInstanceVpcArgs,
                  opts: pulumi.ResourceOptions | None = None) -> None:
@@ -145,6 +158,9 @@ class NatInstanceVpc(pulumi.ComponentResource):
         self.nat_public_ips = nat.nat_public_ips
         self.nat_zone_for_private_route_tables = nat.nat_zone_for_private_route_tables
         self.auto_scaling_group_names = nat.auto_scaling_group_names
+        for key in ("connection_table_sizes", "metrics_namespace", "metrics_group",
+                    "alarm_names", "alarm_topic_arn", "dashboard_name"):
+            setattr(self, key, getattr(nat, key))
         self.register_outputs({key: getattr(self, key) for key in OUTPUTS})
 
     @property

@@ -1,4 +1,4 @@
-"""`python -m natctl`: plan (offline), verify and bake-ami (against a live account)."""
+"""`python -m natctl`: plan (offline); verify, status and bake-ami (a live account)."""
 
 from __future__ import annotations
 
@@ -46,7 +46,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m natctl",
         description="NAT instances for private AWS subnets: plan a stack offline, verify a "
-                    "deployed one, bake a NAT AMI.")
+                    "deployed one, see how close its NATs are to their limits, bake a NAT AMI.")
     commands = parser.add_subparsers(dest="command", required=True)
 
     plan = commands.add_parser(

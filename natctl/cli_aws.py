@@ -1,4 +1,4 @@
-"""The commands that talk to AWS: `verify` and `bake-ami` (boto3)."""
+"""The commands that talk to AWS: `verify`, `status` and `bake-ami` (boto3)."""
 
 from __future__ import annotations
 
@@ -35,32 +35,38 @@ def make_session(args: argparse.Namespace) -> Any:
     return session
 
 
+def read_outputs(args: argparse.Namespace) -> tuple[dict[str, Any], str]:
+    """The stack outputs from a file, standard input or `pulumi stack output` (InputError)."""
+    from natctl.verify import InputError, outputs_from_stack, parse_outputs
+    if (args.source is None) == (args.stack is None):
+        raise InputError("give the stack outputs either as a file (or - for stdin) or as "
+                         "--stack NAME, not both or neither. Example: `pulumi stack output "
+                         f"--json | python -m natctl {args.command} -`")
+    if args.stack:
+        return outputs_from_stack(args.stack, os.environ.get("PULUMI", "pulumi")), \
+            f"stack {args.stack!r}"
+    if args.source == "-":
+        return parse_outputs(sys.stdin.read(), "standard input"), "standard input"
+    path = Path(args.source)
+    if not path.is_file():
+        raise InputError(f"{path}: no such file. Fix: `pulumi stack output --json > "
+                         f"{path}` first, or pass - to read standard input")
+    return parse_outputs(path.read_text(), str(path)), str(path)
+
+
+def add_outputs_source(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("source", nargs="?", help="file with `pulumi stack output --json`, or - "
+                        "for standard input")
+    parser.add_argument("--stack", help="run `pulumi stack output --json --stack NAME` instead")
+    parser.add_argument("--json", action="store_true", help="print JSON instead of text")
+
+
 def command_verify(args: argparse.Namespace) -> int:
     from botocore.exceptions import BotoCoreError, ClientError
 
-    from natctl.verify import (
-        InputError,
-        outputs_from_stack,
-        parse_outputs,
-        render_json,
-        render_table,
-        verify,
-    )
+    from natctl.verify import InputError, render_json, render_table, verify
     try:
-        if (args.source is None) == (args.stack is None):
-            raise InputError("give the stack outputs either as a file (or - for stdin) or as "
-                             "--stack NAME, not both or neither. Example: `pulumi stack output "
-                             "--json | python -m natctl verify -`")
-        if args.stack:
-            outputs = outputs_from_stack(args.stack, os.environ.get("PULUMI", "pulumi"))
-        elif args.source == "-":
-            outputs = parse_outputs(sys.stdin.read(), "standard input")
-        else:
-            path = Path(args.source)
-            if not path.is_file():
-                raise InputError(f"{path}: no such file. Fix: `pulumi stack output --json > "
-                                 f"{path}` first, or pass - to read standard input")
-            outputs = parse_outputs(path.read_text(), str(path))
+        outputs, _ = read_outputs(args)
         if args.test_instance and not args.connectivity:
             raise InputError("--test-instance needs --connectivity")
         session = make_session(args)
@@ -73,6 +79,28 @@ def command_verify(args: argparse.Namespace) -> int:
         return 2
     print(render_json(results) if args.json else render_table(results), end="")
     return 0 if all(r.passed for r in results) else 1
+
+
+def command_status(args: argparse.Namespace) -> int:
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    from natctl.status import render_json, render_text, status
+    from natctl.verify import InputError
+    try:
+        if not 1 <= args.hours <= 24 * 14:
+            raise InputError(f"--hours {args.hours:g}: out of range. Fix: use 1 to 336 (two "
+                             "weeks of one-hour data)")
+        outputs, source = read_outputs(args)
+        session = make_session(args)
+        statuses = status(session, outputs, source, args.hours)
+    except InputError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    except (BotoCoreError, ClientError) as error:
+        print(f"error: AWS said: {error}. {AWS_ERROR_HINT}", file=sys.stderr)
+        return 2
+    print(render_json(statuses) if args.json else render_text(statuses), end="")
+    return 0 if all(s.ok for s in statuses) else 1
 
 
 def command_bake(args: argparse.Namespace) -> int:
@@ -111,10 +139,7 @@ def add_commands(commands: Any) -> None:
                     "internet gateway, private route to the same AZ's NAT and active (not a "
                     "blackhole), the security group equal to the guide's table and no SSH from "
                     "0.0.0.0/0, IMDSv2 required. Exit 0 all pass, 1 a check failed, 2 bad input.")
-    verify.add_argument("source", nargs="?", help="file with `pulumi stack output --json`, or - "
-                        "for standard input")
-    verify.add_argument("--stack", help="run `pulumi stack output --json --stack NAME` instead")
-    verify.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    add_outputs_source(verify)
     verify.add_argument("--connectivity", action="store_true",
                         help="also, through SSM Run Command, check that each NAT reaches an "
                              "HTTPS endpoint and appears with its public IP")
@@ -123,6 +148,19 @@ def add_commands(commands: Any) -> None:
                              "internet through a NAT")
     add_aws_options(verify)
     verify.set_defaults(handler=command_verify)
+
+    status_command = commands.add_parser(
+        "status", help="per AZ, how close each NAT is to its limits, in words",
+        description="Read a deployed stack's NAT metrics from CloudWatch and say, per AZ, "
+                    "what share of its baseline bandwidth and tracking table it uses, how many "
+                    "packets it dropped and why, whether its CPU credits or metrics ran out, "
+                    "and which alarms fire. Read-only. Exit 0 within limits, 1 a limit is hit, "
+                    "2 bad input.")
+    add_outputs_source(status_command)
+    status_command.add_argument("--hours", type=float, default=24,
+                                help="the window for drops (default 24)")
+    add_aws_options(status_command)
+    status_command.set_defaults(handler=command_status)
 
     bake_ami = commands.add_parser(
         "bake-ami", help="build a NAT AMI (the guide's 'create NAT AMI'), print its id",

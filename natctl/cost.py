@@ -64,8 +64,11 @@ def _total(lines: list[CostLine]) -> float | None:
 
 def estimate(instance_type: str, nat_count: int, az_count: int, gb_per_month: float,
              elastic_ips: bool = True, single_nat: bool = False,
-             prices: dict[str, Any] | None = None) -> CostEstimate:
-    """NAT instances vs NAT Gateways (one per NAT the stack has) for `gb_per_month` of egress."""
+             prices: dict[str, Any] | None = None, monitoring: float = 0.0) -> CostEstimate:
+    """NAT instances vs NAT Gateways (one per NAT the stack has) for `gb_per_month` of egress.
+
+    `monitoring` is the NATs' CloudWatch bill a month (`monitoring_cost`): a NAT Gateway's
+    metrics are free, a NAT instance's are part of what it costs."""
     prices = prices or load_prices()
     if gb_per_month < 0:
         raise PriceError(f"--gb-per-month {gb_per_month}: must be 0 or more")
@@ -85,6 +88,9 @@ def estimate(instance_type: str, nat_count: int, az_count: int, gb_per_month: fl
               prices["ebs_gp3_per_gb_month"]),
         _line("data processed by the NAT", gb_per_month, "GB", 0.0),
     ]
+    if monitoring:
+        instance_lines.append(_line("CloudWatch monitoring (see below)", 1, "month",
+                                    monitoring))
     gateway_lines = [
         _line("NAT Gateway", nat_hours, "gateway-hours", prices["nat_gateway_per_hour"]),
         _line("public IPv4 address (Elastic IP)", nat_hours, "address-hours",
@@ -131,3 +137,54 @@ def estimate(instance_type: str, nat_count: int, az_count: int, gb_per_month: fl
         average_mbps_needed=round(average_mbps, 2), baseline_mbps_per_nat=baseline_mbps,
         within_baseline=None if baseline_mbps is None else per_nat_mbps <= baseline_mbps,
         notes=notes, cross_az_per_gb=prices["cross_az_per_gb"])
+
+
+@dataclass(frozen=True)
+class MonitoringCost:
+    lines: list[CostLine]
+    total: float
+    per_nat: float
+    event_metrics_ceiling: float  # more, at most, in months with drops or failovers
+    notes: list[str]
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def monitoring_cost(nat_count: int, steady_metrics: int, event_metrics: int, alarms: int,
+                    dashboards: int, publish_interval: int,
+                    prices: dict[str, Any] | None = None) -> MonitoringCost:
+    """What CloudWatch bills for the NATs' metrics, alarms and dashboard, a month.
+
+    `steady_metrics` per NAT get data every minute; `event_metrics` per NAT only in minutes
+    with drops or failovers (CloudWatch bills a metric by the hours it gets data), so they are
+    a ceiling, not part of the total.
+    """
+    prices = prices or load_prices()
+    watch = prices["cloudwatch"]
+    requests = nat_count * prices["hours_per_month"] * 3600 / publish_interval
+    lines = [
+        _line("CloudWatch metrics (each NAT's own)", nat_count * steady_metrics,
+              "metric-months", watch["metric_month"]),
+        _line(f"PutMetricData (one per NAT every {publish_interval} s)", requests, "requests",
+              watch["requests_per_1000"] / 1000),
+        _line("CloudWatch alarms", alarms, "alarm-months", watch["alarm_month"]),
+    ]
+    if dashboards:
+        lines.append(_line("CloudWatch dashboard", dashboards, "dashboard-months",
+                           watch["dashboard_month"]))
+    total = _total(lines)
+    assert total is not None
+    ceiling = round(nat_count * event_metrics * watch["metric_month"], 2)
+    notes = ["The account's CloudWatch free tier (10 metrics, 1M requests, 10 alarms, 3 "
+             "dashboards) is not subtracted."]
+    if ceiling:
+        notes.append(f"Metrics sent only in minutes with drops by cause or failovers add at "
+                     f"most {_dollars(ceiling)} in a month they all happen "
+                     "(billed by the hour of data).")
+    return MonitoringCost(lines, total, round(total / max(nat_count, 1), 2), ceiling, notes)
+
+
+def _dollars(value: float) -> str:
+    return f"${value:,.2f}"
+

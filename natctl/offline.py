@@ -165,6 +165,13 @@ class AwsMocks(pulumi.runtime.Mocks):
         elif args.typ == "aws:autoscaling/group:Group":
             resource_id = f"{args.name}-{digest[:8]}"
             outputs.update(name=resource_id)
+        elif args.typ in ("aws:cloudwatch/metricAlarm:MetricAlarm", "aws:sns/topic:Topic"):
+            # auto-named as Pulumi does: the resource name and a random suffix
+            auto_name = f"{args.name}-{digest[:7]}"
+            service = "cloudwatch" if "cloudwatch" in args.typ else "sns"
+            kind = "alarm:" if service == "cloudwatch" else ""
+            outputs.update(name=auto_name, arn=f"arn:aws:{service}:{self.region}:"
+                                               f"{MOCK_ACCOUNT}:{kind}{auto_name}")
         elif args.typ == "awsx:ec2:Vpc":  # its outputs only: some share an input's name
             outputs = self._awsx_vpc(args.inputs)
         return resource_id, outputs

@@ -15,8 +15,9 @@ from typing import Any
 
 from nat.ami import AL2023_PARAMETER_PREFIX
 from nat.instance_types import architecture_by_name
+from nat.monitoring import billed_metrics
 from nat.userdata import decode_user_data
-from natctl.cost import estimate
+from natctl.cost import estimate, monitoring_cost
 from natctl.offline import Graph, run_program
 from natctl.stacks import load_stack_config
 
@@ -29,6 +30,8 @@ GROUP = "aws:autoscaling/group:Group"
 TEMPLATE = "aws:ec2/launchTemplate:LaunchTemplate"
 EIP_ASSOCIATION = "aws:ec2/eipAssociation:EipAssociation"
 EGRESS = "aws:vpc/securityGroupEgressRule:SecurityGroupEgressRule"
+ALARM = "aws:cloudwatch/metricAlarm:MetricAlarm"
+DASHBOARD = "aws:cloudwatch/dashboard:Dashboard"
 
 
 class PlanError(ValueError):
@@ -89,6 +92,28 @@ def high_availability(graph: Graph) -> dict[str, Any] | None:
             "health_check_targets": settings["targets"]}
 
 
+def monitoring(graph: Graph) -> dict[str, Any] | None:
+    """What the NATs were told to publish (agent.json in their user data), and the alarms and
+    dashboards the stack makes."""
+    for resource in graph.of_type(INSTANCE) + graph.of_type(TEMPLATE):
+        user_data = decode_user_data(str(resource.inputs.get("userDataBase64") or
+                                         resource.inputs.get("userData")))
+        if "<<'NAT_AGENT_SETTINGS_END'\n" not in user_data:
+            continue
+        settings = json.loads(user_data.split("<<'NAT_AGENT_SETTINGS_END'\n", 1)[1]
+                              .split("\n")[0])
+        if "metrics" not in settings:
+            continue
+        metrics = settings["metrics"]
+        steady, events = billed_metrics(metrics["detailed"], bool(settings.get("nats")))
+        return {"namespace": metrics["namespace"], "detailed_metrics": metrics["detailed"],
+                "publish_interval_seconds": int(metrics["publish_every"]),
+                "metrics_per_nat": steady, "event_metrics_per_nat": events,
+                "alarms": len(graph.of_type(ALARM)),
+                "dashboards": len(graph.of_type(DASHBOARD))}
+    return None
+
+
 def build_plan(graph: Graph, stack: str, region: str, gb_per_month: float) -> dict[str, Any]:
     by_id = {r.id: r for r in graph.resources}
     units = nat_units(graph)
@@ -141,11 +166,17 @@ def build_plan(graph: Graph, stack: str, region: str, gb_per_month: float) -> di
         raise PlanError("the program created no NAT instance")
     counts = graph.counts()
     instance_type = next(iter(units.values()))["instance_type"]
+    watched = monitoring(graph)
+    watch_cost = None if watched is None else monitoring_cost(
+        len(units), watched["metrics_per_nat"], watched["event_metrics_per_nat"],
+        watched["alarms"], watched["dashboards"], watched["publish_interval_seconds"])
     cost = estimate(instance_type, nat_count=len(units), az_count=len(zones),
                     gb_per_month=gb_per_month,
                     elastic_ips=bool(graph.of_type("aws:ec2/eip:Eip")),
-                    single_nat=len(units) < len(zones))
+                    single_nat=len(units) < len(zones),
+                    monitoring=watch_cost.total if watch_cost else 0.0)
     cost_data = cost.to_dict()
+    cost_data["monitoring"] = watch_cost.to_dict() if watch_cost else None
     ha = high_availability(graph)
     if ha is not None:
         cost_data["notes"].append(
@@ -161,6 +192,7 @@ def build_plan(graph: Graph, stack: str, region: str, gb_per_month: float) -> di
             "aws:ec2/vpc:Vpc")[0].inputs["cidrBlock"],
         "availability_zones": zones, "security_group_rules": rules,
         "high_availability": ha,
+        "monitoring": watched,
         "resource_counts": counts, "resource_total": sum(counts.values()),
         "resource_tree": resource_tree(graph),
         "cost": cost_data,
@@ -199,6 +231,12 @@ def plan_stack(stack: str, gb_per_month: float, project_dir: Path | None = None)
     config = load_stack_config(stack, *([project_dir] if project_dir else []))
     graph = run_program(config, stack=stack)
     return build_plan(graph, stack, config.get("aws:region", "us-east-1"), gb_per_month)
+
+
+def _unit_price(value: float | None) -> str:
+    if value is None:
+        return "?"
+    return f"{value * 1000:g}/1000" if 0 < value < 0.001 else f"{value:g}"
 
 
 def _money(value: float | None) -> str:
@@ -267,7 +305,7 @@ def render_text(plan: dict[str, Any]) -> str:
                                  cost["nat_gateways_total"])):
         out.append(f"  {title}: {_money(total)}")
         for line in lines:
-            price = "?" if line["unit_price"] is None else f"{line['unit_price']:g}"
+            price = _unit_price(line["unit_price"])
             out.append(f"    {line['item']:<38} {line['quantity']:>9,.1f} {line['unit']:<15}"
                        f" × {price:<7} = {_money(line['monthly'])}")
     out.append(f"  saving with NAT instances: {_money(cost['monthly_saving'])}/month")
@@ -279,6 +317,22 @@ def render_text(plan: dict[str, Any]) -> str:
     out.append(f"  average throughput needed: {cost['average_mbps_needed']:g} Mbit/s; baseline "
                f"per NAT: {'unknown' if baseline is None else f'{baseline:g} Mbit/s'}")
     out.extend(f"  note: {note}" for note in cost["notes"])
+    watch, watched = cost.get("monitoring"), plan.get("monitoring")
+    if watch and watched:
+        out.append("")
+        out.append(f"Monitoring: {_money(watch['total'])}/month ({_money(watch['per_nat'])} per "
+                   f"NAT): {watched['metrics_per_nat']} metrics per NAT in "
+                   f"{watched['namespace']}"
+                   f"{' (detailed)' if watched['detailed_metrics'] else ''}, sent every "
+                   f"{watched['publish_interval_seconds']} s; {watched['alarms']} alarms"
+                   f"{'; a dashboard' if watched['dashboards'] else ''}")
+        for line in watch["lines"]:
+            out.append(f"    {line['item']:<38} {line['quantity']:>9,.1f} {line['unit']:<15}"
+                       f" × {_unit_price(line['unit_price']):<7} = {_money(line['monthly'])}")
+        out.extend(f"  note: {note}" for note in watch["notes"])
+    elif not watched:
+        out.append("")
+        out.append("Monitoring: off (no metrics, no alarms)")
     return "\n".join(out) + "\n"
 
 

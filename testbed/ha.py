@@ -9,7 +9,10 @@
 
 Each NAT runs its rendered user data as cloud-init would (the bootstrap script, and the agent
 as user data carries it), then the agent as its systemd unit says, with a stand-in instance
-metadata service on 169.254.169.254. The agents call "AWS" (moto_server on the
+metadata service on 169.254.169.254 and a stand-in `ethtool` that prints an ENA interface's
+statistics (testbed/ena-ethtool-S.txt; a test can raise its allowance counters). With
+`high_availability=False` the NATs are the plain kind: routes stay put, the agent only
+publishes metrics (when `metrics` is given). The agents call "AWS" (moto_server on the
 internet host) through their own public path, as real NATs reach the EC2 API. The route
 applier plays the VPC router's side: it reads the private route tables from moto_server every
 100 ms and points each private subnet's table at the NAT whose interface the route names.
@@ -29,6 +32,7 @@ nftables, util-linux; close() removes everything, also after a failure.
 
 from __future__ import annotations
 
+import datetime
 import itertools
 import os
 import shutil
@@ -47,6 +51,7 @@ from typing import Any
 
 import boto3
 
+from nat import monitoring
 from nat.ha import agent_settings
 from nat.settings import HighAvailabilitySettings
 from nat.tuning import TuningOverrides
@@ -54,6 +59,9 @@ from nat.userdata import render_user_data
 from testbed.topology import PROBE, SCRATCH_MOUNTS, run
 
 IMDS = str(Path(__file__).with_name("imds.py"))
+ENA_STATISTICS = Path(__file__).with_name("ena-ethtool-S.txt")
+LAB_METRICS = {"namespace": "NatInstance", "group": "nat-instance-vpc/lab/nat", "detailed": True,
+               "sample_every": 1.0, "publish_every": 3.0}  # production: 60 s and 300 s
 MOTO_SERVER = str(Path(sys.executable).with_name("moto_server"))
 REGION = "us-east-1"
 VPC_CIDR = "10.0.0.0/16"
@@ -139,7 +147,8 @@ class Watch:
 
 class HaLab:
     def __init__(self, failback_after: float = 5, replace_after: float = 5,
-                 propagation: float = 0.0) -> None:
+                 propagation: float = 0.0, high_availability: bool = True,
+                 metrics: dict[str, Any] | None = None) -> None:
         tag = f"ha{os.getpid() % 100000}x{next(_serial)}"
         self.tag = tag
         self.names = {"router": f"{tag}-vpc", "igw": f"{tag}-igw", "inet": f"{tag}-inet",
@@ -149,6 +158,8 @@ class HaLab:
         self.test_link = f"{tag}aws"
         self.failback_after, self.replace_after = failback_after, replace_after
         self.propagation = propagation
+        self.high_availability = high_availability
+        self.metrics = metrics
         self.nats: dict[str, Nat] = {}
         self.processes: list[subprocess.Popen[str]] = []
         self.route_events: list[tuple[float, str, str]] = []  # (time, private AZ, NAT AZ)
@@ -228,7 +239,10 @@ class HaLab:
             self.ns("igw", "iptables", "-A", "FORWARD", "-i", "to-inet", "-d", zone.nat_address,
                     "-j", "ACCEPT")
         self.ns("igw", "iptables", "-A", "FORWARD", "-j", "DROP")
-        # the test process's own way to the "AWS API" on the internet host
+        # the test process's own way to the "AWS API" on the internet host (one lab at a time)
+        if run(["ip", "-o", "addr", "show", "to", TEST_SIDE]).stdout.strip():
+            raise RuntimeError(f"another HaLab holds {TEST_SIDE}: close it first (one lab at "
+                               "a time: they share the test process's way to the API)")
         run(["ip", "link", "add", self.test_link, "type", "veth", "peer", "name", "tmpr0"])
         run(["ip", "link", "set", "tmpr0", "netns", self.names["inet"], "name", "aws0"])
         run(["ip", "addr", "add", f"{TEST_SIDE}/30", "dev", self.test_link])
@@ -241,6 +255,11 @@ class HaLab:
         for tool in ("systemctl", "dnf", "yum"):
             (self.fake_bin / tool).write_text("#!/bin/sh\nexit 0\n")
             (self.fake_bin / tool).chmod(0o755)
+        # ENA statistics: the NAT's copy of the recorded output, which a test may change
+        (self.fake_bin / "ethtool").write_text(
+            '#!/bin/sh\n[ "$1" = -S ] || { echo "test bed ethtool: -S only" >&2; exit 1; }\n'
+            'exec cat "$NAT_TESTBED_ETHTOOL"\n')
+        (self.fake_bin / "ethtool").chmod(0o755)
 
     def _start_internet(self) -> None:
         self.processes.append(self._background("inet", [sys.executable, PROBE, "serve",
@@ -382,14 +401,16 @@ class HaLab:
                     self.applied[private] = target
 
     # --- NAT instances -------------------------------------------------------------------------
-    def agent_settings(self, release: str) -> dict[str, Any]:
+    def agent_settings(self, release: str) -> dict[str, Any] | None:
         """What the component writes (nat.ha.agent_settings), with the test bed's targets and
         shorter waits."""
+        if not self.high_availability:
+            return None if self.metrics is None else {"region": REGION, "metrics": self.metrics}
         settings = agent_settings(
             REGION, {z.name: (self.eni[letter], z.nat_address) for letter, z in ZONES.items()},
             [(self.tables[letter], z.name) for letter, z in ZONES.items()],
             HighAvailabilitySettings(True, (f"{INTERNET_HOST}:{ECHO_PORT}",),
-                                     int(self.failback_after)), release)
+                                     int(self.failback_after)), release, self.metrics)
         settings.update(replace_after=self.replace_after, never_healthy_grace=60,
                         route_refresh=5, rollout_check=2)
         return settings
@@ -407,6 +428,7 @@ class HaLab:
         namespace = f"{self.tag}-nat{letter}{next(_serial)}"
         scratch = Path(tempfile.mkdtemp(prefix=f"{namespace}-", dir=self.scratch))
         nat = Nat(zone, namespace, instance_id, release, scratch)
+        (scratch / "ethtool-S.txt").write_text(ENA_STATISTICS.read_text())
         self.nats[letter] = nat
         run(["ip", "netns", "add", namespace])
         self.namespaces.append(namespace)
@@ -433,17 +455,44 @@ class HaLab:
                        "NAT_CONSOLE": "/dev/null", "NAT_ROUTE_WAIT": "2",
                        "PYTHONUNBUFFERED": "1",
                        "AWS_ENDPOINT_URL": f"http://{INTERNET_HOST}:{API_PORT}",
+                       "NAT_TESTBED_ETHTOOL": str(scratch / "ethtool-S.txt"),
                        "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
         exports = " ".join(f"{k}='{v}'" for k, v in environment.items())
-        shell = (f"{mounts} && export {exports} && /bin/bash {user_data} && exec $(sed -n "
-                 f"'s/^ExecStart=//p' /etc/systemd/system/nat-agent.service)")
+        agent = self.agent_settings(release) is not None
+        shell = f"{mounts} && export {exports} && /bin/bash {user_data}" + (
+            " && exec $(sed -n 's/^ExecStart=//p' /etc/systemd/system/nat-agent.service)"
+            if agent else " && exec sleep infinity")
         with nat.log.open("w") as log:
-            agent = subprocess.Popen(["ip", "netns", "exec", namespace, "unshare", "--mount",
-                                      "--propagation", "private", "/bin/bash", "-c", shell],
-                                     stdout=log, stderr=subprocess.STDOUT, text=True)
-        nat.processes.append(agent)
-        self._wait_for(nat, "probe namespace up")
+            booted = subprocess.Popen(["ip", "netns", "exec", namespace, "unshare", "--mount",
+                                       "--propagation", "private", "/bin/bash", "-c", shell],
+                                      stdout=log, stderr=subprocess.STDOUT, text=True)
+        nat.processes.append(booted)
+        self._wait_for(nat, "probe namespace up" if self.high_availability else
+                       "metrics: " if agent else "NAT ready")
         return nat
+
+    # --- what a NAT measures -------------------------------------------------------------------
+    def set_ena_counter(self, letter: str, name: str, value: int) -> None:
+        """What the ENA driver would count: one allowance counter of NAT `letter`."""
+        path = self.nats[letter].scratch / "ethtool-S.txt"
+        lines = [f"     {name}: {value}" if line.strip().startswith(f"{name}:") else line
+                 for line in path.read_text().splitlines()]
+        path.write_text("\n".join(lines) + "\n")
+
+    def metric(self, zone: str, name: str, statistic: str, minutes: int = 15) -> list[float]:
+        """The one-minute values of one of AZ `zone`'s metrics in "CloudWatch", oldest first."""
+        assert self.metrics is not None
+        end = datetime.datetime.now(datetime.UTC) + datetime.timedelta(minutes=2)
+        answer = self.client("cloudwatch").get_metric_data(
+            StartTime=end - datetime.timedelta(minutes=minutes), EndTime=end,
+            ScanBy="TimestampAscending", MetricDataQueries=[{
+                "Id": "m", "MetricStat": {"Metric": {
+                    "Namespace": self.metrics["namespace"], "MetricName": name,
+                    "Dimensions": [{"Name": key, "Value": value} for key, value in
+                                   monitoring.dimensions(self.metrics["group"],
+                                                         zone).items()]},
+                    "Period": 60, "Stat": statistic}}])
+        return [float(v) for v in answer["MetricDataResults"][0]["Values"]]
 
     def _upper(self, nat: Nat, target: str) -> Path:
         path = nat.scratch / "upper" / target.strip("/").replace("/", "-")

@@ -5,6 +5,9 @@
     probe.py whoami HOST PORT           prints the address the server saw
     probe.py upload HOST PORT N         sends N bytes, prints the server's answer
     probe.py download HOST PORT N       receives N bytes, prints "ok N"
+    probe.py hold HOST PORT COUNT SECONDS
+                                        opens COUNT connections, prints "listening" when all
+                                        are open, keeps them SECONDS, closes them
     probe.py udp-listen PORT SECONDS    prints the source of every datagram received
     probe.py udp-send HOST PORT         sends one datagram
     probe.py watch HOST PORT SECONDS    a "whoami" every 0.1 s for SECONDS, each in its own
@@ -49,6 +52,10 @@ def _handle(connection: socket.socket, peer: str) -> None:
                     break
                 remaining -= len(piece)
             connection.sendall(f"ok {int(words[1]) - remaining}\n".encode())
+        elif words[:1] == ["hold"]:  # until the client closes
+            connection.settimeout(None)
+            while connection.recv(CHUNK):
+                pass
         elif words[:1] == ["download"]:
             remaining = int(words[1])
             block = b"x" * CHUNK
@@ -91,6 +98,21 @@ def client(host: str, port: int, request: str, expect_bytes: int = 0,
                 received += len(piece)
             return f"ok {received}"
         return _read_line(connection)
+
+
+def hold(host: str, port: int, count: int, seconds: float) -> None:
+    """`count` established connections at once, for `seconds`."""
+    connections = []
+    try:
+        for _ in range(count):
+            connection = socket.create_connection((host, port), timeout=5)
+            connection.sendall(b"hold\n")
+            connections.append(connection)
+        print("listening", flush=True)
+        time.sleep(seconds)
+    finally:
+        for connection in connections:
+            connection.close()
 
 
 def watch(host: str, port: int, seconds: float) -> None:
@@ -148,6 +170,8 @@ def main(argv: list[str]) -> int:
                 print(f"from {source}", flush=True)
         elif command == "watch":
             watch(argv[1], int(argv[2]), float(argv[3]))
+        elif command == "hold":
+            hold(argv[1], int(argv[2]), int(argv[3]), float(argv[4]))
         elif command == "udp-send":
             sender = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
             sender.sendto(b"hello", (argv[1], int(argv[2])))

@@ -24,7 +24,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from nat.userdata import BOOTSTRAP_SCRIPT_PATH
+from nat.userdata import bootstrap_script
 
 PROBE = str(Path(__file__).with_name("probe.py"))
 
@@ -71,11 +71,20 @@ def script_tuning(memory_kib: int, settings_dir: Path | None = None) -> dict[str
     with tempfile.TemporaryDirectory() as scratch:
         meminfo = Path(scratch) / "meminfo"
         meminfo.write_text(f"MemTotal:       {memory_kib} kB\nMemFree:        1000 kB\n")
-        result = run(["bash", str(BOOTSTRAP_SCRIPT_PATH), "print-tuning"], env={
+        result = run(["bash", str(shipped_script(Path(scratch))), "print-tuning"], env={
             "PATH": os.environ["PATH"], "NAT_PROC_MEMINFO": str(meminfo),
             "NAT_ETC": str(settings_dir or Path(scratch) / "no-settings"),
             "NAT_LOG": str(Path(scratch) / "log"), "NAT_CONSOLE": "/dev/null"})
     return {k: int(v) for k, v in (line.split("=") for line in result.stdout.split())}
+
+
+def shipped_script(directory: Path) -> Path:
+    """nat-bootstrap.sh as user data carries it (nat.userdata.bootstrap_script), written to
+    `directory`: what the tests run is what boots."""
+    path = directory / "nat-bootstrap.sh"
+    path.write_text(bootstrap_script())
+    path.chmod(0o755)
+    return path
 
 
 @dataclass
@@ -93,6 +102,7 @@ class Topology:
         self.namespaces = [self.private, self.router, self.nat, self.igw, self.internet]
         self.nat_interface = nat_interface
         self.scratch = Path(tempfile.mkdtemp(prefix=f"{tag}-"))
+        self.script = shipped_script(self.scratch)
         self.fake_bin = self.scratch / "bin"
         self.calls_log = self.scratch / "calls.log"
         self._processes: list[subprocess.Popen[str]] = []
@@ -215,7 +225,7 @@ class Topology:
         """What user data does: settings into /etc/nat-instance, then the script."""
         return self.run_on_nat(
             f"mkdir -p /etc/nat-instance && echo 'NAT_VPC_CIDRS=\"{vpc_cidrs}\"' "
-            f">/etc/nat-instance/nat.env && /bin/bash {BOOTSTRAP_SCRIPT_PATH} {command}", env)
+            f">/etc/nat-instance/nat.env && /bin/bash {self.script} {command}", env)
 
     def _upper(self, target: str) -> Path:
         """Where writes under the scratch mount `target` land (its overlay upper dir)."""

@@ -125,7 +125,7 @@ def _view(me: str, settings: Settings, routes: dict[str, str],
           down: dict[str, bool]) -> Any:
     from nat.agent import View
     order = settings.order
-    reachable = {z: not (z in down) for z in order}
+    reachable = {z: z not in down for z in order}
     return View(me=me, order=order, healthy={z: reachable[z] for z in order},
                 reachable=reachable, sees_me=dict.fromkeys(order, True), routes=dict(routes),
                 owners=dict(settings.route_tables))
@@ -178,5 +178,5 @@ def test_the_agent_needs_its_own_address_among_the_nats(monkeypatch: pytest.Monk
 
     settings = Settings(region=REGION, targets=[], route_tables={},
                         nats={"us-east-1a": {"eni": "eni-1", "address": "10.0.0.10"}})
-    with pytest.raises(SystemExit, match="my address 10.9.9.9 is none of the NATs'"):
+    with pytest.raises(SystemExit, match=r"my address 10\.9\.9\.9 is none of the NATs'"):
         Agent(settings, None, NoMetadata(), Probe())  # type: ignore[arg-type]

@@ -256,7 +256,7 @@ def test_real_instance_types_are_accepted(instance_type: str) -> None:
                                      "key. Fix: did you mean sshCidr? Remove it with `pulumi "
                                      "config rm sshcidr`"),
     ({"flavour": "vanilla"}, 'nat-instance-vpc:flavour = "vanilla": unknown key. Fix: known '
-                             "keys: allowSshFromAnywhere, amiId"),
+                             "keys: alarmTopicArn, allowSshFromAnywhere, amiId"),
 ])
 def test_each_bad_value_is_named_with_its_fix(raw: dict[str, str], message: str) -> None:
     found = problems(raw)

@@ -135,15 +135,10 @@ def test_no_default_route_fails_loudly_and_installs_nothing(topology: Topology) 
 
 
 def test_missing_vpc_cidr_fails_loudly(topology: Topology) -> None:
-    result = topology.run_on_nat(f"/bin/bash {topology_script()} apply")
+    result = topology.run_on_nat(f"/bin/bash {topology.script} apply")
     assert result.returncode != 0
     assert "FAILED: NAT_VPC_CIDRS is not set" in result.output
     assert "MASQUERADE" not in topology.rules()
-
-
-def topology_script() -> str:
-    from nat.userdata import BOOTSTRAP_SCRIPT_PATH
-    return str(BOOTSTRAP_SCRIPT_PATH)
 
 
 def test_running_twice_gives_the_identical_rule_set(topology: Topology) -> None:

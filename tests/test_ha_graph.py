@@ -41,7 +41,7 @@ def test_each_az_gets_an_interface_an_address_a_template_and_a_group_of_one(
     for kind in (ENI, TEMPLATE, GROUP, EIP, ASSOCIATION, ROUTE):
         assert counts[kind] == zone_count + (1 if kind == ROUTE else 0), kind  # + public route
     assert "aws:ec2/instance:Instance" not in counts  # the groups own the instances
-    assert counts["aws:iam/rolePolicy:RolePolicy"] == 1
+    assert counts["aws:iam/rolePolicy:RolePolicy"] == 2  # the agents': routes, and metrics
     component = graph.of_type("nat:index:NatInstanceVpc")[0]
     by_urn = {r.urn: r for r in graph.resources}
     for resource in graph.resources:
@@ -141,7 +141,7 @@ def test_the_release_changes_with_what_is_launched_and_only_then(run: Any) -> No
 
 def test_the_agents_may_write_only_to_this_stacks_routes_and_groups(run: Any) -> None:
     graph = ha(run, 2)
-    [policy] = graph.of_type("aws:iam/rolePolicy:RolePolicy")
+    policy = graph.named("ha-nat-ha")
     document = json.loads(policy.inputs["policy"])
     read, routes, health = document["Statement"]
     assert read == {"Sid": "ReadRoutesInterfacesAndGroups", "Effect": "Allow",

@@ -102,7 +102,7 @@ def test_shared_fields_are_the_same_in_both_components() -> None:
     theirs = resources["nat:index:NatInstanceVpc"]["inputProperties"]
     shared = set(mine) & set(theirs)
     assert shared == {"availabilityZones", "singleNat", "instance", "access",
-                      "highAvailability", "tags"}
+                      "highAvailability", "monitoring", "tags"}
     for name in shared - {"availabilityZones"}:
         assert mine[name] == theirs[name], name
 
@@ -176,8 +176,11 @@ def test_nat_instances_through_construct() -> None:
     assert all(n.inputs["tags"]["team"] == "platform" for n in nats)
     assert set(state) == {"securityGroupId", "natInstanceIds", "natNetworkInterfaceIds",
                           "natPublicIps", "natZoneForPrivateRouteTables", "instanceRoleName",
-                          "autoScalingGroupNames"}
+                          "autoScalingGroupNames", "connectionTableSizes", "metricsNamespace",
+                          "metricsGroup", "alarmNames", "alarmTopicArn", "dashboardName"}
     assert state["autoScalingGroupNames"] == {}  # plain NATs
+    assert state["connectionTableSizes"] == {A: 262144, B: 262144}  # as given
+    assert sorted(state["alarmNames"]) == [A, B] and len(state["alarmNames"][A]) == 3
     assert sorted(state["natPublicIps"]) == [A, B]
     assert state["natZoneForPrivateRouteTables"] == {A: A, B: B}
     assert state["natInstanceIds"] == {z: graph.named(f"edge-{z}").id for z in (A, B)}

@@ -48,7 +48,44 @@ def test_dev_plan_one_az(capsys: pytest.CaptureFixture[str]) -> None:
     # the guide's table plus dev's test rules
     assert "  inbound    10.0.128.0/20       tcp       443   HTTPS from private servers\n" in out
     assert "  outbound   0.0.0.0/0           icmp      all   ping to the internet" in out
-    assert "saving with NAT instances: $33.64/month" in out
+    # $33.64 before monitoring, whose $1.09 is its own line and in the NAT instances' total
+    assert "    CloudWatch monitoring (see below)            1.0 month           × 1.09    = " \
+        "$1.09\n" in out
+    assert "saving with NAT instances: $32.55/month" in out
+    assert ("Monitoring: $1.09/month ($1.09 per NAT): 2 metrics per NAT in NatInstance, sent "
+            "every 300 s; 4 alarms\n") in out
+
+
+@pytest.mark.parametrize(("config", "total", "per_nat"), [
+    # t4g.nano: 2 metrics ($0.60), a request every 5 minutes ($0.09), 4 alarms ($0.40)
+    ({}, 2.18, 1.09),
+    # a non-burstable type: no CPU-credit alarm
+    ({"natInstanceType": "c7gn.medium"}, 1.98, 0.99),
+    # detailed: 4 more metrics a NAT; a dashboard ($3)
+    ({"detailedMetrics": True, "monitoringDashboard": True}, 2.18 + 8 * 0.30 + 3.0, None),
+    # every minute: 43,800 requests a NAT
+    ({"metricsPublishIntervalSeconds": 60}, 2.0 + 2 * 0.438, None),
+])
+def test_monitoring_is_priced_on_its_own_line(tmp_path: Path, config: dict[str, Any],
+                                              total: float, per_nat: float | None) -> None:
+    project = stack_dir(tmp_path, "watch", {"aws:region": "us-east-1",
+                                            "nat-instance-vpc:azCount": 2,
+                                            **{f"nat-instance-vpc:{k}": v
+                                               for k, v in config.items()}})
+    cost = plan_stack("watch", 100, project)["cost"]
+    assert cost["monitoring"]["total"] == pytest.approx(total, abs=0.011)
+    if per_nat is not None:
+        assert cost["monitoring"]["per_nat"] == pytest.approx(per_nat, abs=0.005)
+    line = next(x for x in cost["nat_instances"] if x["item"].startswith("CloudWatch"))
+    assert line["monthly"] == cost["monitoring"]["total"]
+
+
+def test_monitoring_off_costs_nothing(tmp_path: Path) -> None:
+    project = stack_dir(tmp_path, "quiet", {"aws:region": "us-east-1",
+                                            "nat-instance-vpc:monitoring": False})
+    plan = plan_stack("quiet", 100, project)
+    assert plan["monitoring"] is None and plan["cost"]["monitoring"] is None
+    assert not any(x["item"].startswith("CloudWatch") for x in plan["cost"]["nat_instances"])
 
 
 def test_plan_counts_match_the_mocks_graph() -> None:

@@ -24,7 +24,9 @@ EGRESS = "aws:vpc/securityGroupEgressRule:SecurityGroupEgressRule"
 
 
 def expected_counts(az_count: int, nat_count: int, rules: tuple[int, int], eip: bool = True,
-                    ssm: bool = True) -> dict[str, int]:
+                    ssm: bool = True, monitoring: bool = True,
+                    alarms_per_nat: int = 4) -> dict[str, int]:
+    """The default instance type (t4g.nano) is burstable: four alarms per NAT."""
     counts = {
         COMPONENT: 1,
         "nat:index:NatInstances": 1,
@@ -41,10 +43,14 @@ def expected_counts(az_count: int, nat_count: int, rules: tuple[int, int], eip: 
     if eip:
         counts["aws:ec2/eip:Eip"] = nat_count
         counts["aws:ec2/eipAssociation:EipAssociation"] = nat_count
-    if ssm:
+    if ssm or monitoring:
         counts["aws:iam/role:Role"] = 1
-        counts["aws:iam/rolePolicyAttachment:RolePolicyAttachment"] = 1
         counts["aws:iam/instanceProfile:InstanceProfile"] = 1
+    if ssm:
+        counts["aws:iam/rolePolicyAttachment:RolePolicyAttachment"] = 1
+    if monitoring:
+        counts["aws:iam/rolePolicy:RolePolicy"] = 1
+        counts["aws:cloudwatch/metricAlarm:MetricAlarm"] = alarms_per_nat * nat_count
     counts.update({INGRESS: rules[0], EGRESS: rules[1]})
     return dict(sorted(counts.items()))
 
@@ -227,10 +233,19 @@ def test_without_elastic_ip_the_instance_public_ip_is_exported(run: Any) -> None
     assert graph.exports["nat_public_ips"] == {"us-east-1a": nat.inputs["publicIp"]}
 
 
-def test_without_ssm_no_iam_resources(run: Any) -> None:
+def test_without_ssm_or_monitoring_no_iam_resources(run: Any) -> None:
+    graph = run(azCount=1, enableSsm=False, monitoring=False)
+    assert graph.counts() == expected_counts(1, 1, (2, 2), ssm=False, monitoring=False)
+    assert "iamInstanceProfile" not in graph.of_type(INSTANCE)[0].inputs
+
+
+def test_without_ssm_the_role_only_publishes_metrics(run: Any) -> None:
     graph = run(azCount=1, enableSsm=False)
     assert graph.counts() == expected_counts(1, 1, (2, 2), ssm=False)
-    assert "iamInstanceProfile" not in graph.of_type(INSTANCE)[0].inputs
+    [policy] = graph.of_type("aws:iam/rolePolicy:RolePolicy")
+    assert json.loads(policy.inputs["policy"])["Statement"] == [{
+        "Sid": "PublishNatMetrics", "Effect": "Allow", "Action": "cloudwatch:PutMetricData",
+        "Resource": "*", "Condition": {"StringEquals": {"cloudwatch:namespace": "NatInstance"}}}]
 
 
 GUIDE_TABLE_ONE_AZ = {
@@ -458,12 +473,17 @@ def test_a_stack_deployed_with_0_1_keeps_every_resource(stack: str,
             answered[urn] = resource.name
     assert [urn for urn in old_urns if urn not in answered] == []
     new = {r.name for r in graph.resources} - set(answered[u] for u in old_urns)
-    assert all(graph.named(n).type.startswith("nat:index:") for n in new), new
+    # what 0.2 adds: the component tree, and monitoring (alarms, the agent's right to publish,
+    # and the role that carries it where 0.1 had none)
+    added_kinds = ("nat:index:", "aws:cloudwatch/metricAlarm:", "aws:iam/rolePolicy:",
+                   "aws:iam/role:", "aws:iam/instanceProfile:")
+    assert all(graph.named(n).type.startswith(added_kinds) for n in new), new
 
 
 def test_upgrading_prod_changes_no_input_but_the_nats_user_data() -> None:
     """Same inputs, so nothing but the NATs is replaced; the NATs are, once, because the
-    bootstrap script changed (user data replaces on change, by design)."""
+    bootstrap script changed (user data replaces on change, by design). Burstable NATs now
+    say they run unlimited (the default for t4g anyway)."""
     graph = run_program(PROD_0_1, stack="prod")
     old_inputs = json.loads((DATA / "prod-inputs-0.1.0.json").read_text())
     by_urn = {urn: r for r in graph.resources for urn in [r.urn, *r.aliases]}
@@ -479,5 +499,5 @@ def test_upgrading_prod_changes_no_input_but_the_nats_user_data() -> None:
         if before != after:
             changed[resource.name] = sorted(k for k in set(before) | set(after)
                                             if before.get(k) != after.get(k))
-    assert changed == {"prod-nat-eu-west-1a": ["userDataBase64"],
-                       "prod-nat-eu-west-1b": ["userDataBase64"]}
+    assert changed == {"prod-nat-eu-west-1a": ["creditSpecification", "userDataBase64"],
+                       "prod-nat-eu-west-1b": ["creditSpecification", "userDataBase64"]}

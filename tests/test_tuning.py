@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from nat.userdata import BOOTSTRAP_SCRIPT_PATH
-from testbed.topology import script_tuning
+from nat.monitoring import conntrack_max
+from testbed.topology import script_tuning, shipped_script
 
 
 @pytest.mark.parametrize(("gib", "conntrack_max"), [
@@ -42,7 +42,7 @@ def test_overrides_from_tuning_env_win(tmp_path: Path) -> None:
 
 def test_unreadable_memory_fails_loudly(tmp_path: Path) -> None:
     result = subprocess.run(
-        ["bash", str(BOOTSTRAP_SCRIPT_PATH), "print-tuning"], capture_output=True, text=True,
+        ["bash", str(shipped_script(tmp_path)), "print-tuning"], capture_output=True, text=True,
         env={"PATH": os.environ["PATH"], "NAT_PROC_MEMINFO": str(tmp_path / "missing"),
              "NAT_ETC": str(tmp_path), "NAT_LOG": str(tmp_path / "log"),
              "NAT_CONSOLE": "/dev/null"})
@@ -61,3 +61,11 @@ def test_kernel_default_conntrack_max_follows_the_kernels_formula(
         memory_mib: int, kernel_default: int) -> None:
     from bench.__main__ import kernel_default_conntrack_max
     assert kernel_default_conntrack_max(memory_mib * 1024 * 1024) == kernel_default
+
+
+@pytest.mark.parametrize("memory_mib", [200, 256, 512, 1000, 1024, 4096, 8191, 8192, 16384])
+def test_the_component_sizes_the_table_by_the_scripts_rule(memory_mib: int) -> None:
+    """The component writes the size it alarms on (nat.monitoring.conntrack_max of the type's
+    memory) to tuning.env; for the same memory the script, left alone, picks the same."""
+    assert conntrack_max(memory_mib) == script_tuning(memory_mib * 1024)["nf_conntrack_max"]
+    assert conntrack_max(memory_mib, 12345) == 12345

@@ -1,0 +1,52 @@
+"""The agents' metrics with high availability, on the namespace test bed (testbed/ha.py): a
+replaced NAT publishes under its AZ's name, and each route an agent moves is counted. Its own
+module: one test bed at a time (they share the test process's way to "AWS")."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from testbed.ha import LAB_METRICS, ZONES, HaLab
+from testbed.topology import missing_requirements
+
+pytestmark = [pytest.mark.datapath,
+              pytest.mark.skipif(missing_requirements() is not None,
+                                 reason=str(missing_requirements()))]
+
+A, B = ZONES["a"].name, ZONES["b"].name
+
+
+def test_a_replaced_nat_publishes_under_its_azs_name_and_failovers_are_counted() -> None:
+    with HaLab(metrics=dict(LAB_METRICS)) as lab:
+        lab.wait_until(lambda: lab.healthy("a") and lab.healthy("b") and
+                       lab.applied == {"a": "a", "b": "b"}, 60, "both AZs on their own NAT")
+        time.sleep(5)
+        before = len(lab.metric(A, "ActiveConnectionCount", "SampleCount", minutes=3))
+        # (the lab's start moved routes too: NAT a served AZ b until NAT b was up); each
+        # route change the router applied is one FailoverCount, once published
+        def published() -> dict[str, float]:
+            return {zone: sum(lab.metric(zone, "FailoverCount", "Sum")) for zone in (A, B)}
+        lab.wait_until(lambda: sum(published().values()) == len(lab.route_events), 20,
+                       "the start's route changes published")
+        moved = published()
+        lab.kill_nat("a")
+        lab.wait_until(lambda: lab.applied.get("a") == "b", 30, "failover")
+        lab.replace_instance("a")
+        replaced = time.time()
+        lab.wait_until(lambda: lab.applied.get("a") == "a", 60, "failback")
+        lab.wait_until(lambda: sum(published().values()) == len(lab.route_events), 20,
+                       "the failover and failback published")
+        # the new instance's samples, under the same dimensions as its predecessor's
+        stamps = lab.client("cloudwatch").get_metric_data(
+            StartTime=replaced, EndTime=time.time() + 60, MetricDataQueries=[{
+                "Id": "m", "MetricStat": {"Metric": {
+                    "Namespace": "NatInstance", "MetricName": "ActiveConnectionCount",
+                    "Dimensions": [{"Name": "NatGroup", "Value": LAB_METRICS["group"]},
+                                   {"Name": "AvailabilityZone", "Value": A}]},
+                    "Period": 60, "Stat": "SampleCount"}}])["MetricDataResults"][0]["Values"]
+        assert before > 0 and sum(stamps) >= 3, (before, stamps)
+        # NAT b took AZ a's table; NAT a's new instance took it back
+        assert sum(lab.metric(B, "FailoverCount", "Sum")) - moved[B] == 1
+        assert sum(lab.metric(A, "FailoverCount", "Sum")) - moved[A] == 1
