@@ -6,7 +6,10 @@ import argparse
 import os
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from natctl.outputs import StackOutputs
 
 AWS_ERROR_HINT = ("Fix: check your credentials (`aws sts get-caller-identity`), --profile "
                   "and --region")
@@ -35,9 +38,11 @@ def make_session(args: argparse.Namespace) -> Any:
     return session
 
 
-def read_outputs(args: argparse.Namespace) -> tuple[dict[str, Any], str]:
-    """The stack outputs from a file, standard input or `pulumi stack output` (InputError)."""
-    from natctl.verify import InputError, outputs_from_stack, parse_outputs
+def read_outputs(args: argparse.Namespace) -> tuple[StackOutputs, str]:
+    """The stack outputs from a file, standard input or `pulumi stack output`, checked whole
+    (InputError)."""
+    from natctl.outputs import InputError, parse_outputs
+    from natctl.verify import outputs_from_stack
     if (args.source is None) == (args.stack is None):
         raise InputError("give the stack outputs either as a file (or - for stdin) or as "
                          "--stack NAME, not both or neither. Example: `pulumi stack output "
@@ -133,12 +138,19 @@ def command_bake(args: argparse.Namespace) -> int:
 def add_commands(commands: Any) -> None:
     verify = commands.add_parser(
         "verify", help="check a deployed stack against the guide (and its troubleshooting list)",
-        description="Inspect a deployed stack with boto3 and report, per AZ, PASS/FAIL with "
-                    "the reason: NAT running with status checks ok, source/dest check off "
-                    "(instance and every interface), public/Elastic IP, public route to the "
-                    "internet gateway, private route to the same AZ's NAT and active (not a "
-                    "blackhole), the security group equal to the guide's table and no SSH from "
-                    "0.0.0.0/0, IMDSv2 required. Exit 0 all pass, 1 a check failed, 2 bad input.")
+        description="Check the stack's outputs whole (exit 2 naming any bad key before an AWS "
+                    "call), then inspect the deployed stack with boto3, read-only, and report "
+                    "per AZ PASS, FAIL (the cause and the command that repairs it) or DEGRADED "
+                    "(high availability: failed over to another AZ's NAT): the VPC and its "
+                    "internet gateway attached; each NAT (found from its Auto Scaling group "
+                    "with high availability) running with status checks ok, source/dest check "
+                    "off on it and every interface, its Elastic IP, IMDSv2 required, no "
+                    "security group but the stack's; the public route to the internet gateway; "
+                    "each private subnet on its own table, routed to its AZ's NAT; the network "
+                    "ACLs of both subnets letting the NAT path through both ways (replies to "
+                    "ports 1024-65535); the security group equal to the guide's table and no "
+                    "SSH from 0.0.0.0/0. Exit 0 all pass (degraded included), 1 a check "
+                    "failed, 2 bad input.")
     add_outputs_source(verify)
     verify.add_argument("--connectivity", action="store_true",
                         help="also, through SSM Run Command, check that each NAT reaches an "

@@ -19,7 +19,7 @@ from typing import Any
 from nat.instance_types import is_burstable
 from nat.monitoring import DETAILED_WHEN_NONZERO, METRICS, TABLE_ALARM_SHARE, dimensions
 from natctl.cost import load_prices
-from natctl.verify import InputError
+from natctl.outputs import InputError, StackOutputs
 
 DROP_CAUSES = tuple(m.name for m in METRICS if m.published == DETAILED_WHEN_NONZERO)
 BANDWIDTH_PERIOD = 300  # EC2's basic monitoring: 5-minute sums
@@ -247,8 +247,9 @@ def assess(figures: ZoneFigures, baseline_gbps: float | None, burstable: bool,
     return ZoneStatus(figures.zone, not limits, summary, limits, asdict(figures))
 
 
-def status(session: Any, outputs: Mapping[str, Any], source: str, hours: float,
+def status(session: Any, stack: StackOutputs, source: str, hours: float,
            now: datetime.datetime | None = None) -> list[ZoneStatus]:
+    outputs = stack.document
     monitoring = monitoring_outputs(outputs, source)
     now = now or datetime.datetime.now(datetime.timezone.utc)  # noqa: UP017 (boto3 stubs)
     instance_type = monitoring["instance_type"]

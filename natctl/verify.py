@@ -1,32 +1,35 @@
 """`python -m natctl verify`: the guide's test and troubleshooting list, run against a live stack.
 
-Reads a stack's outputs, inspects the account with boto3 (read-only, except the optional SSM
-connectivity commands) and reports per AZ each check as PASS or FAIL with the reason and the fix.
+The stack's outputs are checked whole first (natctl/outputs.py: nothing half-understood goes
+to AWS). Then the account is read with boto3, read-only (the optional --connectivity sends SSM
+commands): per AZ, each check is PASS, FAIL with the cause and the command that repairs it, or
+DEGRADED (with high availability, an AZ failed over to another AZ's NAT: working, not as
+designed).
+
+Drift made outside Pulumi is repaired by `pulumi up --refresh`: Pulumi compares with its
+recorded state, so a plain `pulumi up` does not see it.
 """
 
 from __future__ import annotations
 
 import json
-import subprocess
 import time
-from dataclasses import asdict, dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, field
 from ipaddress import IPv4Network
 from typing import Any
 
-from nat.rules import ANYWHERE, SecurityGroupRule, expand_rules
+from nat.rules import ANYWHERE, NAT_SECURITY_GROUP, SecurityGroupRule, expand_rules
+from natctl.nacl import blocked, nat_subnet_flows, private_subnet_flows
+from natctl.outputs import InputError, StackOutputs, parse_outputs, stack_outputs
 
-REQUIRED_OUTPUTS = (
-    "vpc_id", "availability_zones", "internet_gateway_id", "public_subnet_ids",
-    "private_subnet_ids", "private_subnet_cidrs", "nat_instance_ids", "nat_public_ips",
-    "nat_for_private_subnet", "private_route_table_ids", "security_group_id", "ssh_cidr",
-    "test_rules_enabled", "elastic_ips",
-)
+__all__ = ["CheckResult", "InputError", "outputs_from_stack", "parse_outputs", "render_json",
+           "render_table", "run_remote", "stack_outputs", "verify"]
+
 STACK_WIDE = "(stack)"
 CHECK_URL = "https://checkip.amazonaws.com"
-
-
-class InputError(ValueError):
-    """Bad outputs, stack or options: nothing was inspected or changed."""
+REFRESH = "`pulumi up --refresh`"  # --refresh: Pulumi sees what changed outside it
+GONE_STATES = ("terminated", "shutting-down")
 
 
 @dataclass(frozen=True)
@@ -35,39 +38,16 @@ class CheckResult:
     check: str
     passed: bool
     detail: str
+    degraded: bool = False  # passed, but not as designed (failed over)
 
     @property
     def status(self) -> str:
-        return "PASS" if self.passed else "FAIL"
+        return "DEGRADED" if self.degraded else "PASS" if self.passed else "FAIL"
 
 
 # --- reading the stack outputs ------------------------------------------------------------------
-def parse_outputs(text: str, source: str) -> dict[str, Any]:
-    try:
-        outputs = json.loads(text)
-    except json.JSONDecodeError as error:
-        raise InputError(f"{source} is not valid JSON ({error.msg} at line {error.lineno}, "
-                         f"column {error.colno}). Fix: pass the output of "
-                         "`pulumi stack output --json`") from None
-    if not isinstance(outputs, dict):
-        raise InputError(f"{source} is JSON but not an object of stack outputs. Fix: pass the "
-                         "output of `pulumi stack output --json`")
-    missing = [key for key in REQUIRED_OUTPUTS if key not in outputs]
-    if missing:
-        raise InputError(f"{source} does not look like a nat-instance-vpc stack: missing outputs "
-                         f"{', '.join(missing)}. Fix: pass `pulumi stack output --json` of a "
-                         "stack of this project (run `pulumi up` first if it is new)")
-    zones = outputs["availability_zones"]
-    if not isinstance(zones, list) or not zones:
-        raise InputError(f"{source}: availability_zones must be a non-empty list")
-    for key in ("public_subnet_ids", "private_subnet_ids", "private_route_table_ids",
-                "nat_for_private_subnet", "private_subnet_cidrs"):
-        if not isinstance(outputs[key], dict) or set(outputs[key]) != set(zones):
-            raise InputError(f"{source}: {key} must map each of {', '.join(zones)} to a value")
-    return outputs
-
-
-def outputs_from_stack(stack: str, pulumi: str = "pulumi") -> dict[str, Any]:
+def outputs_from_stack(stack: str, pulumi: str = "pulumi") -> StackOutputs:
+    import subprocess
     try:
         result = subprocess.run([pulumi, "stack", "output", "--json", "--stack", stack],
                                 capture_output=True, text=True, timeout=120)
@@ -83,69 +63,135 @@ def outputs_from_stack(stack: str, pulumi: str = "pulumi") -> dict[str, Any]:
     return parse_outputs(result.stdout, f"stack {stack!r}")
 
 
-# --- the checks --------------------------------------------------------------------------------
-def _instances(ec2: Any, instance_ids: list[str]) -> dict[str, dict[str, Any]]:
-    found: dict[str, dict[str, Any]] = {}
-    for instance_id in instance_ids:
-        try:
-            reservations = ec2.describe_instances(InstanceIds=[instance_id])["Reservations"]
-        except ec2.exceptions.ClientError as error:
-            if "NotFound" in str(error) or "Malformed" in str(error):
+# --- what the account holds -----------------------------------------------------------------------
+@dataclass
+class Account:
+    """One read of everything the checks look at (few calls, filtered by the VPC)."""
+
+    vpc: dict[str, Any] | None
+    internet_gateway: dict[str, Any] | None
+    subnets: dict[str, dict[str, Any]]
+    route_tables: list[dict[str, Any]]
+    network_acls: list[dict[str, Any]]
+    nats: dict[str, list[dict[str, Any]]]  # NAT AZ → its instances (HA: the group's)
+    missing_groups: list[str] = field(default_factory=list)  # HA: groups that do not exist
+
+    def gateway_attached(self, vpc: str) -> bool:
+        return self.internet_gateway is not None and any(
+            a.get("VpcId") == vpc and a.get("State") in ("available", "attached")
+            for a in self.internet_gateway.get("Attachments", []))
+
+    def table_of(self, subnet_id: str) -> tuple[dict[str, Any] | None, bool]:
+        """(the route table a subnet uses, whether it is its own association)."""
+        for table in self.route_tables:
+            if any(a.get("SubnetId") == subnet_id for a in table.get("Associations", [])):
+                return table, True
+        main = next((t for t in self.route_tables
+                     if any(a.get("Main") for a in t.get("Associations", []))), None)
+        return main, False
+
+    def acl_of(self, subnet_id: str) -> dict[str, Any] | None:
+        return next((acl for acl in self.network_acls
+                     if any(a.get("SubnetId") == subnet_id for a in acl.get("Associations", []))),
+                    None)
+
+
+def read_account(session: Any, outputs: StackOutputs) -> Account:
+    ec2 = session.client("ec2")
+    by_vpc = [{"Name": "vpc-id", "Values": [outputs.vpc_id]}]
+    vpcs = ec2.describe_vpcs(Filters=[{"Name": "vpc-id", "Values": [outputs.vpc_id]}])["Vpcs"]
+    gateways = ec2.describe_internet_gateways(Filters=[
+        {"Name": "internet-gateway-id", "Values": [outputs.internet_gateway_id]}])[
+        "InternetGateways"]
+    account = Account(
+        vpc=vpcs[0] if vpcs else None, internet_gateway=gateways[0] if gateways else None,
+        subnets={s["SubnetId"]: s for s in ec2.describe_subnets(Filters=by_vpc)["Subnets"]},
+        route_tables=ec2.describe_route_tables(Filters=by_vpc)["RouteTables"],
+        network_acls=ec2.describe_network_acls(Filters=by_vpc)["NetworkAcls"], nats={})
+    instance_ids: dict[str, list[str]] = {zone: [] for zone in outputs.nat_zones}
+    if outputs.high_availability:
+        names = outputs.auto_scaling_group_names
+        groups = session.client("autoscaling").describe_auto_scaling_groups(
+            AutoScalingGroupNames=sorted(set(names.values())))["AutoScalingGroups"]
+        found = {g["AutoScalingGroupName"]: g for g in groups}
+        for zone, name in names.items():
+            if name not in found:
+                account.missing_groups.append(zone)
                 continue
-            raise
-        for reservation in reservations:
+            instance_ids[zone] = [i["InstanceId"] for i in found[name]["Instances"]
+                                  if i.get("LifecycleState") not in ("Terminating",
+                                                                     "Terminated")]
+    else:
+        for zone, instance in outputs.nat_instance_ids.items():
+            instance_ids[zone] = [instance]
+    wanted = sorted({i for ids in instance_ids.values() for i in ids})
+    instances = {}
+    if wanted:
+        for reservation in ec2.describe_instances(Filters=[
+                {"Name": "instance-id", "Values": wanted}])["Reservations"]:
             for instance in reservation["Instances"]:
-                found[instance["InstanceId"]] = instance
-    return found
+                instances[instance["InstanceId"]] = instance
+    account.nats = {zone: [instances[i] for i in ids if i in instances]
+                    for zone, ids in instance_ids.items()}
+    return account
 
 
-def _default_route(ec2: Any, subnet_id: str) -> tuple[str | None, dict[str, Any] | None]:
-    """(route table id, its 0.0.0.0/0 route) for the table associated with `subnet_id`."""
-    tables = ec2.describe_route_tables(
-        Filters=[{"Name": "association.subnet-id", "Values": [subnet_id]}])["RouteTables"]
-    if not tables:
-        return None, None
-    table = tables[0]
-    route = next((r for r in table["Routes"] if r.get("DestinationCidrBlock") == ANYWHERE),
-                 None)
-    return table["RouteTableId"], route
+# --- the checks -------------------------------------------------------------------------------
+def check_stack(ec2: Any, outputs: StackOutputs, account: Account) -> list[CheckResult]:
+    results = [CheckResult(STACK_WIDE, "VPC exists", account.vpc is not None,
+                           f"{outputs.vpc_id} exists" if account.vpc else
+                           f"{outputs.vpc_id} does not exist (deleted outside Pulumi?). Fix: "
+                           "`pulumi refresh`, then `pulumi up` builds the stack again")]
+    gateway = account.internet_gateway
+    igw, vpc = outputs.internet_gateway_id, outputs.vpc_id
+    attached = account.gateway_attached(vpc)
+    if gateway is None:
+        detail = (f"{igw} does not exist: nothing in the VPC reaches the internet. Fix: "
+                  f"{REFRESH}")
+    elif attached:
+        detail = f"{igw} is attached to {vpc}"
+    else:
+        detail = (f"{igw} is not attached to {vpc}: the public route leads nowhere (a "
+                  f"blackhole). Fix: `aws ec2 attach-internet-gateway --internet-gateway-id "
+                  f"{igw} --vpc-id {vpc}`, or {REFRESH}")
+    results.append(CheckResult(STACK_WIDE, "internet gateway attached", attached, detail))
+    return results
 
 
-def check_nat(ec2: Any, zone: str, instance_id: str, instance: dict[str, Any] | None,
-              outputs: dict[str, Any]) -> list[CheckResult]:
+def describe_group_rules(ec2: Any, group_id: str, limit: int = 3) -> str:
+    rules = sorted(live_rules(ec2, group_id, group_id), key=lambda r: r.direction)
+    text = ", ".join(describe_rule(r) for r in rules[:limit])
+    more = f", and {len(rules) - limit} more" if len(rules) > limit else ""
+    return f"{group_id} ({text + more if rules else 'no rules'})"
+
+
+def check_nat(ec2: Any, zone: str, instance: dict[str, Any], outputs: StackOutputs
+              ) -> list[CheckResult]:
     def result(check: str, passed: bool, detail: str) -> CheckResult:
         return CheckResult(zone, check, passed, detail)
 
-    if instance is None or instance["State"]["Name"] in ("terminated", "shutting-down"):
-        state = "does not exist" if instance is None else f"is {instance['State']['Name']}"
-        return [result("NAT instance running", False,
-                       f"{instance_id} {state}: the private subnets it serves have no internet "
-                       "path. Fix: `pulumi up` recreates it")]
-    results = []
+    instance_id = instance["InstanceId"]
     state = instance["State"]["Name"]
+    results = []
     if state != "running":
-        results.append(result("NAT instance running", False,
-                              f"{instance_id} is {state}. Fix: start it "
-                              f"(`aws ec2 start-instances --instance-ids {instance_id}`)"))
+        results.append(result("NAT instance running", False, f"{instance_id} is {state}. Fix: "
+                              f"start it (`aws ec2 start-instances --instance-ids "
+                              f"{instance_id}`)"))
     else:
         statuses = ec2.describe_instance_status(InstanceIds=[instance_id])["InstanceStatuses"]
         bad = [f"{kind} {s[kind]['Status']}" for s in statuses
                for kind in ("InstanceStatus", "SystemStatus") if s[kind]["Status"] != "ok"]
-        if bad:
-            results.append(result("NAT instance running", False,
-                                  f"{instance_id} is running but its status checks are not ok "
-                                  f"({', '.join(bad)}). Fix: check its console log; reboot or "
-                                  "replace it"))
-        else:
-            results.append(result("NAT instance running", True,
-                                  f"{instance_id} running, status checks ok"))
+        results.append(result(
+            "NAT instance running", not bad,
+            f"{instance_id} running, status checks ok" if not bad else
+            f"{instance_id} is running but its status checks are not ok ({', '.join(bad)}). "
+            "Fix: read its console log (EC2 console: Actions → Monitor → Get system log); "
+            "reboot or replace it"))
 
-    on = []
-    if instance.get("SourceDestCheck", True):
-        on.append(f"instance {instance_id}")
-    for interface in instance.get("NetworkInterfaces", []):
-        if interface.get("SourceDestCheck", True):
-            on.append(f"network interface {interface['NetworkInterfaceId']}")
+    interfaces = instance.get("NetworkInterfaces", [])
+    on = ([f"instance {instance_id}"] if instance.get("SourceDestCheck", True) else []) + [
+        f"network interface {i['NetworkInterfaceId']}" for i in interfaces
+        if i.get("SourceDestCheck", True)]
     results.append(result(
         "source/dest check off", not on,
         "off on the instance and all its network interfaces" if not on else
@@ -154,110 +200,257 @@ def check_nat(ec2: Any, zone: str, instance_id: str, instance: dict[str, Any] | 
         f"check; or `aws ec2 modify-instance-attribute --instance-id {instance_id} "
         "--no-source-dest-check`, and `modify-network-interface-attribute` for each interface)"))
 
-    public_ip = instance.get("PublicIpAddress")
-    if not public_ip:
-        results.append(result("public address", False,
-                              f"{instance_id} has no public IP: it cannot reach the internet "
-                              "gateway. Fix: associate an Elastic IP (`pulumi up` restores it)"))
-    elif outputs["elastic_ips"]:
-        addresses = ec2.describe_addresses(
-            Filters=[{"Name": "instance-id", "Values": [instance_id]}])["Addresses"]
-        expected = outputs["nat_public_ips"].get(zone)
-        if not addresses:
-            results.append(result("public address", False,
-                                  f"{public_ip} is not an Elastic IP: it changes on stop/start. "
-                                  "Fix: `pulumi up` re-associates the stack's Elastic IP"))
-        elif expected and addresses[0]["PublicIp"] != expected:
-            results.append(result("public address", False,
-                                  f"Elastic IP {addresses[0]['PublicIp']} is not the stack's "
-                                  f"{expected}. Fix: `pulumi up`"))
-        else:
-            results.append(result("public address", True, f"Elastic IP {public_ip}"))
-    else:
-        results.append(result("public address", True, f"public IP {public_ip}"))
-
-    tokens = instance.get("MetadataOptions", {}).get("HttpTokens")
+    results.append(check_public_address(ec2, zone, instance, outputs))
+    tokens = instance.get("MetadataOptions", {}).get("HttpTokens") or "unset"
     results.append(result("IMDSv2 required", tokens == "required",
                           "IMDSv2 required" if tokens == "required" else
-                          f"IMDS tokens are {tokens!r}: IMDSv1 is allowed. Fix: `aws ec2 "
+                          f"IMDS tokens are {tokens}: IMDSv1 is allowed. Fix: `aws ec2 "
                           f"modify-instance-metadata-options --instance-id {instance_id} "
-                          "--http-tokens required` (or `pulumi up`)"))
-    groups = [g["GroupId"] for g in instance.get("SecurityGroups", [])]
-    results.append(result("NAT security group attached", outputs["security_group_id"] in groups,
-                          f"{outputs['security_group_id']} attached" if
-                          outputs["security_group_id"] in groups else
-                          f"the NAT has {', '.join(groups) or 'no groups'}, not the stack's "
-                          f"{outputs['security_group_id']}. Fix: `pulumi up`"))
+                          f"--http-tokens required`, or {REFRESH}"))
+
+    # the rules in force are the union of every group on the instance and its interfaces
+    groups = {g["GroupId"] for g in instance.get("SecurityGroups", [])} | {
+        g["GroupId"] for i in interfaces for g in i.get("Groups", [])}
+    ours = outputs.security_group_id
+    extra = sorted(groups - {ours})
+    if ours not in groups:
+        detail = (f"the NAT's groups are {', '.join(sorted(groups)) or 'none'}, without the "
+                  f"stack's {ours}. Fix: {REFRESH}")
+    elif extra:
+        others = "; ".join(describe_group_rules(ec2, g) for g in extra)
+        detail = (f"besides {ours}, the NAT has {others}: its rules are no longer the guide's "
+                  "table. Fix: detach "
+                  f"{'them' if len(extra) > 1 else 'it'} (`aws ec2 "
+                  f"modify-network-interface-attribute --network-interface-id "
+                  f"{interfaces[0]['NetworkInterfaceId'] if interfaces else '<interface>'} "
+                  f"--groups {ours}`), or {REFRESH}")
+    else:
+        detail = f"only {ours}, on the instance and every interface"
+    results.append(result("security groups: only the stack's", ours in groups and not extra,
+                          detail))
     return results
 
 
-def check_public_route(ec2: Any, zone: str, outputs: dict[str, Any]) -> CheckResult:
-    subnet_id = outputs["public_subnet_ids"][zone]
-    table_id, route = _default_route(ec2, subnet_id)
-    igw = outputs["internet_gateway_id"]
+def check_public_address(ec2: Any, zone: str, instance: dict[str, Any],
+                         outputs: StackOutputs) -> CheckResult:
+    instance_id = instance["InstanceId"]
+    public_ip = instance.get("PublicIpAddress") or next(
+        (i["Association"]["PublicIp"] for i in instance.get("NetworkInterfaces", [])
+         if i.get("Association", {}).get("PublicIp")), None)
+    if not public_ip:
+        return CheckResult(zone, "public address", False,
+                           f"{instance_id} has no public address: it cannot reach the internet "
+                           f"gateway. Fix: {REFRESH} (it re-associates the Elastic IP)")
+    if not outputs.elastic_ips:
+        return CheckResult(zone, "public address", True, f"public IP {public_ip}")
+    expected = outputs.nat_public_ips.get(zone, "")
+    interface = outputs.nat_interface_ids.get(zone)
+    where = {"Name": "network-interface-id", "Values": [interface]} if \
+        outputs.high_availability and interface else \
+        {"Name": "instance-id", "Values": [instance_id]}
+    addresses = [a["PublicIp"] for a in ec2.describe_addresses(Filters=[where])["Addresses"]]
+    if expected in addresses and public_ip == expected:
+        return CheckResult(zone, "public address", True, f"Elastic IP {expected}")
+    if not addresses:
+        detail = (f"{public_ip} is not an Elastic IP: it changes when the instance stops. "
+                  f"Fix: {REFRESH} (it re-associates the stack's Elastic IP {expected})")
+    else:
+        detail = (f"the NAT leaves from {public_ip}, not the stack's Elastic IP {expected}: "
+                  f"partners' allow-lists will refuse it. Fix: {REFRESH}")
+    return CheckResult(zone, "public address", False, detail)
+
+
+def _target(route: Mapping[str, Any]) -> str:
+    for key in ("NetworkInterfaceId", "InstanceId", "GatewayId", "NatGatewayId",
+                "TransitGatewayId", "VpcPeeringConnectionId", "LocalGatewayId"):
+        if route.get(key):
+            return str(route[key])
+    return "a target this check does not know"
+
+
+def _default_route(table: Mapping[str, Any]) -> dict[str, Any] | None:
+    return next((r for r in table.get("Routes", []) if r.get("DestinationCidrBlock") == ANYWHERE),
+                None)
+
+
+def check_public_route(zone: str, outputs: StackOutputs, account: Account) -> CheckResult:
+    check = "public route → internet gateway"
+    subnet = outputs.public_subnet_ids[zone]
+    igw, vpc = outputs.internet_gateway_id, outputs.vpc_id
+    if subnet not in account.subnets:
+        return CheckResult(zone, check, False, f"public subnet {subnet} is not in {vpc} (deleted "
+                           f"outside Pulumi?). Fix: {REFRESH}")
+    table, own = account.table_of(subnet)
+    if table is None:
+        return CheckResult(zone, check, False, f"{vpc} has no route table for public subnet "
+                           f"{subnet}. Fix: {REFRESH}")
+    name = table["RouteTableId"] + ("" if own else " (the VPC's main table: the subnet has no "
+                                    "table of its own)")
+    route = _default_route(table)
     if route is None:
-        return CheckResult(zone, "public route → internet gateway", False,
-                           f"public subnet {subnet_id} (route table {table_id}) has no "
-                           f"0.0.0.0/0 route: the NAT cannot reach the internet. Fix: route "
-                           f"0.0.0.0/0 to {igw} (`pulumi up`)")
-    if route.get("GatewayId") != igw or route.get("State") != "active":
-        return CheckResult(zone, "public route → internet gateway", False,
-                           f"0.0.0.0/0 in {table_id} goes to {route.get('GatewayId') or route}"
-                           f" ({route.get('State')}), not {igw}. Fix: `pulumi up`")
-    return CheckResult(zone, "public route → internet gateway", True,
-                       f"{table_id}: 0.0.0.0/0 → {igw} (active)")
+        return CheckResult(zone, check, False, f"route table {name} of public subnet {subnet} "
+                           f"has no 0.0.0.0/0 route: the NAT cannot reach the internet. Fix: "
+                           f"{REFRESH}")
+    target, state = _target(route), route.get("State", "active")
+    if target == igw and not account.gateway_attached(vpc):
+        state = "blackhole"  # AWS says so; an emulator may not
+    if target == igw and state == "active":
+        return CheckResult(zone, check, True, f"{table['RouteTableId']}: 0.0.0.0/0 → {igw}")
+    if target == igw:
+        return CheckResult(zone, check, False, f"0.0.0.0/0 in {name} goes to {igw}, which is "
+                           f"not attached to {vpc}: the route is a blackhole. Fix: `aws ec2 "
+                           f"attach-internet-gateway --internet-gateway-id {igw} --vpc-id "
+                           f"{vpc}`, or {REFRESH}")
+    return CheckResult(zone, check, False, f"0.0.0.0/0 in {name} goes to {target}"
+                       f"{' (a blackhole)' if state == 'blackhole' else ''}, not the stack's "
+                       f"internet gateway {igw}. Fix: {REFRESH}")
 
 
-def check_private_route(ec2: Any, zone: str, outputs: dict[str, Any],
-                        nats: dict[str, dict[str, Any]]) -> CheckResult:
+def target_gone(ec2: Any, target: str, target_zone: str | None, account: Account) -> bool:
+    """A route whose NAT is gone: AWS marks it a blackhole; asked directly as well (an
+    emulator may not)."""
+    if target_zone is not None:
+        return not any(i["State"]["Name"] not in GONE_STATES
+                       for i in account.nats.get(target_zone, []))
+    if target.startswith("eni-"):
+        interfaces = ec2.describe_network_interfaces(Filters=[
+            {"Name": "network-interface-id", "Values": [target]}])["NetworkInterfaces"]
+        attachment = interfaces[0].get("Attachment") if interfaces else None
+        if not attachment or attachment.get("Status") not in ("attached", "attaching"):
+            return True
+        target = str(attachment.get("InstanceId") or "")
+    if target.startswith("i-"):
+        reservations = ec2.describe_instances(Filters=[
+            {"Name": "instance-id", "Values": [target]}])["Reservations"]
+        return not any(i["State"]["Name"] not in GONE_STATES
+                       for r in reservations for i in r["Instances"])
+    return False
+
+
+def check_private_route(ec2: Any, zone: str, outputs: StackOutputs,
+                        account: Account) -> CheckResult:
     check = "private route → NAT in its AZ"
-    subnet_id = outputs["private_subnet_ids"][zone]
-    expected_nat = outputs["nat_for_private_subnet"][zone]
-    table_id, route = _default_route(ec2, subnet_id)
-    if table_id is None:
-        return CheckResult(zone, check, False,
-                           f"private subnet {subnet_id} has no route table of its own (it uses "
-                           "the VPC's main table). Fix: `pulumi up` re-associates "
-                           f"{outputs['private_route_table_ids'][zone]}")
+    subnet = outputs.private_subnet_ids[zone]
+    ours = outputs.private_route_table_ids[zone]
+    home = outputs.nat_zone_for[zone]
+    if subnet not in account.subnets:
+        return CheckResult(zone, check, False, f"private subnet {subnet} is not in "
+                           f"{outputs.vpc_id} (deleted outside Pulumi?). Fix: {REFRESH}")
+    table, own = account.table_of(subnet)
+    if table is None or not own or table["RouteTableId"] != ours:
+        association = next((a for t in account.route_tables for a in t.get("Associations", [])
+                            if a.get("SubnetId") == subnet), None)
+        now = "no table of its own (the VPC's main table applies)" if not own else (
+            f"{table['RouteTableId'] if table else 'another table'}" +
+            (" (the public route table)" if table and table["RouteTableId"] ==
+             outputs.document.get("public_route_table_id") else ""))
+        command = (f"`aws ec2 replace-route-table-association --association-id "
+                   f"{association['RouteTableAssociationId']} --route-table-id {ours}`"
+                   if association else f"`aws ec2 associate-route-table --route-table-id "
+                   f"{ours} --subnet-id {subnet}`")
+        return CheckResult(zone, check, False, f"private subnet {subnet} is associated with "
+                           f"{now}, not the stack's {ours}. Fix: associate it back: {command}, "
+                           f"or {REFRESH}")
+    route = _default_route(table)
+    nat_of: dict[str, str] = {}  # a route target (interface or instance) → its NAT's AZ
+    for nat_zone, interface in outputs.nat_interface_ids.items():
+        nat_of[interface] = nat_zone
+    for nat_zone, instances in account.nats.items():
+        for instance in instances:
+            nat_of[instance["InstanceId"]] = nat_zone
+            for interface in instance.get("NetworkInterfaces", []):
+                nat_of.setdefault(interface["NetworkInterfaceId"], nat_zone)
+    for nat_zone, instance_id in outputs.nat_instance_ids.items():
+        nat_of.setdefault(instance_id, nat_zone)
+    expected = outputs.nat_interface_ids.get(home) or outputs.nat_instance_ids.get(home, "")
+    repoint = (f"`aws ec2 replace-route --route-table-id {ours} --destination-cidr-block "
+               f"0.0.0.0/0 --network-interface-id {expected}` (Pulumi leaves this route to the "
+               "agents)") if outputs.high_availability else REFRESH
     if route is None:
-        return CheckResult(zone, check, False,
-                           f"route table {table_id} has no 0.0.0.0/0 route: private hosts "
-                           f"cannot reach the internet. Fix: add 0.0.0.0/0 → {expected_nat} "
-                           "(the guide's 'update the route table'; `pulumi up` restores it)")
-    eni_owner = {interface["NetworkInterfaceId"]: instance_id
-                 for instance_id, instance in nats.items()
-                 for interface in instance.get("NetworkInterfaces", [])}
-    target = route.get("InstanceId") or eni_owner.get(route.get("NetworkInterfaceId", ""))
-    target_label = route.get("InstanceId") or route.get("NetworkInterfaceId") or \
-        route.get("GatewayId") or route.get("NatGatewayId") or "?"
-    target_instance = nats.get(target or "")
-    gone = target_instance is None or target_instance["State"]["Name"] in ("terminated",
-                                                                          "shutting-down")
-    if route.get("State") == "blackhole" or (target_label.startswith(("i-", "eni-")) and gone):
-        return CheckResult(zone, check, False,
-                           f"0.0.0.0/0 in {table_id} is a blackhole: its target {target_label} "
-                           "no longer exists (terminated NAT). Fix: `pulumi up` recreates the "
-                           "NAT and points the route at it")
-    if target != expected_nat:
-        other_zones = [z for z, i in outputs["nat_instance_ids"].items() if i == target]
-        where = f"the NAT in {other_zones[0]}" if other_zones else f"{target_label}"
-        return CheckResult(zone, check, False,
-                           f"0.0.0.0/0 in {table_id} goes to {where}, not {expected_nat}"
-                           + (": cross-AZ charges, and that AZ's failure cuts this one"
-                              if other_zones else "") + ". Fix: `pulumi up` restores the route")
-    return CheckResult(zone, check, True,
-                       f"{table_id}: 0.0.0.0/0 → {expected_nat} ({route.get('State')})")
+        return CheckResult(zone, check, False, f"route table {ours} has no 0.0.0.0/0 route: "
+                           "private hosts cannot reach the internet. Fix: "
+                           f"{REFRESH if not outputs.high_availability else repoint}")
+    target = _target(route)
+    target_zone = nat_of.get(target)
+    if route.get("State") == "blackhole" or target_gone(ec2, target, target_zone, account):
+        whose = f" (the NAT in {target_zone})" if target_zone else ""
+        return CheckResult(zone, check, False, f"0.0.0.0/0 in {ours} is a blackhole: its target "
+                           f"{target}{whose} is gone or detached. Fix: "
+                           + ("the agents move it to a healthy NAT within seconds; if it stays, "
+                              f"{repoint}" if outputs.high_availability else REFRESH +
+                              " (it launches a new NAT and points the route at it)"))
+    if target_zone == home:
+        return CheckResult(zone, check, True, f"{ours}: 0.0.0.0/0 → the NAT in {home} "
+                           f"({target})")
+    if target_zone is not None and outputs.high_availability:
+        healthy = any(i["State"]["Name"] == "running" for i in account.nats.get(target_zone, []))
+        return CheckResult(zone, check, healthy, f"failed over, degraded: 0.0.0.0/0 in {ours} "
+                           f"goes to the NAT in {target_zone}, not {home}'s (cross-AZ charges; "
+                           f"{target_zone}'s failure would cut this AZ too). The agents move it "
+                           f"back once {home}'s NAT has been healthy for a while; if it stays, "
+                           f"look at that NAT (`python -m natctl status`, its console log)"
+                           + ("" if healthy else f". And no running NAT in {target_zone}: "
+                              f"{repoint}"), degraded=healthy)
+    if target_zone is not None:
+        return CheckResult(zone, check, False, f"0.0.0.0/0 in {ours} goes to the NAT in "
+                           f"{target_zone}, not {home}'s: cross-AZ charges, and {target_zone}'s "
+                           f"failure cuts this AZ too. Fix: {REFRESH}")
+    return CheckResult(zone, check, False, f"0.0.0.0/0 in {ours} goes to {target}, not a NAT of "
+                       f"this stack. Fix: {repoint}")
 
 
-def live_rules(ec2: Any, group_id: str) -> set[SecurityGroupRule]:
+def check_network_acls(zone: str, outputs: StackOutputs, account: Account
+                       ) -> list[CheckResult]:
+    """Both subnets of an AZ: everything the NAT path needs, both directions."""
+    results = []
+    nat_subnets = [IPv4Network(account.subnets[s]["CidrBlock"])
+                   for z, s in outputs.public_subnet_ids.items()
+                   if z != zone and z in outputs.nat_public_ips and s in account.subnets] \
+        if outputs.high_availability else []
+    subnets = [("public", outputs.public_subnet_ids[zone],
+                nat_subnet_flows(outputs.private_subnet_cidrs.values(), outputs.ssh_cidr,
+                                 nat_subnets) if zone in outputs.nat_public_ips else
+                []),
+               ("private", outputs.private_subnet_ids[zone], private_subnet_flows())]
+    for kind, subnet, flows in subnets:
+        check = f"network ACL of the {kind} subnet"
+        if not flows or subnet not in account.subnets:
+            continue  # no NAT in this public subnet (singleNat); a missing subnet: above
+        acl = account.acl_of(subnet)
+        if acl is None:
+            results.append(CheckResult(zone, check, False, f"{kind} subnet {subnet} has no "
+                                       "network ACL association. Fix: associate it with the "
+                                       "VPC's default ACL"))
+            continue
+        entries = acl.get("Entries", [])
+        denied = [b for flow in flows for b in blocked(entries, flow)]
+        acl_id = acl["NetworkAclId"]
+        if not denied:
+            results.append(CheckResult(zone, check, True, f"{acl_id} lets the NAT path through, "
+                                       "both ways"))
+            continue
+        shown = "; ".join(b.describe() for b in denied[:4]) + (
+            f"; and {len(denied) - 4} more" if len(denied) > 4 else "")
+        results.append(CheckResult(
+            zone, check, False,
+            f"{acl_id} on {kind} subnet {subnet} blocks {shown}. NACLs are stateless: each "
+            "direction needs its allow rule, replies come back to ports 1024-65535. Fix: add "
+            "allow rules numbered below the denying ones (`aws ec2 create-network-acl-entry "
+            f"--network-acl-id {acl_id} ...`), or associate the subnet with an ACL that allows "
+            "these flows (the VPC's default ACL allows everything)"))
+    return results
+
+
+def live_rules(ec2: Any, group_id: str, own_group: str) -> set[SecurityGroupRule]:
     rules = set()
     for rule in ec2.describe_security_group_rules(
             Filters=[{"Name": "group-id", "Values": [group_id]}])["SecurityGroupRules"]:
         # an IPv6 range, another group or a prefix list is never in the guide's table
-        peer = (rule.get("CidrIpv4") or rule.get("CidrIpv6") or rule.get("PrefixListId")
-                or rule.get("ReferencedGroupInfo", {}).get("GroupId"))
-        protocol = {"-1": "all", "6": "tcp", "1": "icmp"}.get(rule["IpProtocol"],
-                                                             rule["IpProtocol"])
+        referenced = rule.get("ReferencedGroupInfo", {}).get("GroupId")
+        peer = (rule.get("CidrIpv4") or rule.get("CidrIpv6") or rule.get("PrefixListId") or
+                (NAT_SECURITY_GROUP if referenced == own_group else referenced))
+        protocol = {"-1": "all", "6": "tcp", "17": "udp", "1": "icmp"}.get(
+            rule["IpProtocol"], rule["IpProtocol"])
         rules.add(SecurityGroupRule("outbound" if rule["IsEgress"] else "inbound", str(peer),
                                     protocol, rule.get("FromPort", -1), rule.get("ToPort", -1),
                                     ""))
@@ -265,40 +458,46 @@ def live_rules(ec2: Any, group_id: str) -> set[SecurityGroupRule]:
 
 
 def describe_rule(rule: SecurityGroupRule) -> str:
-    ports = "all ports" if rule.protocol in ("icmp", "all") or rule.from_port == -1 else (
-        f"port {rule.from_port}" if rule.from_port == rule.to_port
-        else f"ports {rule.from_port}-{rule.to_port}")
-    peer = "from" if rule.direction == "inbound" else "to"
-    return f"{rule.direction} {rule.protocol} {ports} {peer} {rule.cidr}"
+    what = "all traffic" if rule.protocol == "all" else rule.protocol.upper()
+    ports = "" if rule.protocol in ("icmp", "all") or rule.from_port == -1 else (
+        f" port {rule.from_port}" if rule.from_port == rule.to_port
+        else f" ports {rule.from_port}-{rule.to_port}")
+    peer = "the NAT security group itself" if rule.cidr == NAT_SECURITY_GROUP else rule.cidr
+    return f"{rule.direction} {what}{ports} {'from' if rule.direction == 'inbound' else 'to'} " \
+           f"{peer}"
 
 
-def check_security_group(ec2: Any, outputs: dict[str, Any]) -> list[CheckResult]:
-    expected = expand_rules(
-        [IPv4Network(c) for c in outputs["private_subnet_cidrs"].values()],
-        IPv4Network(outputs["ssh_cidr"]) if outputs["ssh_cidr"] else None,
-        bool(outputs["test_rules_enabled"]))
+def check_security_group(ec2: Any, outputs: StackOutputs) -> list[CheckResult]:
+    group = outputs.security_group_id
+    found = ec2.describe_security_groups(Filters=[{"Name": "group-id", "Values": [group]}])[
+        "SecurityGroups"]
+    if not found:
+        return [CheckResult(STACK_WIDE, "security group = guide's table", False,
+                            f"{group} does not exist. Fix: {REFRESH}")]
+    expected = expand_rules(list(outputs.private_subnet_cidrs.values()), outputs.ssh_cidr,
+                            outputs.test_rules, outputs.high_availability)
     expected_keys = {(r.direction, r.cidr, r.protocol, r.from_port, r.to_port): r
                      for r in expected}
-    actual = live_rules(ec2, outputs["security_group_id"])
+    actual = live_rules(ec2, group, group)
     actual_keys = {(r.direction, r.cidr, r.protocol, r.from_port, r.to_port): r for r in actual}
     missing = [expected_keys[k] for k in sorted(set(expected_keys) - set(actual_keys))]
     extra = [actual_keys[k] for k in sorted(set(actual_keys) - set(expected_keys))]
     open_ssh = [r for r in actual if r.direction == "inbound" and r.cidr == ANYWHERE and
                 (r.protocol == "all" or (r.protocol == "tcp" and r.from_port <= 22 <= r.to_port))]
-    group = outputs["security_group_id"]
-    results = []
-    results.append(CheckResult(
-        STACK_WIDE, "no SSH from 0.0.0.0/0", not open_ssh,
-        "SSH is not open to the internet" if not open_ssh else
-        f"{group} allows SSH from 0.0.0.0/0 ({describe_rule(open_ssh[0])}). Fix: revoke it; "
-        "allow only your network's public range (sshCidr)"))
-    results.append(CheckResult(
-        STACK_WIDE, "security group = guide's table", not missing and not extra,
-        f"{len(expected)} rules, exactly the guide's table" if not missing and not extra else
-        "; ".join([*(f"missing rule: {describe_rule(r)} ({r.description})" for r in missing),
-                   *(f"extra rule not in the guide's table: {describe_rule(r)}"
-                     for r in extra)]) + f". Fix: `pulumi up` restores {group}'s rules"))
-    return results
+    return [
+        CheckResult(STACK_WIDE, "no SSH from 0.0.0.0/0", not open_ssh,
+                    "SSH is not open to the internet" if not open_ssh else
+                    f"{group} allows SSH from 0.0.0.0/0 ({describe_rule(open_ssh[0])}). Fix: "
+                    f"revoke it ({REFRESH}); allow only your network's public range (sshCidr)"),
+        CheckResult(STACK_WIDE, "security group = guide's table", not missing and not extra,
+                    f"{len(expected)} rules, exactly the guide's table" if not missing and
+                    not extra else
+                    "; ".join([*(f"missing rule: {describe_rule(r)} ({r.description})"
+                                 for r in missing),
+                               *(f"extra rule not in the guide's table: {describe_rule(r)}"
+                                 for r in extra)]) + f". Fix: {REFRESH} restores {group}'s "
+                    "rules"),
+    ]
 
 
 # --- connectivity through SSM Run Command ------------------------------------------------------
@@ -324,30 +523,32 @@ def run_remote(ssm: Any, instance_id: str, commands: list[str],
         time.sleep(2)
 
 
-def check_connectivity(ssm: Any, outputs: dict[str, Any],
+def check_connectivity(ssm: Any, outputs: StackOutputs, nats: Mapping[str, Sequence[Any]],
                        test_instance: str | None) -> list[CheckResult]:
     probe = [f"curl -sS --max-time 10 {CHECK_URL}"]
     results = []
-    for zone, instance_id in outputs["nat_instance_ids"].items():
-        status, output = run_remote(ssm, instance_id, probe)
-        seen = output.strip()
-        expected = outputs["nat_public_ips"].get(zone)
-        ok = status == "Success" and seen == expected
-        results.append(CheckResult(
-            zone, "NAT reaches the internet (HTTPS)", ok,
-            f"{CHECK_URL} sees {seen}" if ok else
-            f"SSM command on {instance_id}: {status}, output {seen!r} (expected {expected}). "
-            "Fix: check the public route table, the NAT's outbound 443 rule, and that the SSM "
-            "agent is online (enableSsm)"))
+    for zone, instances in nats.items():
+        for instance in instances:
+            instance_id = instance["InstanceId"]
+            status, output = run_remote(ssm, instance_id, probe)
+            seen = output.strip() or "nothing"
+            expected = outputs.nat_public_ips.get(zone, "")
+            ok = status == "Success" and seen == expected
+            results.append(CheckResult(
+                zone, "NAT reaches the internet (HTTPS)", ok,
+                f"{CHECK_URL} sees {seen}" if ok else
+                f"SSM command on {instance_id}: {status}, printed {seen} (expected {expected}). "
+                "Fix: check the public route table, the NAT's outbound 443 rule, and that the "
+                "SSM agent is online (enableSsm)"))
     if test_instance:
         status, output = run_remote(ssm, test_instance, probe)
-        seen = output.strip()
-        public_ips = set(outputs["nat_public_ips"].values())
+        seen = output.strip() or "nothing"
+        public_ips = set(outputs.nat_public_ips.values())
         ok = status == "Success" and seen in public_ips
         results.append(CheckResult(
             STACK_WIDE, f"{test_instance} reaches the internet through a NAT", ok,
             f"{CHECK_URL} sees {seen}, a NAT's public IP" if ok else
-            f"SSM command on {test_instance}: {status}, output {seen!r}, expected one of "
+            f"SSM command on {test_instance}: {status}, printed {seen}, expected one of "
             f"{', '.join(sorted(public_ips))}. The guide's troubleshooting: the NAT's security "
             "group must allow the traffic in from the private subnet, source/dest check must be "
             "off, and the private route table must send 0.0.0.0/0 to the NAT"))
@@ -355,39 +556,66 @@ def check_connectivity(ssm: Any, outputs: dict[str, Any],
 
 
 # --- all together ------------------------------------------------------------------------------
-def verify(session: Any, outputs: dict[str, Any], connectivity: bool = False,
+def verify(session: Any, outputs: StackOutputs, connectivity: bool = False,
            test_instance: str | None = None) -> list[CheckResult]:
     ec2 = session.client("ec2")
-    nat_ids = sorted(set(outputs["nat_instance_ids"].values()) |
-                     set(outputs["nat_for_private_subnet"].values()))
-    nats = _instances(ec2, nat_ids)
-    results: list[CheckResult] = []
-    for zone in outputs["availability_zones"]:
-        instance_id = outputs["nat_instance_ids"].get(zone)
-        if instance_id:
-            results.extend(check_nat(ec2, zone, instance_id, nats.get(instance_id), outputs))
-        results.append(check_public_route(ec2, zone, outputs))
-        results.append(check_private_route(ec2, zone, outputs, nats))
+    account = read_account(session, outputs)
+    results = check_stack(ec2, outputs, account)
+    if account.vpc is None:
+        return results  # nothing else can be there
+    for zone in outputs.nat_zones:
+        instances = account.nats.get(zone, [])
+        live = [i for i in instances if i["State"]["Name"] not in GONE_STATES]
+        if not live:
+            results.append(CheckResult(zone, "NAT instance running", False, no_nat(
+                zone, outputs, account)))
+        for instance in live:
+            results.extend(check_nat(ec2, zone, instance, outputs))
+    for zone in outputs.zones:
+        results.append(check_public_route(zone, outputs, account))
+        results.append(check_private_route(ec2, zone, outputs, account))
+        results.extend(check_network_acls(zone, outputs, account))
     results.extend(check_security_group(ec2, outputs))
     if connectivity:
-        results.extend(check_connectivity(session.client("ssm"), outputs, test_instance))
+        live_nats = {zone: [i for i in instances if i["State"]["Name"] == "running"]
+                     for zone, instances in account.nats.items()}
+        results.extend(check_connectivity(session.client("ssm"), outputs, live_nats,
+                                          test_instance))
     return results
+
+
+def no_nat(zone: str, outputs: StackOutputs, account: Account) -> str:
+    if outputs.high_availability:
+        group = outputs.auto_scaling_group_names[zone]
+        if zone in account.missing_groups:
+            return f"Auto Scaling group {group} does not exist. Fix: {REFRESH}"
+        return (f"Auto Scaling group {group} has no instance: the AZ's routes are on another "
+                "AZ's NAT, or nowhere. The group launches a new one within minutes; if not, "
+                f"read its activity (`aws autoscaling describe-scaling-activities "
+                f"--auto-scaling-group-name {group}`)")
+    instance = outputs.nat_instance_ids[zone]
+    return (f"{instance} does not exist or is terminated: the private subnets it serves have "
+            f"no internet path. Fix: {REFRESH} (it launches a new NAT and points the routes at "
+            "it)")
 
 
 def render_table(results: list[CheckResult]) -> str:
     width = max(len(r.check) for r in results)
     zone_width = max(len(r.zone) for r in results)
-    lines = [f"{'AZ':<{zone_width}}  {'check':<{width}}  result  detail"]
+    lines = [f"{'AZ':<{zone_width}}  {'check':<{width}}  {'result':<8}  detail"]
     for r in results:
-        lines.append(f"{r.zone:<{zone_width}}  {r.check:<{width}}  {r.status:<6}  {r.detail}")
+        lines.append(f"{r.zone:<{zone_width}}  {r.check:<{width}}  {r.status:<8}  {r.detail}")
     failed = sum(not r.passed for r in results)
+    degraded = sum(r.degraded for r in results)
     lines.append("")
     lines.append(f"{failed} of {len(results)} checks failed" if failed else
-                 f"all {len(results)} checks passed")
+                 f"all {len(results)} checks passed" +
+                 (f", {degraded} degraded (failed over)" if degraded else ""))
     return "\n".join(lines) + "\n"
 
 
 def render_json(results: list[CheckResult]) -> str:
     return json.dumps({"passed": all(r.passed for r in results),
+                       "degraded": any(r.degraded for r in results),
                        "results": [{**asdict(r), "status": r.status} for r in results]},
                       indent=2) + "\n"

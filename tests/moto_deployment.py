@@ -50,7 +50,8 @@ def deploy(ec2: Any, az_count: int = 2, ssh_cidr: str | None = "198.51.100.0/24"
         "public_subnet_ids": {}, "private_subnet_ids": {}, "private_subnet_cidrs": {},
         "nat_instance_ids": {}, "nat_public_ips": {}, "nat_for_private_subnet": {},
         "private_route_table_ids": {}, "security_group_id": group, "ssh_cidr": ssh_cidr,
-        "test_rules_enabled": test_rules, "elastic_ips": True,
+        "test_rules_enabled": test_rules, "elastic_ips": True, "high_availability": False,
+        "nat_zone_for_private_subnet": {}, "nat_network_interface_ids": {},
     }
     for zone, public_cidr, private_cidr in zip(zones, public_cidrs, private_cidrs, strict=True):
         public = ec2.create_subnet(VpcId=vpc, CidrBlock=str(public_cidr),
@@ -81,5 +82,7 @@ def deploy(ec2: Any, az_count: int = 2, ssh_cidr: str | None = "198.51.100.0/24"
         outputs["nat_instance_ids"][zone] = nat["InstanceId"]
         outputs["nat_public_ips"][zone] = allocation["PublicIp"]
         outputs["nat_for_private_subnet"][zone] = nat["InstanceId"]
+        outputs["nat_zone_for_private_subnet"][zone] = zone
+        outputs["nat_network_interface_ids"][zone] = eni
         outputs["private_route_table_ids"][zone] = table
     return outputs

@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from natctl.__main__ import main
+from natctl.outputs import stack_outputs
 from natctl.status import status
 
 A, B = "us-east-1a", "us-east-1b"
@@ -64,7 +65,8 @@ def healthy(session: Any, outputs: dict[str, Any], zone: str) -> None:
 
 
 def one(aws: Any, outputs: dict[str, Any], zone: str = A) -> Any:
-    return next(s for s in status(aws, outputs, "test", 24, NOW) if s.zone == zone)
+    return next(s for s in status(aws, stack_outputs(outputs, "test"), "test", 24, NOW)
+                if s.zone == zone)
 
 
 def test_within_limits_in_words(aws: Any, plain_outputs: dict[str, Any]) -> None:

@@ -10,7 +10,8 @@ import pytest
 
 from natctl import verify as verify_module
 from natctl.__main__ import main
-from natctl.verify import CheckResult, run_remote, verify
+from natctl.verify import CheckResult, run_remote, stack_outputs
+from natctl.verify import verify as verify_stack
 from tests.moto_deployment import REGION, any_image, deploy
 
 A, B = f"{REGION}a", f"{REGION}b"
@@ -20,6 +21,10 @@ A, B = f"{REGION}a", f"{REGION}b"
 def deployed(aws: Any) -> tuple[Any, Any, dict[str, Any]]:
     ec2 = aws.client("ec2")
     return aws, ec2, deploy(ec2)
+
+
+def verify(session: Any, outputs: dict[str, Any], **options: Any) -> list[CheckResult]:
+    return verify_stack(session, stack_outputs(outputs, "test outputs"), **options)
 
 
 def failures(results: list[CheckResult]) -> dict[tuple[str, str], str]:
@@ -33,11 +38,14 @@ def test_a_correct_deployment_passes_every_check(deployed: tuple[Any, Any, Any])
     checks = {(r.zone, r.check) for r in results}
     for zone in (A, B):
         for check in ("NAT instance running", "source/dest check off", "public address",
-                      "IMDSv2 required", "NAT security group attached",
-                      "public route → internet gateway", "private route → NAT in its AZ"):
+                      "IMDSv2 required", "security groups: only the stack's",
+                      "public route → internet gateway", "private route → NAT in its AZ",
+                      "network ACL of the public subnet", "network ACL of the private subnet"):
             assert (zone, check) in checks
-    assert ("(stack)", "security group = guide's table") in checks
-    assert len(results) == 2 * 7 + 2
+    for check in ("VPC exists", "internet gateway attached", "no SSH from 0.0.0.0/0",
+                  "security group = guide's table"):
+        assert ("(stack)", check) in checks
+    assert len(results) == 2 * 9 + 4
 
 
 def test_source_dest_check_on_the_instance(deployed: tuple[Any, Any, Any]) -> None:
@@ -57,7 +65,8 @@ def test_source_dest_check_on_a_secondary_interface(deployed: tuple[Any, Any, An
     ec2.attach_network_interface(NetworkInterfaceId=secondary, DeviceIndex=1,
                                  InstanceId=outputs["nat_instance_ids"][B])
     found = failures(verify(session, outputs))
-    assert list(found) == [(B, "source/dest check off")]
+    # the new interface has the VPC's default group too: the NAT's rules are not the guide's
+    assert list(found) == [(B, "source/dest check off"), (B, "security groups: only the stack's")]
     assert f"network interface {secondary}" in found[(B, "source/dest check off")]
     assert outputs["nat_instance_ids"][B] not in found[(B, "source/dest check off")].split(
         "is on for")[1].split(":")[0]
@@ -94,7 +103,7 @@ def test_private_route_to_the_other_azs_nat(deployed: tuple[Any, Any, Any]) -> N
                       DestinationCidrBlock="0.0.0.0/0", NetworkInterfaceId=other)
     found = failures(verify(session, outputs))
     assert list(found) == [(A, "private route → NAT in its AZ")]
-    assert f"goes to the NAT in {B}, not {outputs['nat_instance_ids'][A]}" in \
+    assert f"goes to the NAT in {B}, not {A}'s: cross-AZ charges" in \
         found[(A, "private route → NAT in its AZ")]
 
 
@@ -126,7 +135,7 @@ def test_extra_ssh_from_anywhere(deployed: tuple[Any, Any, Any]) -> None:
                           ("(stack)", "security group = guide's table")}
     assert "allows SSH from 0.0.0.0/0" in found[("(stack)", "no SSH from 0.0.0.0/0")]
     assert found[("(stack)", "security group = guide's table")].startswith(
-        "extra rule not in the guide's table: inbound tcp port 22 from 0.0.0.0/0")
+        "extra rule not in the guide's table: inbound TCP port 22 from 0.0.0.0/0")
 
 
 def test_extra_ipv6_rule_is_named(deployed: tuple[Any, Any, Any]) -> None:
@@ -136,8 +145,8 @@ def test_extra_ipv6_rule_is_named(deployed: tuple[Any, Any, Any]) -> None:
          "Ipv6Ranges": [{"CidrIpv6": "::/0"}]}])
     found = failures(verify(session, outputs))
     assert found == {("(stack)", "security group = guide's table"):
-                     "extra rule not in the guide's table: outbound tcp port 443 to ::/0. Fix: "
-                     f"`pulumi up` restores {outputs['security_group_id']}'s rules"}
+                     "extra rule not in the guide's table: outbound TCP port 443 to ::/0. Fix: "
+                     f"`pulumi up --refresh` restores {outputs['security_group_id']}'s rules"}
 
 
 def test_missing_https_rule(deployed: tuple[Any, Any, Any]) -> None:
@@ -148,7 +157,7 @@ def test_missing_https_rule(deployed: tuple[Any, Any, Any]) -> None:
     found = failures(verify(session, outputs))
     assert list(found) == [("(stack)", "security group = guide's table")]
     assert found[("(stack)", "security group = guide's table")].startswith(
-        "missing rule: inbound tcp port 443 from 10.0.128.0/20 (HTTPS from private servers)")
+        "missing rule: inbound TCP port 443 from 10.0.128.0/20 (HTTPS from private servers)")
 
 
 def test_imdsv1_allowed(deployed: tuple[Any, Any, Any]) -> None:
@@ -221,7 +230,7 @@ def test_cli_table_and_json(deployed: tuple[Any, Any, Any], tmp_path: Path,
     source.write_text(json.dumps(outputs))
     assert main(["verify", str(source), "--region", REGION]) == 0
     table = capsys.readouterr().out
-    assert f"{A}  NAT instance running" in table and "all 16 checks passed" in table
+    assert f"{A}  NAT instance running" in table and "all 22 checks passed" in table
     ec2.modify_instance_attribute(InstanceId=outputs["nat_instance_ids"][A],
                                   SourceDestCheck={"Value": True})
     assert main(["verify", str(source), "--region", REGION, "--json"]) == 1
@@ -244,7 +253,8 @@ def test_cli_reads_standard_input(deployed: tuple[Any, Any, Any],
                   "double quotes at line 1, column 2)"),
     ("[1, 2]", "is JSON but not an object of stack outputs"),
     ('{"bucket_name": "logs", "website_url": "x"}',
-     "does not look like a nat-instance-vpc stack: missing outputs vpc_id"),
+     "standard input is not the outputs of a nat-instance-vpc stack:\n"
+     "  - availability_zones: missing\n"),
 ])
 def test_cli_bad_outputs(deployed: tuple[Any, Any, Any], monkeypatch: pytest.MonkeyPatch,
                          capsys: pytest.CaptureFixture[str], text: str, message: str) -> None:
