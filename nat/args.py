@@ -18,7 +18,8 @@ class ConntrackArgs(TypedDict):
 
     max_entries: NotRequired[int]
     """Tracking table size (net.netfilter.nf_conntrack_max), 4,096 to 4,194,304. Default: 256
-    entries per MiB of the instance's memory, 65,536 to 2,097,152 (131,072 on a t4g.nano)."""
+    entries per MiB of the instance type's memory, 65,536 to 2,097,152 (131,072 on a
+    t4g.nano). The tracking-table alarm fires at 80 % of it."""
     tcp_established_timeout: NotRequired[int]
     """Seconds an idle established TCP flow stays tracked, 300 to 432,000. Default 7,440
     (RFC 5382's 2 h 4 min) instead of the kernel's 5 days."""

@@ -272,3 +272,13 @@ def dashboard_metric_names(body: Mapping[str, Any], namespace: str) -> set[str]:
     """The names of this namespace's metrics a dashboard body draws."""
     return {metric[1] for widget in body["widgets"] if widget["type"] == "metric"
             for metric in widget["properties"]["metrics"] if metric[0] == namespace}
+
+
+def metrics_table_markdown() -> str:
+    """The README's metric reference, rendered from METRICS (a test keeps them in step)."""
+    lines = ["| metric | published | NAT Gateway's | what it counts | statistic |",
+             "|---|---|---|---|---|"]
+    for metric in METRICS:
+        lines.append(f"| `{metric.name}` | {metric.published} | `{metric.nat_gateway}` | "
+                     f"{metric.meaning} | {metric.statistic} |")
+    return "\n".join(lines)

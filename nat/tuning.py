@@ -1,8 +1,10 @@
 """Kernel tuning knobs of the NAT bootstrap script that stack config may override.
 
-The defaults are computed by the script itself from the instance's memory (one source: the
-script); this module only names the knobs, their bounds and how they reach the instance
-(as `NAME=value` lines of /etc/nat-instance/tuning.env, written by user data).
+The script computes the defaults from the instance's memory when run on its own (bake-ami, by
+hand); the components write the table size they computed by the same rule from the instance
+type (nat.monitoring.conntrack_max, tested equal to the script's), so the alarm and the kernel
+agree. This module names the knobs, their bounds and how they reach the instance (as
+`NAME=value` lines of /etc/nat-instance/tuning.env, written by user data).
 """
 
 from __future__ import annotations
@@ -23,8 +25,9 @@ class TuningKey:
 
 TUNING_KEYS: tuple[TuningKey, ...] = (
     TuningKey("max_entries", "conntrackMax", "NAT_CONNTRACK_MAX", 4096, 4194304,
-              "Connection-tracking table size (net.netfilter.nf_conntrack_max). Default: sized "
-              "from memory by the bootstrap script (256 entries per MiB, 65,536 to 2,097,152)."),
+              "Connection-tracking table size (net.netfilter.nf_conntrack_max). Default: 256 "
+              "entries per MiB of the instance type's memory, 65,536 to 2,097,152 (131,072 on "
+              "a t4g.nano), the bootstrap script's rule; the tracking-table alarm follows it."),
     TuningKey("tcp_established_timeout", "conntrackTcpEstablishedTimeout",
               "NAT_TCP_ESTABLISHED_TIMEOUT", 300, 432000,
               "Seconds an idle established TCP flow stays tracked. Default 7440 (RFC 5382's "

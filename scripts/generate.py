@@ -21,12 +21,14 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from nat.config import config_table_markdown, project_config_schema  # noqa: E402
+from nat.monitoring import metrics_table_markdown  # noqa: E402
 from nat.provider import schema  # noqa: E402
 from nat.rules import guide_table_markdown  # noqa: E402
 
 README_BLOCKS: dict[str, Callable[[], str]] = {
     "config-table": config_table_markdown,
     "rules-table": guide_table_markdown,
+    "metrics-table": metrics_table_markdown,
 }
 
 

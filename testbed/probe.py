@@ -8,6 +8,8 @@
     probe.py hold HOST PORT COUNT SECONDS
                                         opens COUNT connections, prints "listening" when all
                                         are open, keeps them SECONDS, closes them
+    probe.py raw-tcp HOST PORT FLAGS    sends one TCP segment with FLAGS (e.g. SF: SYN and FIN
+                                        together, which no stack sends), from a raw socket
     probe.py udp-listen PORT SECONDS    prints the source of every datagram received
     probe.py udp-send HOST PORT         sends one datagram
     probe.py watch HOST PORT SECONDS    a "whoami" every 0.1 s for SECONDS, each in its own
@@ -115,6 +117,32 @@ def hold(host: str, port: int, count: int, seconds: float) -> None:
             connection.close()
 
 
+def _checksum(data: bytes) -> int:
+    if len(data) % 2:
+        data += b"\0"
+    total = sum(int.from_bytes(data[i:i + 2], "big") for i in range(0, len(data), 2))
+    while total >> 16:
+        total = (total & 0xFFFF) + (total >> 16)
+    return ~total & 0xFFFF
+
+
+def raw_tcp(host: str, port: int, flags: str) -> None:
+    """One TCP segment with the given flags (S, F, R, P, A, U), the kernel adding the IP
+    header: for packets connection tracking calls INVALID."""
+    import struct
+    bits = {"F": 0x01, "S": 0x02, "R": 0x04, "P": 0x08, "A": 0x10, "U": 0x20}
+    sender = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_TCP)
+    sender.connect((host, port))  # picks the source address by the route
+    source = sender.getsockname()[0]
+    header = struct.pack("!HHIIBBHHH", 40000, port, 1000, 0, 5 << 4,
+                         sum(bits[f] for f in flags), 65535, 0, 0)
+    pseudo = struct.pack("!4s4sBBH", socket.inet_aton(source), socket.inet_aton(host), 0,
+                         socket.IPPROTO_TCP, len(header))
+    header = header[:16] + struct.pack("!H", _checksum(pseudo + header)) + header[18:]
+    sender.send(header)
+    sender.close()
+
+
 def watch(host: str, port: int, seconds: float) -> None:
     """Egress seen from a private host: one attempt every 100 ms, none waiting for another."""
     lock = threading.Lock()
@@ -170,6 +198,8 @@ def main(argv: list[str]) -> int:
                 print(f"from {source}", flush=True)
         elif command == "watch":
             watch(argv[1], int(argv[2]), float(argv[3]))
+        elif command == "raw-tcp":
+            raw_tcp(argv[1], int(argv[2]), argv[3])
         elif command == "hold":
             hold(argv[1], int(argv[2]), int(argv[3]), float(argv[4]))
         elif command == "udp-send":

@@ -183,6 +183,21 @@ class Topology:
                 self.ns(namespace, "iptables", "-A", "OUTPUT", "-p", "icmp", "--icmp-type",
                         "fragmentation-needed", "-j", "DROP")
 
+    def add_host(self, suffix: str, attach_to: str, host: str, gateway: str,
+                 prefix: int) -> str:
+        """Another host, in a namespace of its own, on a new link to `attach_to` (a router of
+        this topology): `host`/`prefix` on its side, `gateway`/`prefix` on the router's, its
+        default route via the gateway. Removed with the rest by `close()`."""
+        namespace = self.nat.replace("-nat", f"-{suffix}")
+        run(["ip", "netns", "add", namespace])
+        self.namespaces.append(namespace)
+        self.ns(namespace, "ip", "link", "set", "lo", "up")
+        self._link(namespace, "eth0", attach_to, f"to-{suffix}", 1500)
+        self._address(namespace, "eth0", f"{host}/{prefix}")
+        self._address(attach_to, f"to-{suffix}", f"{gateway}/{prefix}")
+        self.ns(namespace, "ip", "route", "add", "default", "via", gateway)
+        return namespace
+
     def _make_stand_ins(self) -> None:
         """PATH for the script: real ip/sysctl/iptables, recording stand-ins for the rest."""
         self.fake_bin.mkdir()

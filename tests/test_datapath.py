@@ -7,28 +7,39 @@ sends real traffic. Needs root; CI runs as root and must run these.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 from collections.abc import Iterator
+from ipaddress import IPv4Network
+from pathlib import Path
 
 import pytest
 
+from nat import monitoring
+from nat.tuning import TuningOverrides
+from nat.userdata import (
+    agent_script,
+    bootstrap_script,
+    decode_user_data,
+    encode_user_data,
+    render_user_data,
+)
 from testbed.topology import (
     INTERNET_HOST,
+    NAT_PRIVATE,
     NAT_PUBLIC,
     PRIVATE_HOST,
+    TRANSIT_VPC,
+    VPC_CIDR,
     Topology,
-    missing_requirements,
     run,
 )
+from tests import needs
 
 pytestmark = pytest.mark.datapath
 
-_missing = missing_requirements()
-if _missing and os.environ.get("CI"):
-    raise RuntimeError(f"CI must run the data-path tests, but: {_missing}")
-if _missing:
-    pytest.skip(f"data-path tests skipped: {_missing}", allow_module_level=True)
+needs.network_namespaces("data-path tests")
 
 MASQUERADE = re.compile(r"^-A NAT_POSTROUTING .*-o (\S+) -j MASQUERADE$", re.M)
 GUIDE_ONLY = ("sysctl -q -w net.ipv4.ip_forward=1 && "
@@ -267,3 +278,105 @@ def test_a_malformed_cidr_in_the_settings_stops_the_script(topology: Topology,
     assert result.returncode != 0
     assert "nat-instance: FAILED: NAT_VPC_CIDRS: '" in result.output
     assert "MASQUERADE" not in topology.rules()
+
+
+# --- what the NAT must never carry ------------------------------------------------------------
+def test_vpc_to_vpc_traffic_is_neither_forwarded_nor_masqueraded(topology: Topology) -> None:
+    """Sent to the NAT anyway (a route pointing VPC traffic at it), a flow to another VPC
+    address goes nowhere: the NAT forwards only from the VPC to outside it."""
+    peer = topology.add_host("peer", topology.router, "10.0.64.10", "10.0.64.1", 20)
+    bootstrapped(topology)
+    listener = topology.start(peer, "udp-listen", "5000", "2")
+    for _ in range(3):  # the private table's default route: via the NAT
+        topology.probe(topology.private, "udp-send", "10.0.64.10", "5000")
+    assert "from" not in topology.finish(listener)
+
+
+def leaked_from_the_vpc(topology: Topology) -> int:
+    """Packets the internet gateway refused because they left the VPC un-masqueraded."""
+    counters = topology.ns(topology.igw, "iptables", "-L", "FORWARD", "-v", "-n", "-x").stdout
+    return sum(int(line.split()[0]) for line in counters.splitlines()
+               if " DROP " in line and VPC_CIDR in line)
+
+
+def test_invalid_packets_from_a_private_host_never_leave_the_nat(topology: Topology) -> None:
+    """SYN and FIN together: connection tracking calls it INVALID, NAT rules never see it; a
+    NAT that forwarded it would send it out with the private source address."""
+    bootstrapped(topology)
+    before = leaked_from_the_vpc(topology)
+    for _ in range(3):
+        result = topology.probe(topology.private, "raw-tcp", INTERNET_HOST, "8080", "SF")
+        assert result.returncode == 0, result.stdout + result.stderr
+    assert egress_address(topology) == NAT_PUBLIC  # the path itself works
+    assert leaked_from_the_vpc(topology) == before
+
+
+def internet_to_internet_via_the_nat(topology: Topology) -> str:
+    """A host on the internet sends to another internet address by way of the NAT (the
+    gateways route it there): what arrives at the other host."""
+    far = topology.add_host("far", topology.igw, "203.0.113.130", "203.0.113.129", 25)
+    topology.ns(topology.igw, "ip", "route", "add", "203.0.113.130", "via", TRANSIT_VPC,
+                "table", "300")
+    topology.ns(topology.igw, "ip", "rule", "add", "iif", "to-inet", "to", "203.0.113.130",
+                "lookup", "300")
+    topology.ns(topology.router, "ip", "route", "add", "203.0.113.130", "via", NAT_PRIVATE,
+                "table", "301")
+    topology.ns(topology.router, "ip", "rule", "add", "iif", "to-igw", "to", "203.0.113.130",
+                "lookup", "301")
+    listener = topology.start(far, "udp-listen", "5000", "2")
+    for _ in range(3):
+        topology.probe(topology.internet, "udp-send", "203.0.113.130", "5000")
+    return topology.finish(listener)
+
+
+def test_the_nat_is_no_open_relay_between_internet_hosts() -> None:
+    with Topology(filter_inbound=False) as topology:
+        assert topology.bootstrap().returncode == 0
+        assert "from" not in internet_to_internet_via_the_nat(topology)
+
+
+def test_the_guides_commands_alone_would_relay_between_internet_hosts() -> None:
+    with Topology(filter_inbound=False) as topology:
+        assert topology.run_on_nat(GUIDE_ONLY).returncode == 0
+        # relayed, and masqueraded as the NAT on the way: the sender hidden behind it
+        assert f"from {NAT_PRIVATE}" in internet_to_internet_via_the_nat(topology)
+
+
+# --- the whole user data, as cloud-init runs it -------------------------------------------------
+def rendered_user_data(topology: Topology) -> Path:
+    """What the component renders for a plain NAT with monitoring on (its default)."""
+    metrics = monitoring.agent_settings("NatInstance", "p/s/nat", False, 300)
+    text = render_user_data([IPv4Network(VPC_CIDR)],
+                            TuningOverrides.from_values({"max_entries": 131072}),
+                            {"region": "us-east-1", "metrics": metrics})
+    path = topology.scratch / "user-data"
+    path.write_text(decode_user_data(encode_user_data(text)))  # through the gzip round trip
+    return path
+
+
+def test_the_whole_user_data_configures_the_nat(topology: Topology) -> None:
+    result = topology.run_on_nat(f"/bin/bash {rendered_user_data(topology)}")
+    assert result.returncode == 0, result.output
+    topology.start(topology.internet, "serve", "8080")
+    assert egress_address(topology) == NAT_PUBLIC
+    script = topology.scratch_file("/usr/local/sbin/nat-bootstrap.sh")
+    agent = topology.scratch_file("/usr/local/sbin/nat-agent")
+    assert script.read_text() == bootstrap_script() and os.access(script, os.X_OK)
+    assert agent.read_text() == agent_script() and os.access(agent, os.X_OK)
+    etc = "/etc/nat-instance/"
+    assert topology.scratch_file(etc + "nat.env").read_text() == \
+        f'NAT_VPC_CIDRS="{VPC_CIDR}"\n'
+    assert "NAT_CONNTRACK_MAX=131072" in topology.scratch_file(etc + "tuning.env").read_text()
+    settings = json.loads(topology.scratch_file(etc + "agent.json").read_text())
+    assert settings["metrics"]["namespace"] == "NatInstance"
+    assert "systemctl enable nat-instance.service" in topology.calls()
+    assert "systemctl start --no-block nat-agent.service" in topology.calls()
+
+
+def test_a_failed_step_stops_the_user_data(topology: Topology) -> None:
+    topology.write_stand_in("install", "#!/bin/sh\necho 'install: read-only file system' >&2\n"
+                                       "exit 1\n")
+    result = topology.run_on_nat(f"/bin/bash {rendered_user_data(topology)}")
+    assert result.returncode != 0
+    assert "MASQUERADE" not in topology.rules()
+    assert not topology.scratch_file("/usr/local/sbin/nat-bootstrap.sh").exists()

@@ -7,6 +7,7 @@ from pathlib import Path
 import yaml
 
 from nat.config import config_table_markdown, project_config_schema
+from nat.monitoring import metrics_table_markdown
 from nat.rules import guide_table_markdown
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -24,6 +25,7 @@ def test_readme_shows_the_config_reference_and_the_rules_table() -> None:
     readme = (ROOT / "README.md").read_text()
     assert config_table_markdown() in readme
     assert guide_table_markdown() in readme
+    assert metrics_table_markdown() in readme
 
 
 def test_stack_files_use_only_declared_keys() -> None:

@@ -7,22 +7,17 @@ Needs root; CI runs as root and must run these.
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Iterator
 
 import pytest
 
 from testbed.ha import ECHO_PORT, ZONES, HaLab, Watch
-from testbed.topology import missing_requirements
+from tests import needs
 
 pytestmark = pytest.mark.datapath
 
-_missing = missing_requirements()
-if _missing and os.environ.get("CI"):
-    raise RuntimeError(f"CI must run the HA data-path tests, but: {_missing}")
-if _missing:
-    pytest.skip(f"HA data-path tests skipped: {_missing}", allow_module_level=True)
+needs.network_namespaces("HA data-path tests")
 
 FAILOVER_BOUND = 10.0  # seconds; the target (the limit is 30)
 FAILBACK_BOUND = 2.0

@@ -16,11 +16,11 @@ from collections.abc import Iterator
 import pytest
 
 from testbed.ha import ECHO_PORT, INTERNET_HOST, LAB_METRICS, ZONES, HaLab
-from testbed.topology import PROBE, missing_requirements
+from testbed.topology import PROBE
+from tests import needs
 
-pytestmark = [pytest.mark.datapath,
-              pytest.mark.skipif(missing_requirements() is not None,
-                                 reason=str(missing_requirements()))]
+pytestmark = pytest.mark.datapath
+needs.network_namespaces("metrics data-path tests")
 
 A, B = ZONES["a"].name, ZONES["b"].name
 HELD = 40  # connections held open through NAT a

@@ -9,11 +9,10 @@ import time
 import pytest
 
 from testbed.ha import LAB_METRICS, ZONES, HaLab
-from testbed.topology import missing_requirements
+from tests import needs
 
-pytestmark = [pytest.mark.datapath,
-              pytest.mark.skipif(missing_requirements() is not None,
-                                 reason=str(missing_requirements()))]
+pytestmark = pytest.mark.datapath
+needs.network_namespaces("HA metrics data-path tests")
 
 A, B = ZONES["a"].name, ZONES["b"].name
 

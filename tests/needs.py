@@ -1,0 +1,19 @@
+"""What a test module needs from the machine: skipped where it is missing, except in CI
+(CI=true), where a missing tool is a failure: CI must run every test."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from testbed.topology import missing_requirements
+
+
+def network_namespaces(what: str) -> None:
+    """Root, iproute2, iptables, nftables, util-linux (the data-path tests)."""
+    missing = missing_requirements()
+    if missing and os.environ.get("CI"):
+        raise RuntimeError(f"CI must run the {what}, but: {missing}")
+    if missing:
+        pytest.skip(f"{what} skipped: {missing}", allow_module_level=True)
