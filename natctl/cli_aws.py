@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -66,46 +67,49 @@ def add_outputs_source(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="print JSON instead of text")
 
 
-def command_verify(args: argparse.Namespace) -> int:
+def reading_command(args: argparse.Namespace, read: Callable[[Any, StackOutputs, str], Any],
+                    render: Callable[[Any], str], ok: Callable[[Any], bool]) -> int:
+    """verify and status: the outputs, a session, the reading; exit 0 ok, 1 not, 2 bad input
+    or an AWS refusal, each said in one line."""
     from botocore.exceptions import BotoCoreError, ClientError
 
-    from natctl.verify import InputError, render_json, render_table, verify
+    from natctl.outputs import InputError
     try:
-        outputs, _ = read_outputs(args)
-        if args.test_instance and not args.connectivity:
-            raise InputError("--test-instance needs --connectivity")
+        outputs, source = read_outputs(args)
         session = make_session(args)
-        results = verify(session, outputs, args.connectivity, args.test_instance)
+        found = read(session, outputs, source)
     except InputError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     except (BotoCoreError, ClientError) as error:
         print(f"error: AWS said: {error}. {AWS_ERROR_HINT}", file=sys.stderr)
         return 2
-    print(render_json(results) if args.json else render_table(results), end="")
-    return 0 if all(r.passed for r in results) else 1
+    print(render(found), end="")
+    return 0 if ok(found) else 1
+
+
+def command_verify(args: argparse.Namespace) -> int:
+    from natctl.verify import InputError, render_json, render_table, verify
+    if args.test_instance and not args.connectivity:
+        print(f"error: {InputError('--test-instance needs --connectivity')}", file=sys.stderr)
+        return 2
+    return reading_command(
+        args, lambda session, outputs, _: verify(session, outputs, args.connectivity,
+                                                 args.test_instance),
+        render_json if args.json else render_table, lambda results: all(
+            r.passed for r in results))
 
 
 def command_status(args: argparse.Namespace) -> int:
-    from botocore.exceptions import BotoCoreError, ClientError
-
     from natctl.status import render_json, render_text, status
-    from natctl.verify import InputError
-    try:
-        if not 1 <= args.hours <= 24 * 14:
-            raise InputError(f"--hours {args.hours:g}: out of range. Fix: use 1 to 336 (two "
-                             "weeks of one-hour data)")
-        outputs, source = read_outputs(args)
-        session = make_session(args)
-        statuses = status(session, outputs, source, args.hours)
-    except InputError as error:
-        print(f"error: {error}", file=sys.stderr)
+    if not 1 <= args.hours <= 24 * 14:
+        print(f"error: --hours {args.hours:g}: out of range. Fix: use 1 to 336 (two weeks of "
+              "one-hour data)", file=sys.stderr)
         return 2
-    except (BotoCoreError, ClientError) as error:
-        print(f"error: AWS said: {error}. {AWS_ERROR_HINT}", file=sys.stderr)
-        return 2
-    print(render_json(statuses) if args.json else render_text(statuses), end="")
-    return 0 if all(s.ok for s in statuses) else 1
+    return reading_command(
+        args, lambda session, outputs, source: status(session, outputs, source, args.hours),
+        render_json if args.json else render_text, lambda statuses: all(
+            s.ok for s in statuses))
 
 
 def command_bake(args: argparse.Namespace) -> int:

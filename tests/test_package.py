@@ -72,17 +72,31 @@ def test_schema_is_well_formed() -> None:
     for token in [*document["resources"], *document.get("types", {})]:
         assert TOKEN_PATTERN.match(token), token
 
+    # the metaschema's top level admits these keys only (additionalProperties: false)
+    assert set(document) <= {
+        "name", "displayName", "version", "description", "keywords", "homepage", "license",
+        "attribution", "repository", "logoUrl", "pluginDownloadURL", "configurationDocsUrl",
+        "validateCredentialsOnNew", "publisher", "namespace", "meta", "config", "types",
+        "dependencies", "provider", "resources", "functions", "language", "parameterization",
+        "allowedPackageNames"}
+
     def check_type(where: str, spec: dict[str, Any]) -> None:
+        """A typeSpec is exactly one of: named, array, map, primitive (the metaschema's
+        oneOf, each kind forbidding the others' keys)."""
         if "$ref" in spec:
             reference = spec["$ref"]
             assert reference.startswith("#/types/"), where
             assert reference.removeprefix("#/types/") in document["types"], where
+            assert "items" not in spec and "additionalProperties" not in spec, where
         elif spec["type"] == "array":
+            assert "additionalProperties" not in spec, where
             check_type(where + "[]", spec["items"])
         elif spec["type"] == "object":
+            assert "items" not in spec, where
             check_type(where + "{}", spec["additionalProperties"])
         else:
             assert spec["type"] in ("boolean", "integer", "number", "string"), where
+            assert "items" not in spec and "additionalProperties" not in spec, where
 
     for where, spec in property_specs(document):
         check_type(where, spec)
