@@ -2,7 +2,7 @@
 # nat-bootstrap.sh: turn an Amazon Linux 2023 / Amazon Linux 2 instance into a NAT instance.
 #
 #   nat-bootstrap.sh install       first boot (from user data): install the boot unit, apply, and
-#                                  start the agent if user data installed one (high availability)
+#                                  start the agent if user data installed one (metrics, HA)
 #   nat-bootstrap.sh apply         idempotent: forwarding, MASQUERADE, FORWARD policy, MSS clamp,
 #                                  conntrack tuning; the boot unit runs this at every boot
 #   nat-bootstrap.sh print-tuning  the tuning values apply would use on this machine
@@ -26,7 +26,7 @@ NAT_STATE_DIR=${NAT_STATE_DIR:-/var/lib/nat-instance}
 NAT_PROC_MEMINFO=${NAT_PROC_MEMINFO:-/proc/meminfo}
 NAT_SCRIPT_PATH=/usr/local/sbin/nat-bootstrap.sh
 NAT_UNIT=/etc/systemd/system/nat-instance.service
-NAT_AGENT=/usr/local/sbin/nat-agent                    # high availability only
+NAT_AGENT=/usr/local/sbin/nat-agent                    # with monitoring or high availability
 NAT_AGENT_UNIT=/etc/systemd/system/nat-agent.service
 SYSCTL_FILE=/etc/sysctl.d/custom-ip-forwarding.conf  # the guide's file name
 
@@ -230,15 +230,15 @@ EOF
     log "installed $NAT_UNIT"
 }
 
-# High availability: user data also installs the agent (nat/agent.py); run it under systemd,
-# after the NAT rules are in place, restarted whenever it stops.
+# Monitoring or high availability: user data also installs the agent (nat/agent.py); run it
+# under systemd, after the NAT rules are in place, restarted whenever it stops.
 install_agent() {
     [ -e "$NAT_AGENT" ] || return 0
     command -v python3 >/dev/null 2>&1 ||
-        die "the NAT agent (high availability) needs python3, which Amazon Linux 2023 has"
+        die "the NAT agent (metrics, high availability) needs python3, which Amazon Linux 2023 has"
     cat >"$NAT_AGENT_UNIT" <<EOF
 [Unit]
-Description=NAT instance agent: data-path health, failover, rollout (nat-instance-vpc)
+Description=NAT instance agent: metrics; with high availability, failover and rollout (nat-instance-vpc)
 Requires=nat-instance.service
 After=nat-instance.service network-online.target
 
