@@ -254,7 +254,8 @@ def parse_stack_config(raw: Mapping[str, str | None], namespace: str = PROJECT,
         if listed is not None and len(listed) != az_count:
             problems.fail("availability_zones", listed,
                           f"{len(listed)} AZs listed but azCount is {az_count}",
-                          f"list exactly {az_count} AZs or set azCount to {len(listed)}")
+                          f"list exactly {az_count} AZ{'' if az_count == 1 else 's'} or set "
+                          f"azCount to {len(listed)}")
         elif listed is not None:
             zones = tuple(listed)
     read_vpc_layout(problems, args.get("vpc_cidr"), args.get("public_subnet_cidrs"),

@@ -62,5 +62,7 @@ def instance_type_problem(instance_type: str) -> str | None:
 def close_instance_types(instance_type: str, count: int = 3) -> list[str]:
     """Known types that look like `instance_type`, for a "did you mean" hint."""
     import difflib
-    return difflib.get_close_matches(instance_type.lower().replace("-", "."),
-                                     sorted(known_instance_types()), n=count)
+    # only types that could be a NAT (a Mac hint would name the refused type itself)
+    candidates = sorted(t for t in known_instance_types() if instance_type_problem(t) is None)
+    return difflib.get_close_matches(instance_type.lower().replace("-", "."), candidates,
+                                     n=count)

@@ -189,10 +189,6 @@ def alarm_specs(zone: str, group: str, namespace: str, publish_interval: int,
     return specs
 
 
-def alarm_count(burstable: bool) -> int:
-    return 4 if burstable else 3
-
-
 # --- the dashboard ------------------------------------------------------------------------------
 def dashboard_name(project: str, stack: str, component: str) -> str:
     """Dashboards are global to the account: project, stack and component, in the characters

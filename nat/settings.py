@@ -287,7 +287,9 @@ def read_vpc_layout(problems: Problems, vpc_value: object, public_value: object,
         if items is None:
             return None
         if len(items) != zone_count:
-            problems.fail(field_name, items, f"{len(items)} subnets for {zone_count} AZs",
+            problems.fail(field_name, items, f"{len(items)} subnet"
+                          f"{'' if len(items) == 1 else 's'} for {zone_count} AZ"
+                          f"{'' if zone_count == 1 else 's'}",
                           f"give exactly one CIDR per AZ ({zone_count}), or leave it out to "
                           "derive them")
             return None

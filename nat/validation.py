@@ -16,7 +16,11 @@ from collections.abc import Callable, Iterable, Sequence
 from ipaddress import IPv4Network
 from typing import Any
 
-from nat.instance_types import close_instance_types, instance_type_problem
+from nat.instance_types import (
+    close_instance_types,
+    instance_type_problem,
+    known_instance_types,
+)
 
 # AWS accepts VPC and subnet CIDR blocks from /16 to /28.
 AWS_MIN_PREFIX = 16
@@ -251,7 +255,8 @@ def instance_type(problems: Problems, field: str, value: object) -> str | None:
     why = instance_type_problem(name)
     if why is None:
         return name
-    close = close_instance_types(name)
+    # a typo gets the nearest names; a real type refused for what it is gets none
+    close = [] if name in known_instance_types() else close_instance_types(name)
     hint = f"did you mean {' or '.join(close)}? " if close else ""
     problems.fail(field, name, why, f"{hint}use an EC2 type such as t4g.nano, t4g.micro, "
                   "c7gn.medium or c8gn.medium")

@@ -94,3 +94,12 @@ def test_ipv6_rules_are_not_read_as_ipv4() -> None:
     ipv6 = [{"RuleNumber": 100, "RuleAction": "allow", "Egress": True, "Protocol": "-1",
              "Ipv6CidrBlock": "::/0"}]
     assert blocked(ipv6, HTTPS_OUT)[0].rule == "*"
+
+
+def test_a_single_port_blocked_inside_a_range_is_named_alone() -> None:
+    rules = [entry(90, "deny", False, ports=(8080, 8080)),
+             entry(100, "allow", False, protocol="-1")]
+    [found] = blocked(rules, REPLIES_IN)
+    assert (found.from_port, found.to_port) == (8080, 8080)
+    assert found.describe() == ("inbound TCP ports 1024-65535 from 0.0.0.0/0 (port 8080) "
+                                "(replies from the internet): rule 90 denies it")
