@@ -101,7 +101,7 @@ def check_dashboard(body: dict[str, Any], namespace: str) -> None:
     for widget in body["widgets"]:
         assert set(widget) == {"type", "x", "y", "width", "height", "properties"}
         x, y, width, height = widget["x"], widget["y"], widget["width"], widget["height"]
-        assert 0 <= x and x + width <= 24 and y >= 0 and 1 <= height <= 1000
+        assert x >= 0 and x + width <= 24 and y >= 0 and 1 <= height <= 1000
         covered = {(x + i, y + j) for i in range(width) for j in range(height)}
         assert not covered & cells, f"{widget['properties']} overlaps"
         cells |= covered
