@@ -52,10 +52,8 @@ class ArgumentsError(ValueError):
 
 def camel_case(field: str) -> str:
     """`access.ssh_cidr` → `access.sshCidr`: how the package schema spells a field."""
-    def one(part: str) -> str:
-        head, *rest = part.split("_")
-        return head + "".join(word[:1].upper() + word[1:] for word in rest)
-    return ".".join(one(part) for part in field.split("."))
+    head, *rest = field.split("_")
+    return head + "".join(word[:1].upper() + word[1:] for word in rest)
 
 
 class Problems:
@@ -138,8 +136,8 @@ def string_list(problems: Problems, field: str, value: object) -> list[str] | No
     return [item.strip() for item in value]
 
 
-def network(problems: Problems, field: str, value: str, low: int = 0,
-            high: int = 32) -> IPv4Network | None:
+def network(problems: Problems, field: str, value: str, low: int,
+            high: int) -> IPv4Network | None:
     """An IPv4 CIDR written as its network address with a prefix length in low..high."""
     try:
         parsed = ipaddress.IPv4Network(value, strict=False)
@@ -159,8 +157,8 @@ def network(problems: Problems, field: str, value: str, low: int = 0,
     return parsed
 
 
-def networks(problems: Problems, field: str, value: object, low: int = 0,
-             high: int = 32) -> list[IPv4Network] | None:
+def networks(problems: Problems, field: str, value: object, low: int,
+             high: int) -> list[IPv4Network] | None:
     """A list of CIDRs; None (with a problem for each bad one) if any is bad."""
     items = string_list(problems, field, value)
     if items is None:
@@ -268,7 +266,7 @@ def ssh_cidr(problems: Problems, field: str, value: object,
     cidr_text = text(problems, field, value)
     if cidr_text is None:
         return None
-    cidr = network(problems, field, cidr_text)
+    cidr = network(problems, field, cidr_text, 0, 32)
     if cidr is not None and cidr.prefixlen < WIDEST_SAFE_SSH_PREFIX and not allow_anywhere:
         problems.fail(field, cidr_text, "opens SSH to (nearly) the whole internet",
                       "use your network's public range, e.g. 198.51.100.0/24, or set "

@@ -107,7 +107,8 @@ def estimate(instance_type: str, nat_count: int, az_count: int, gb_per_month: fl
     assert gateways_total is not None
 
     fixed_instances = _total([line for line in instance_lines if line.unit != "GB"])
-    fixed_gateways = sum(line.monthly or 0 for line in gateway_lines if line.unit != "GB")
+    fixed_gateways = _total([line for line in gateway_lines if line.unit != "GB"])
+    assert fixed_gateways is not None
     break_even = None
     if fixed_instances is not None and fixed_instances > fixed_gateways:
         break_even = round((fixed_instances - fixed_gateways) / prices["nat_gateway_per_gb"], 1)

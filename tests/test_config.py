@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from nat.ami import al2023_ssm_parameter
-from nat.config import StackSettings, parse_stack_config
+from nat.config import StackSettings, config_namespace_values, parse_stack_config
 from nat.instance_types import architecture_by_name, is_burstable, known_instance_types
 from nat.program import choose_availability_zones, stack_region
 from nat.rules import expand_rules
@@ -471,3 +471,55 @@ def test_valid_monitoring_settings_reach_the_arguments() -> None:
     assert not off.enabled and off.alarms  # the default "on" of alarms is no error
     topic = "arn:aws-cn:sns:cn-north-1:123456789012:nat.fifo"
     assert settings_of({"alarmTopicArn": topic}).options.monitoring.alarm_topic_arn == topic
+
+
+def test_unset_sentinels_as_typed_yaml_values() -> None:
+    # Pulumi.yaml's typed defaults can arrive as numbers and lists, not strings
+    typed: dict[str, Any] = {"conntrackMax": 0, "publicSubnetCidrs": [],
+                             "failbackAfterSeconds": " 0 "}
+    stack = parse_stack_config(typed)
+    assert stack.args == {}
+
+
+def test_typed_yaml_values_are_read_as_their_text() -> None:
+    typed: dict[str, Any] = {"azCount": 1, "singleNat": True,
+                             "availabilityZones": ["us-east-1c"], "conntrackMax": 65536}
+    stack = parse_stack_config(typed)
+    assert (stack.az_count, stack.availability_zones) == (1, ("us-east-1c",))
+    assert stack.args == {"single_nat": True, "instance": {"conntrack": {"max_entries": 65536}}}
+
+
+def test_a_zero_is_a_value_for_a_string_key() -> None:
+    assert parse_stack_config({"keyName": "0"}).args == {"instance": {"key_name": "0"}}
+
+
+def test_every_bad_key_is_reported_not_only_the_first() -> None:
+    assert problems({"azCount": " ", "keyName": "bad\x01"}) == [
+        'nat-instance-vpc:azCount = "": empty value. Fix: set a value or remove it: '
+        "`pulumi config rm azCount`",
+        'nat-instance-vpc:keyName = "bad\\u0001": not a valid key pair name. Fix: use the name '
+        "of an existing EC2 key pair (printable ASCII, 1-255 chars)"]
+    assert problems({"azCount": "x", "sshCidr": "bad"}) == [
+        'nat-instance-vpc:azCount = "x": not a whole number. Fix: use an integer',
+        'nat-instance-vpc:sshCidr = "bad": not an IPv4 CIDR. Fix: write it like 10.0.0.0/16']
+
+
+@pytest.mark.parametrize(("az_count", "zones", "fix"), [
+    ("1", "us-east-1a,us-east-1b", "list exactly 1 AZ or set azCount to 2"),
+    ("3", "us-east-1a,us-east-1b", "list exactly 3 AZs or set azCount to 2"),
+])
+def test_az_list_and_count_disagree(az_count: str, zones: str, fix: str) -> None:
+    assert problems({"azCount": az_count, "availabilityZones": zones}) == [
+        'nat-instance-vpc:availabilityZones = ["us-east-1a", "us-east-1b"]: 2 AZs listed but '
+        f"azCount is {az_count}. Fix: {fix}"]
+
+
+def test_config_namespace_values_keeps_this_projects_keys_as_text() -> None:
+    all_config: dict[str, object] = {
+        "nat-instance-vpc:azCount": 3, "nat-instance-vpc:keyName": None,
+        "nat-instance-vpc:sshCidr": "198.51.100.0/24",
+        "nat-instance-vpc:availabilityZones": ["us-east-1a"], "aws:region": "us-east-1",
+        "other:nat-instance-vpc:azCount": "1"}
+    assert config_namespace_values(all_config) == {
+        "azCount": "3", "keyName": None, "sshCidr": "198.51.100.0/24",
+        "availabilityZones": '["us-east-1a"]'}

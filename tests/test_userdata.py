@@ -6,12 +6,15 @@ from __future__ import annotations
 import ast
 import base64
 import gzip
+import hashlib
 import json
 import os
+import re
 import shutil
 import subprocess
 import time
 from ipaddress import IPv4Network
+from pathlib import Path
 
 import pytest
 
@@ -20,11 +23,14 @@ from nat.tuning import TuningOverrides
 from nat.userdata import (
     AGENT_PATH,
     BOOTSTRAP_SCRIPT_PATH,
+    EC2_USER_DATA_LIMIT,
     UserDataError,
     agent_script,
     bootstrap_script,
+    compress_user_data,
     encode_user_data,
     heredoc,
+    release_of,
     render_user_data,
     strip_shell_comments,
 )
@@ -126,3 +132,66 @@ def test_a_marker_inside_a_file_is_refused() -> None:
         heredoc("/etc/x", "a\nEND\nb", "END", "0644")
     assert heredoc("/etc/x", "a\n END \n", "X_END", "0600") == \
         "cat >/etc/x <<'X_END'\na\n END\nX_END\nchmod 0600 /etc/x\n"
+
+
+def test_the_shipped_agent_runs_by_its_own_first_line(tmp_path: Path) -> None:
+    agent = tmp_path / "nat-agent"
+    agent.write_text(agent_script())
+    agent.chmod(0o755)
+    shown = subprocess.run([str(agent), "--help"], capture_output=True, text=True, timeout=60)
+    assert shown.returncode == 0, shown.stderr
+    assert shown.stdout.startswith("usage: nat-agent")
+
+
+def test_release_is_a_fingerprint_of_what_a_launch_template_launches() -> None:
+    base = release_of("#!/bin/bash\n", "ami-0123456789abcdef0", "t4g.nano", None)
+    assert re.fullmatch(r"[0-9a-f]{16}", base)
+    # the first 16 hex digits of SHA-256 over the four, in order, no key as ""
+    material = json.dumps(["#!/bin/bash\n", "ami-0123456789abcdef0", "t4g.nano", ""])
+    assert base == hashlib.sha256(material.encode()).hexdigest()[:16]
+    assert release_of("#!/bin/bash\n", "ami-0123456789abcdef0", "t4g.nano", "") == base
+    changed = {release_of("#!/bin/sh\n", "ami-0123456789abcdef0", "t4g.nano", None),
+               release_of("#!/bin/bash\n", "ami-0123456789abcdef1", "t4g.nano", None),
+               release_of("#!/bin/bash\n", "ami-0123456789abcdef0", "t4g.micro", None),
+               release_of("#!/bin/bash\n", "ami-0123456789abcdef0", "t4g.nano", "ops")}
+    assert len(changed) == 4 and base not in changed
+
+
+def test_comment_stripping_reads_every_line_after_the_shebang() -> None:
+    script = "#!/bin/bash\nset -e\n# gone\ncat >f <<eof\n# kept: a lowercase marker\neof\n"
+    assert strip_shell_comments(script) == \
+        "#!/bin/bash\nset -e\ncat >f <<eof\n# kept: a lowercase marker\neof\n"
+
+
+# hex digits: gzip packs them to a little over half, byte by byte as the text grows
+HEX_TEXT = "".join(hashlib.sha256(str(n).encode()).hexdigest() for n in range(1200))
+
+
+def packed_size(size: int) -> int:
+    return len(gzip.compress(HEX_TEXT[:size].encode(), compresslevel=9, mtime=0))
+
+
+def test_user_data_up_to_ec2s_limit_and_not_a_byte_more() -> None:
+    low, high = 0, len(HEX_TEXT)  # the shortest text that packs to the limit, by bisection
+    while low < high:
+        middle = (low + high) // 2
+        low, high = (middle + 1, high) if packed_size(middle) < EC2_USER_DATA_LIMIT else \
+            (low, middle)
+    at_limit = next(n for n in range(low, low + 64) if packed_size(n) == EC2_USER_DATA_LIMIT)
+    assert len(compress_user_data(HEX_TEXT[:at_limit])) == EC2_USER_DATA_LIMIT
+    over = next(n for n in range(at_limit, at_limit + 64)
+                if packed_size(n) == EC2_USER_DATA_LIMIT + 1)
+    with pytest.raises(UserDataError) as refused:
+        compress_user_data(HEX_TEXT[:over])
+    assert str(refused.value) == \
+        f"user data is {EC2_USER_DATA_LIMIT + 1} bytes compressed, over EC2's 16384"
+
+
+def test_agent_settings_are_written_the_same_whatever_their_key_order() -> None:
+    # the user data is part of the launch template's fingerprint: a dict built in another
+    # order must not roll out new NATs
+    one = {"region": "us-east-1", "metrics": {"namespace": "N", "interval": 300}}
+    other = {"metrics": {"interval": 300, "namespace": "N"}, "region": "us-east-1"}
+    cidrs = [IPv4Network("10.0.0.0/16")]
+    assert render_user_data(cidrs, TuningOverrides(), one) == \
+        render_user_data(cidrs, TuningOverrides(), other)
