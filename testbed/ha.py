@@ -183,9 +183,12 @@ class HaLab:
         return run(["ip", "netns", "exec", self.names.get(name, name), *command], check=check)
 
     def _link(self, left: str, left_if: str, right: str, right_if: str, mtu: int) -> None:
-        run(["ip", "link", "add", "tmpl0", "mtu", str(mtu), "type", "veth", "peer", "name",
-             "tmpr0", "mtu", str(mtu)])
-        for interface, namespace, name in (("tmpl0", left, left_if), ("tmpr0", right, right_if)):
+        # made in the host's namespace first: names of this lab's own (see Topology._link)
+        left_temporary, right_temporary = f"{self.tag}l", f"{self.tag}r"
+        run(["ip", "link", "add", left_temporary, "mtu", str(mtu), "type", "veth", "peer",
+             "name", right_temporary, "mtu", str(mtu)])
+        for interface, namespace, name in ((left_temporary, left, left_if),
+                                           (right_temporary, right, right_if)):
             run(["ip", "link", "set", interface, "netns", self.names.get(namespace, namespace),
                  "name", name])
             self.ns(namespace, "ip", "link", "set", name, "up")
@@ -243,8 +246,9 @@ class HaLab:
         if run(["ip", "-o", "addr", "show", "to", TEST_SIDE]).stdout.strip():
             raise RuntimeError(f"another HaLab holds {TEST_SIDE}: close it first (one lab at "
                                "a time: they share the test process's way to the API)")
-        run(["ip", "link", "add", self.test_link, "type", "veth", "peer", "name", "tmpr0"])
-        run(["ip", "link", "set", "tmpr0", "netns", self.names["inet"], "name", "aws0"])
+        run(["ip", "link", "add", self.test_link, "type", "veth", "peer", "name",
+             f"{self.tag}r"])
+        run(["ip", "link", "set", f"{self.tag}r", "netns", self.names["inet"], "name", "aws0"])
         run(["ip", "addr", "add", f"{TEST_SIDE}/30", "dev", self.test_link])
         run(["ip", "link", "set", self.test_link, "up"])
         self.ns("inet", "ip", "addr", "add", f"{API_FROM_TESTS}/30", "dev", "aws0")

@@ -97,6 +97,7 @@ class Topology:
     def __init__(self, nat_interface: str = "ens5", internet_mtu: int = 1500,
                  block_pmtud: bool = True, filter_inbound: bool = True) -> None:
         tag = f"nt{os.getpid() % 100000}x{next(_serial)}"
+        self.tag = tag
         self.private, self.router, self.nat = f"{tag}-priv", f"{tag}-vpc", f"{tag}-nat"
         self.igw, self.internet = f"{tag}-igw", f"{tag}-inet"
         self.namespaces = [self.private, self.router, self.nat, self.igw, self.internet]
@@ -119,10 +120,13 @@ class Topology:
         return run(["ip", "netns", "exec", namespace, *command], check=check, timeout=timeout)
 
     def _link(self, left_ns: str, left_if: str, right_ns: str, right_if: str, mtu: int) -> None:
-        run(["ip", "link", "add", "tmpl0", "mtu", str(mtu), "type", "veth",
-             "peer", "name", "tmpr0", "mtu", str(mtu)])
-        run(["ip", "link", "set", "tmpl0", "netns", left_ns, "name", left_if])
-        run(["ip", "link", "set", "tmpr0", "netns", right_ns, "name", right_if])
+        # made in the host's namespace first: names of this topology's own, so that two test
+        # processes (mutation testing runs two) never make the same one at once
+        left, right = f"{self.tag}l", f"{self.tag}r"
+        run(["ip", "link", "add", left, "mtu", str(mtu), "type", "veth",
+             "peer", "name", right, "mtu", str(mtu)])
+        run(["ip", "link", "set", left, "netns", left_ns, "name", left_if])
+        run(["ip", "link", "set", right, "netns", right_ns, "name", right_if])
         for namespace, interface in ((left_ns, left_if), (right_ns, right_if)):
             self.ns(namespace, "ip", "link", "set", interface, "up")
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import stat
 from collections.abc import Iterator
 from ipaddress import IPv4Network
 from pathlib import Path
@@ -142,6 +143,16 @@ def test_no_default_route_fails_loudly_and_installs_nothing(topology: Topology) 
     assert "FAILED: no IPv4 default route" in log
     rules = topology.rules()
     assert "MASQUERADE" not in rules and '-o ""' not in rules
+    assert not topology.scratch_file("/var/lib/nat-instance/ready").exists()
+
+
+@pytest.mark.parametrize("typo", ["10.0.0.0/33", "10.0.0/16", "10.0.0.256/16", "vpc"])
+def test_a_malformed_vpc_cidr_fails_loudly_and_installs_nothing(topology: Topology,
+                                                                typo: str) -> None:
+    result = topology.bootstrap(vpc_cidrs=f"{VPC_CIDR} {typo}")
+    assert result.returncode != 0
+    assert f"FAILED: NAT_VPC_CIDRS: '{typo}' is not an IPv4 CIDR" in result.output
+    assert "MASQUERADE" not in topology.rules()
     assert not topology.scratch_file("/var/lib/nat-instance/ready").exists()
 
 
@@ -351,11 +362,13 @@ def rendered_user_data(topology: Topology) -> Path:
                             {"region": "us-east-1", "metrics": metrics})
     path = topology.scratch / "user-data"
     path.write_text(decode_user_data(encode_user_data(text)))  # through the gzip round trip
+    path.chmod(0o700)  # cloud-init runs it by its own first line, as an executable
     return path
 
 
+@pytest.mark.user_data_run
 def test_the_whole_user_data_configures_the_nat(topology: Topology) -> None:
-    result = topology.run_on_nat(f"/bin/bash {rendered_user_data(topology)}")
+    result = topology.run_on_nat(str(rendered_user_data(topology)))
     assert result.returncode == 0, result.output
     topology.start(topology.internet, "serve", "8080")
     assert egress_address(topology) == NAT_PUBLIC
@@ -364,6 +377,7 @@ def test_the_whole_user_data_configures_the_nat(topology: Topology) -> None:
     assert script.read_text() == bootstrap_script() and os.access(script, os.X_OK)
     assert agent.read_text() == agent_script() and os.access(agent, os.X_OK)
     etc = "/etc/nat-instance/"
+    assert stat.S_IMODE(topology.scratch_file(etc + "agent.json").stat().st_mode) == 0o644
     assert topology.scratch_file(etc + "nat.env").read_text() == \
         f'NAT_VPC_CIDRS="{VPC_CIDR}"\n'
     assert "NAT_CONNTRACK_MAX=131072" in topology.scratch_file(etc + "tuning.env").read_text()
@@ -373,10 +387,27 @@ def test_the_whole_user_data_configures_the_nat(topology: Topology) -> None:
     assert "systemctl start --no-block nat-agent.service" in topology.calls()
 
 
+@pytest.mark.user_data_run
+def test_the_user_data_without_an_agent(topology: Topology) -> None:
+    """Monitoring off and no high availability: the script alone, nothing of the agent's."""
+    text = render_user_data([IPv4Network(VPC_CIDR)], TuningOverrides(), None)
+    path = topology.scratch / "user-data"
+    path.write_text(text)
+    path.chmod(0o700)
+    result = topology.run_on_nat(str(path))
+    assert result.returncode == 0, result.output
+    topology.start(topology.internet, "serve", "8080")
+    assert egress_address(topology) == NAT_PUBLIC
+    assert not topology.scratch_file("/usr/local/sbin/nat-agent").exists()
+    assert not topology.scratch_file("/etc/nat-instance/agent.json").exists()
+    assert "nat-agent" not in topology.calls()
+
+
+@pytest.mark.user_data_run
 def test_a_failed_step_stops_the_user_data(topology: Topology) -> None:
     topology.write_stand_in("install", "#!/bin/sh\necho 'install: read-only file system' >&2\n"
                                        "exit 1\n")
-    result = topology.run_on_nat(f"/bin/bash {rendered_user_data(topology)}")
+    result = topology.run_on_nat(str(rendered_user_data(topology)))
     assert result.returncode != 0
     assert "MASQUERADE" not in topology.rules()
     assert not topology.scratch_file("/usr/local/sbin/nat-bootstrap.sh").exists()
