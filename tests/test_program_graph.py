@@ -392,7 +392,7 @@ def test_prod_stack_uses_its_cidrs_and_region() -> None:
     ({"privateSubnetCidrs": ["192.168.0.0/24", "192.168.1.0/24"]}, "outside the VPC"),
     ({"vpcCidr": "10.0.0.0/26"}, "too small to split"),
     ({"azCount": 1, "publicSubnetCidrs": ["10.0.0.0/24", "10.0.1.0/24"]},
-     "2 subnets for 1 AZs"),
+     "2 subnets for 1 AZ."),
     ({"azCoutn": 2}, "unknown key. Fix: did you mean azCount?"),
 ])
 def test_bad_config_stops_before_any_resource(keys: dict[str, Any], expected: str) -> None:
