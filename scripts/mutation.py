@@ -8,8 +8,9 @@
 --script   each hand-made mutation of nat/nat-bootstrap.sh (scripts/script-mutations.json)
            applied to a copy of the repository, whose script tests then run (root: they build
            network namespaces); killed when they fail.
-Neither: both. The figures go to docs/mutation-scores.json (the README quotes them).
-Not in CI: hours on two cores.
+Neither: both. The figures go to docs/mutation-scores.json, and their summary to the README
+(between its mutation-scores markers; tests/test_docs_sync.py keeps the two in step).
+Not in CI: about 45 minutes on two cores.
 """
 
 from __future__ import annotations
@@ -29,10 +30,14 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = "nat/nat-bootstrap.sh"
 SCORES = ROOT / "docs" / "mutation-scores.json"
+README = ROOT / "README.md"
+README_START, README_END = "<!-- mutation-scores -->\n", "<!-- /mutation-scores -->\n"
 EQUIVALENTS = ROOT / "scripts" / "mutation-equivalents.json"
 SCRIPT_MUTATIONS = ROOT / "scripts" / "script-mutations.json"
 TARGET = 0.90
-KILLED, SURVIVED = 1, 0  # mutmut's exit codes of a mutant's test run
+# mutmut's record of each mutant's test run: 1 and 3 are a failing test, the others a timeout;
+# 0 is survived, 33 no test reaches it, None not run yet: none of those counts as killed
+CAUGHT = {1, 3, -24, 36, 152, 255}
 
 
 def python_scores() -> dict[str, Any]:
@@ -44,8 +49,8 @@ def python_scores() -> dict[str, Any]:
         module = str(meta.relative_to(ROOT / "mutants")).removesuffix(".meta")
         equivalent = {key for key in results if key in equivalents}
         counted = {k: v for k, v in results.items() if k not in equivalent}
-        killed = sum(1 for v in counted.values() if v not in (SURVIVED, None))
-        survivors = sorted(k for k, v in counted.items() if v in (SURVIVED, None))
+        killed = sum(1 for v in counted.values() if v in CAUGHT)
+        survivors = sorted(k for k, v in counted.items() if v not in CAUGHT)
         modules[module] = {
             "mutants": len(results), "equivalent": len(equivalent), "killed": killed,
             "score": round(killed / len(counted), 3) if counted else 1.0,
@@ -68,21 +73,33 @@ def repository_copy(destination: Path) -> None:
         (destination / "tests" / "ts" / "node_modules").symlink_to(modules)
 
 
-def script_scores(only: list[str] | None) -> dict[str, Any]:
+def script_scores(only: list[str] | None,
+                  earlier: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    """Runs every mutation, or only those named, the others keeping their `earlier` results."""
     plan = json.loads(SCRIPT_MUTATIONS.read_text())
     source = (ROOT / SCRIPT).read_text()
+    kept = {r["id"]: r for r in earlier or []}
     results = []
     for mutation in plan["mutations"]:
         if only and mutation["id"] not in only:
+            if mutation["id"] in kept:
+                results.append({**kept[mutation["id"]],
+                                "equivalent": mutation.get("equivalent")})
             continue
         if source.count(mutation["find"]) != 1:
             raise SystemExit(f"script mutation {mutation['id']}: its text occurs "
                              f"{source.count(mutation['find'])} times in {SCRIPT}: update "
                              f"{SCRIPT_MUTATIONS.name}")
+        mutated = source.replace(mutation["find"], mutation["replace"])
+        # a mutant bash cannot even parse would be "killed" by any test: not a fair mutation
+        if subprocess.run(["bash", "-n"], input=mutated, text=True,
+                          capture_output=True).returncode != 0:
+            raise SystemExit(f"script mutation {mutation['id']}: the mutated script is not "
+                             f"valid bash: make its replacement keep the syntax (e.g. ':')")
         with tempfile.TemporaryDirectory(prefix="nat-mutation-") as scratch:
             copy = Path(scratch)
             repository_copy(copy)
-            (copy / SCRIPT).write_text(source.replace(mutation["find"], mutation["replace"]))
+            (copy / SCRIPT).write_text(mutated)
             run = subprocess.run(
                 [sys.executable, "-m", "pytest", "-q", "-x", "-p", "no:cacheprovider",
                  "-p", "no:warnings", *plan["tests"]], cwd=copy, capture_output=True,
@@ -105,11 +122,46 @@ def script_scores(only: list[str] | None) -> dict[str, Any]:
             "results": results}
 
 
+def scores_markdown(scores: dict[str, Any]) -> str:
+    """The README's summary of docs/mutation-scores.json."""
+    lines = []
+    python = scores.get("python")
+    if python:
+        lines += [f"Python, mutmut over the pure modules ({python['date']}; the equivalent "
+                  "mutants, listed with why in [`scripts/mutation-equivalents.json`]"
+                  "(scripts/mutation-equivalents.json), are not counted):", "",
+                  "| module | killed / counted | score | equivalent |", "|---|---|---|---|"]
+        for module, found in python["modules"].items():
+            counted = found["mutants"] - found["equivalent"]
+            lines.append(f"| `{module}` | {found['killed']} / {counted} | "
+                         f"{found['score']:.1%} | {found['equivalent']} |")
+        lines.append("")
+    script = scores.get("script")
+    if script:
+        counted = script["mutations"] - script["equivalent"]
+        survivors = [r["id"] for r in script["results"]
+                     if not r["equivalent"] and r["outcome"] != "killed"]
+        lines.append(f"`{SCRIPT}`, hand-made mutations ({script['date']}): {script['killed']} of "
+                     f"{counted} killed by the data-path tests"
+                     + (f"; not killed: {', '.join(survivors)}" if survivors else "") +
+                     f"; {script['equivalent']} judged equivalent, each with why in "
+                     "[`scripts/script-mutations.json`](scripts/script-mutations.json).")
+        lines.append("")
+    return "\n".join(lines)
+
+
+def write_readme(scores: dict[str, Any]) -> None:
+    text = README.read_text()
+    start, end = text.index(README_START) + len(README_START), text.index(README_END)
+    README.write_text(text[:start] + scores_markdown(scores) + text[end:])
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--python", action="store_true")
     parser.add_argument("--script", action="store_true")
-    parser.add_argument("--only", nargs="*", help="script mutation ids")
+    parser.add_argument("--only", nargs="*", help="script mutation ids to run again (the "
+                        "others keep their recorded results)")
     args = parser.parse_args(argv)
     both = not args.python and not args.script
     scores: dict[str, Any] = json.loads(SCORES.read_text()) if SCORES.exists() else {}
@@ -123,13 +175,15 @@ def main(argv: list[str] | None = None) -> int:
                   f"  ({found['equivalent']})")
     if args.script or both:
         print(f"script mutations of {SCRIPT}:")
-        found = script_scores(args.only)
-        if not args.only:
+        earlier = scores.get("script", {}).get("results") if args.only else None
+        found = script_scores(args.only, earlier)
+        if not args.only or earlier:
             scores["script"] = {"date": today, **found}
         print(f"  killed {found['killed']} of {found['mutations'] - found['equivalent']} "
               f"({found['equivalent']} equivalent)")
     SCORES.parent.mkdir(exist_ok=True)
     SCORES.write_text(json.dumps(scores, indent=2) + "\n")
+    write_readme(scores)
     return 0
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import yaml
@@ -9,6 +10,7 @@ import yaml
 from nat.config import config_table_markdown, project_config_schema
 from nat.monitoring import metrics_table_markdown
 from nat.rules import guide_table_markdown
+from scripts.mutation import README_END, README_START, SCORES, scores_markdown
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -34,3 +36,9 @@ def test_stack_files_use_only_declared_keys() -> None:
         keys = yaml.safe_load(stack_file.read_text())["config"]
         ours = {k.split(":", 1)[1] for k in keys if k.startswith("nat-instance-vpc:")}
         assert ours <= declared, stack_file.name
+
+
+def test_readme_quotes_the_recorded_mutation_scores() -> None:
+    readme = (ROOT / "README.md").read_text()
+    block = readme[readme.index(README_START) + len(README_START):readme.index(README_END)]
+    assert block == scores_markdown(json.loads(SCORES.read_text()))

@@ -1,0 +1,1 @@
+"""Maintenance scripts: make generate, make mutation, the Debian packages the tests need."""
