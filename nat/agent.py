@@ -54,7 +54,7 @@ import urllib.error
 import urllib.parse
 import urllib.request
 import xml.etree.ElementTree as ElementTree
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
@@ -200,6 +200,15 @@ def replacement_due(unhealthy_for: float, ever_healthy: bool, up_for: float,
     if ever_healthy:
         return unhealthy_for >= settings.replace_after
     return up_for >= settings.never_healthy_grace
+
+
+def peers_up_to_date(wanted: str, reports: Mapping[str, Mapping[str, Any]]) -> dict[str, bool]:
+    """Which other NATs run the release `wanted` (one release for the whole stack). Judged by
+    the release each one runs, not by its own up_to_date: that is as old as its last look at
+    its group's tag, and a NAT that has not yet looked would pass for updated, letting two
+    NATs step down at once."""
+    return {zone: bool(wanted) and report.get("release") == wanted
+            for zone, report in reports.items()}
 
 
 def rollout_due(me: str, order: Sequence[str], up_to_date: dict[str, bool],
@@ -923,7 +932,7 @@ class Agent:
         return {"zone": self.me, "instance": self.instance, "retiring": self.retiring,
                 "healthy": self.health.healthy and not self.retiring,
                 "healthy_for": self.health.lasted(now) if self.health.healthy else 0.0,
-                "up_to_date": self.up_to_date, "view": view}
+                "up_to_date": self.up_to_date, "release": self.settings.release, "view": view}
 
     def _healthy(self, zone: str) -> bool:
         if zone == self.me:
@@ -1003,7 +1012,7 @@ class Agent:
         self.up_to_date = not wanted or wanted == self.settings.release
         reports = {zone: self.peers.report(zone) for zone in self.settings.order
                    if zone != self.me}
-        up_to_date = {zone: report.get("up_to_date") is True for zone, report in reports.items()}
+        up_to_date = peers_up_to_date(wanted, reports)
         up_to_date[self.me] = self.up_to_date is not False
         healthy = {zone: self._healthy(zone) for zone in self.settings.order}
         if not self.retiring and rollout_due(self.me, self.settings.order, up_to_date, healthy):

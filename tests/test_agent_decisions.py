@@ -21,6 +21,7 @@ from nat.agent import (
     View,
     decide,
     desired_target,
+    peers_up_to_date,
     replacement_due,
     reserved_address,
     rollout_due,
@@ -276,6 +277,27 @@ def test_replacement_due(unhealthy_for: float, ever: bool, up_for: float, peer: 
 def test_rollout_one_az_at_a_time(me: str, up_to_date: dict[str, bool],
                                   healthy: dict[str, bool], due: bool) -> None:
     assert rollout_due(me, ORDER, up_to_date, healthy) is due
+
+
+def test_a_peer_is_up_to_date_by_the_release_it_runs() -> None:
+    reports: dict[str, dict[str, object]] = {
+        A: {"release": "r1", "up_to_date": True},   # has not yet seen the new tag: old
+        B: {"release": "r2", "up_to_date": True},
+        C: {"up_to_date": True},                     # says nothing of its release: old
+    }
+    assert peers_up_to_date("r2", reports) == {A: False, B: True, C: False}
+    assert peers_up_to_date("", reports) == {A: False, B: False, C: False}
+
+
+def test_two_nats_never_step_down_at_once_when_a_tag_changes() -> None:
+    """The race seen on the test bed: Pulumi tags both groups; B looks first, while A's
+    last report still says up to date (it had not looked yet). B must wait for A."""
+    stale: dict[str, dict[str, object]] = {A: {"release": "r1", "up_to_date": True},
+                                           C: {"release": "r1"}}
+    up_to_date = {**peers_up_to_date("r2", stale), B: False}
+    assert rollout_due(B, ORDER, up_to_date, ALL_UP) is False
+    assert rollout_due(A, ORDER, {A: False, **peers_up_to_date("r2", {
+        B: {"release": "r1"}, C: {"release": "r1"}})}, ALL_UP) is True
 
 
 def test_a_lone_nat_never_steps_down_for_an_update() -> None:
