@@ -89,9 +89,9 @@ def reading_command(args: argparse.Namespace, read: Callable[[Any, StackOutputs,
 
 
 def command_verify(args: argparse.Namespace) -> int:
-    from natctl.verify import InputError, render_json, render_table, verify
+    from natctl.verify import render_json, render_table, verify
     if args.test_instance and not args.connectivity:
-        print(f"error: {InputError('--test-instance needs --connectivity')}", file=sys.stderr)
+        print("error: --test-instance needs --connectivity", file=sys.stderr)
         return 2
     return reading_command(
         args, lambda session, outputs, _: verify(session, outputs, args.connectivity,

@@ -20,6 +20,7 @@ from nat.instance_types import is_burstable
 from nat.monitoring import DETAILED_WHEN_NONZERO, METRICS, TABLE_ALARM_SHARE, dimensions
 from natctl.cost import load_prices
 from natctl.outputs import InputError, StackOutputs
+from natctl.verify import nat_instance_ids
 
 DROP_CAUSES = tuple(m.name for m in METRICS if m.published == DETAILED_WHEN_NONZERO)
 BANDWIDTH_PERIOD = 300  # EC2's basic monitoring: 5-minute sums
@@ -74,27 +75,15 @@ def monitoring_outputs(outputs: Mapping[str, Any], source: str) -> dict[str, Any
     return monitoring
 
 
-def nat_instances(session: Any, outputs: Mapping[str, Any], zones: Sequence[str]
-                  ) -> dict[str, list[str]]:
-    """AZ → its NAT instance(s) now: the stack's own, or its Auto Scaling group's."""
-    if outputs.get("high_availability"):
-        names = outputs.get("auto_scaling_group_names") or {}
-        groups = session.client("autoscaling").describe_auto_scaling_groups(
-            AutoScalingGroupNames=[names[z] for z in zones if z in names])["AutoScalingGroups"]
-        by_name = {g["AutoScalingGroupName"]: [i["InstanceId"] for i in g["Instances"]]
-                   for g in groups}
-        return {zone: by_name.get(names.get(zone, ""), []) for zone in zones}
-    ids = outputs.get("nat_instance_ids") or {}
-    return {zone: [ids[zone]] if zone in ids else [] for zone in zones}
-
-
-def gather(session: Any, outputs: Mapping[str, Any], now: datetime.datetime,
+def gather(session: Any, stack: StackOutputs, now: datetime.datetime,
            hours: float) -> list[ZoneFigures]:
     """One GetMetricData call for every figure of every AZ, and the alarms' states."""
+    outputs = stack.document
     monitoring = outputs["monitoring"]
     sizes: dict[str, int] = outputs["connection_table_sizes"]
     zones = sorted(sizes)
-    instances = nat_instances(session, outputs, zones)
+    current = nat_instance_ids(session, stack)[0]
+    instances = {zone: current.get(zone, []) for zone in zones}
     namespace, group = monitoring["namespace"], monitoring["group"]
     burstable = is_burstable(monitoring["instance_type"])
     queries: list[dict[str, Any]] = []
@@ -258,7 +247,7 @@ def status(session: Any, stack: StackOutputs, source: str, hours: float,
     # takes a few: silent beyond 20
     return [assess(figures, baseline, is_burstable(instance_type),
                    bool(monitoring.get("detailed_metrics")), hours, 20)
-            for figures in gather(session, outputs, now, hours)]
+            for figures in gather(session, stack, now, hours)]
 
 
 def render_text(statuses: Sequence[ZoneStatus]) -> str:

@@ -96,10 +96,34 @@ class Account:
                     None)
 
 
+def nat_instance_ids(session: Any, outputs: StackOutputs
+                     ) -> tuple[dict[str, list[str]], list[str]]:
+    """NAT AZ → its instances now (high availability: its Auto Scaling group's, but those on
+    their way out), and the AZs whose group does not exist. verify and status both ask."""
+    instance_ids: dict[str, list[str]] = {zone: [] for zone in outputs.nat_zones}
+    missing_groups = []
+    if outputs.high_availability:
+        names = outputs.auto_scaling_group_names
+        groups = session.client("autoscaling").describe_auto_scaling_groups(
+            AutoScalingGroupNames=sorted(set(names.values())))["AutoScalingGroups"]
+        found = {g["AutoScalingGroupName"]: g for g in groups}
+        for zone, name in names.items():
+            if name not in found:
+                missing_groups.append(zone)
+                continue
+            instance_ids[zone] = [i["InstanceId"] for i in found[name]["Instances"]
+                                  if i.get("LifecycleState") not in ("Terminating",
+                                                                     "Terminated")]
+    else:
+        for zone, instance in outputs.nat_instance_ids.items():
+            instance_ids[zone] = [instance]
+    return instance_ids, missing_groups
+
+
 def read_account(session: Any, outputs: StackOutputs) -> Account:
     ec2 = session.client("ec2")
     by_vpc = [{"Name": "vpc-id", "Values": [outputs.vpc_id]}]
-    vpcs = ec2.describe_vpcs(Filters=[{"Name": "vpc-id", "Values": [outputs.vpc_id]}])["Vpcs"]
+    vpcs = ec2.describe_vpcs(Filters=by_vpc)["Vpcs"]
     gateways = ec2.describe_internet_gateways(Filters=[
         {"Name": "internet-gateway-id", "Values": [outputs.internet_gateway_id]}])[
         "InternetGateways"]
@@ -108,22 +132,7 @@ def read_account(session: Any, outputs: StackOutputs) -> Account:
         subnets={s["SubnetId"]: s for s in ec2.describe_subnets(Filters=by_vpc)["Subnets"]},
         route_tables=ec2.describe_route_tables(Filters=by_vpc)["RouteTables"],
         network_acls=ec2.describe_network_acls(Filters=by_vpc)["NetworkAcls"], nats={})
-    instance_ids: dict[str, list[str]] = {zone: [] for zone in outputs.nat_zones}
-    if outputs.high_availability:
-        names = outputs.auto_scaling_group_names
-        groups = session.client("autoscaling").describe_auto_scaling_groups(
-            AutoScalingGroupNames=sorted(set(names.values())))["AutoScalingGroups"]
-        found = {g["AutoScalingGroupName"]: g for g in groups}
-        for zone, name in names.items():
-            if name not in found:
-                account.missing_groups.append(zone)
-                continue
-            instance_ids[zone] = [i["InstanceId"] for i in found[name]["Instances"]
-                                  if i.get("LifecycleState") not in ("Terminating",
-                                                                     "Terminated")]
-    else:
-        for zone, instance in outputs.nat_instance_ids.items():
-            instance_ids[zone] = [instance]
+    instance_ids, account.missing_groups = nat_instance_ids(session, outputs)
     wanted = sorted({i for ids in instance_ids.values() for i in ids})
     instances = {}
     if wanted:

@@ -307,3 +307,8 @@ def test_cli_source_and_stack_are_exclusive(capsys: pytest.CaptureFixture[str]) 
     assert "not both or neither" in capsys.readouterr().err
     assert main(["verify", "missing.json", "--region", REGION]) == 2
     assert "missing.json: no such file" in capsys.readouterr().err
+
+
+def test_cli_test_instance_needs_connectivity(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["verify", "-", "--test-instance", "i-0123456789abcdef0"]) == 2
+    assert capsys.readouterr().err == "error: --test-instance needs --connectivity\n"
