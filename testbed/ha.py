@@ -56,7 +56,7 @@ from nat.ha import agent_settings
 from nat.settings import HighAvailabilitySettings
 from nat.tuning import TuningOverrides
 from nat.userdata import render_user_data
-from testbed.topology import PROBE, SCRATCH_MOUNTS, run
+from testbed.topology import PROBE, SCRATCH_MOUNTS, run, veth
 
 IMDS = str(Path(__file__).with_name("imds.py"))
 ENA_STATISTICS = Path(__file__).with_name("ena-ethtool-S.txt")
@@ -183,15 +183,8 @@ class HaLab:
         return run(["ip", "netns", "exec", self.names.get(name, name), *command], check=check)
 
     def _link(self, left: str, left_if: str, right: str, right_if: str, mtu: int) -> None:
-        # made in the host's namespace first: names of this lab's own (see Topology._link)
-        left_temporary, right_temporary = f"{self.tag}l", f"{self.tag}r"
-        run(["ip", "link", "add", left_temporary, "mtu", str(mtu), "type", "veth", "peer",
-             "name", right_temporary, "mtu", str(mtu)])
-        for interface, namespace, name in ((left_temporary, left, left_if),
-                                           (right_temporary, right, right_if)):
-            run(["ip", "link", "set", interface, "netns", self.names.get(namespace, namespace),
-                 "name", name])
-            self.ns(namespace, "ip", "link", "set", name, "up")
+        veth(self.tag, (self.names.get(left, left), left_if),
+             (self.names.get(right, right), right_if), mtu)
 
     def _build(self) -> None:
         for namespace in self.namespaces:

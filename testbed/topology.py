@@ -93,6 +93,19 @@ class ScriptRun:
     output: str
 
 
+def veth(tag: str, left: tuple[str, str], right: tuple[str, str], mtu: int) -> None:
+    """A veth pair between two namespaces, each end (namespace, interface name) up. Made in
+    the host's namespace first, under names of the test bed `tag`, so that two test processes
+    (mutation testing runs two) never make the same one at once."""
+    temporary = {left: f"{tag}l", right: f"{tag}r"}
+    run(["ip", "link", "add", temporary[left], "mtu", str(mtu), "type", "veth",
+         "peer", "name", temporary[right], "mtu", str(mtu)])
+    for namespace, interface in (left, right):
+        run(["ip", "link", "set", temporary[(namespace, interface)], "netns", namespace,
+             "name", interface])
+        run(["ip", "netns", "exec", namespace, "ip", "link", "set", interface, "up"])
+
+
 class Topology:
     def __init__(self, nat_interface: str = "ens5", internet_mtu: int = 1500,
                  block_pmtud: bool = True, filter_inbound: bool = True) -> None:
@@ -120,15 +133,7 @@ class Topology:
         return run(["ip", "netns", "exec", namespace, *command], check=check, timeout=timeout)
 
     def _link(self, left_ns: str, left_if: str, right_ns: str, right_if: str, mtu: int) -> None:
-        # made in the host's namespace first: names of this topology's own, so that two test
-        # processes (mutation testing runs two) never make the same one at once
-        left, right = f"{self.tag}l", f"{self.tag}r"
-        run(["ip", "link", "add", left, "mtu", str(mtu), "type", "veth",
-             "peer", "name", right, "mtu", str(mtu)])
-        run(["ip", "link", "set", left, "netns", left_ns, "name", left_if])
-        run(["ip", "link", "set", right, "netns", right_ns, "name", right_if])
-        for namespace, interface in ((left_ns, left_if), (right_ns, right_if)):
-            self.ns(namespace, "ip", "link", "set", interface, "up")
+        veth(self.tag, (left_ns, left_if), (right_ns, right_if), mtu)
 
     def _address(self, namespace: str, interface: str, cidr: str) -> None:
         self.ns(namespace, "ip", "addr", "add", cidr, "dev", interface)
