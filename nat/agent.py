@@ -929,6 +929,7 @@ class Agent:
     def status(self) -> dict[str, Any]:
         now = time.monotonic()
         view = {zone: self._healthy(zone) for zone in self.settings.order}
+        # "up_to_date" is what agents of earlier releases read during a rollout to this one
         return {"zone": self.me, "instance": self.instance, "retiring": self.retiring,
                 "healthy": self.health.healthy and not self.retiring,
                 "healthy_for": self.health.lasted(now) if self.health.healthy else 0.0,

@@ -174,6 +174,43 @@ def test_real_instance_types_are_accepted(instance_type: str) -> None:
         instance_type
 
 
+# monitoring and high availability keys: each bad value alone, named with its fix
+MONITORING_AND_HA_BAD_VALUES: list[tuple[dict[str, str], str]] = [
+    ({"metricsNamespace": "AWS/NATGateway"},
+     'nat-instance-vpc:metricsNamespace = "AWS/NATGateway": AWS/ namespaces are AWS\'s own. '
+     "Fix: use another, e.g. NatInstance"),
+    ({"metricsNamespace": "nat instances"},
+     'nat-instance-vpc:metricsNamespace = "nat instances": not a CloudWatch namespace. Fix: use '
+     "1 to 255 letters, digits and . - _ / # :, e.g. NatInstance"),
+    ({"alarmTopicArn": "platform-alarms"},
+     'nat-instance-vpc:alarmTopicArn = "platform-alarms": not an SNS topic ARN. Fix: give one '
+     "like arn:aws:sns:us-east-1:123456789012:nat-alarms"),
+    ({"metricsPublishIntervalSeconds": "90"},
+     "nat-instance-vpc:metricsPublishIntervalSeconds = 90: not a whole number of minutes. Fix: "
+     "use a multiple of 60 from 60 to 900"),
+    ({"monitoring": "false", "monitoringDashboard": "true"},
+     "nat-instance-vpc:monitoringDashboard = true: has no effect while nat-instance-vpc:"
+     "monitoring is false. Fix: remove it, or turn nat-instance-vpc:monitoring on"),
+    ({"monitoringAlarms": "false", "alarmTopicArn": "arn:aws:sns:us-east-1:123456789012:a"},
+     'nat-instance-vpc:alarmTopicArn = "arn:aws:sns:us-east-1:123456789012:a": has no effect '
+     "while nat-instance-vpc:monitoringAlarms is false. Fix: remove it, or turn "
+     "nat-instance-vpc:monitoringAlarms on"),
+    ({"alarmTopicArn": "arn:aws:sns:us-east-1:123456789012:a", "createAlarmTopic": "true"},
+     "nat-instance-vpc:createAlarmTopic = true: a topic is also given in "
+     "nat-instance-vpc:alarmTopicArn. Fix: use one or the other"),
+    ({"failbackAfterSeconds": "5"},
+     "nat-instance-vpc:failbackAfterSeconds = 5: out of range 10..3600. Fix: use an integer "
+     "from 10 to 3600"),
+    ({"highAvailability": "true", "useElasticIp": "false"},
+     "nat-instance-vpc:useElasticIp = false: high availability keeps each AZ's public address "
+     "on a network interface that outlives its instances, so it needs Elastic IPs. Fix: leave "
+     "it true, or turn nat-instance-vpc:highAvailability off"),
+    ({"healthCheckTargets": "checkip.amazonaws.com"},
+     'nat-instance-vpc:healthCheckTargets = "checkip.amazonaws.com": not host:port. Fix: write '
+     "it like checkip.amazonaws.com:443"),
+]
+
+
 @pytest.mark.parametrize(("raw", "message"), [
     ({'vpcCidr': '10.0.0.0'},
      'nat-instance-vpc:vpcCidr = "10.0.0.0": no prefix length. Fix: write it with one,'
@@ -295,6 +332,7 @@ def test_real_instance_types_are_accepted(instance_type: str) -> None:
      'monitoringDashboard, natInstanceType, privateSubnetCidrs, publicSubnetCidrs, '
      'singleNat, sshCidr, useElasticIp, vpcCidr. Remove it with `pulumi config rm '
      'flavour`'),
+    *MONITORING_AND_HA_BAD_VALUES,
 ])
 def test_each_bad_value_is_named_with_its_fix(raw: dict[str, str], message: str) -> None:
     assert problems(raw) == [message]  # the key, the value, why, and the fix: exactly
@@ -418,45 +456,6 @@ def test_fields_are_named_as_the_schema_spells_them() -> None:
     assert camel_case("high_availability.failback_after_seconds") == \
         "highAvailability.failbackAfterSeconds"
     assert shown({"a": 1}) == '{"a": 1}' and shown(object()) == "<object>"
-
-
-@pytest.mark.parametrize(("raw", "message"), [
-    ({"metricsNamespace": "AWS/NATGateway"},
-     'nat-instance-vpc:metricsNamespace = "AWS/NATGateway": AWS/ namespaces are AWS\'s own. '
-     "Fix: use another, e.g. NatInstance"),
-    ({"metricsNamespace": "nat instances"},
-     'nat-instance-vpc:metricsNamespace = "nat instances": not a CloudWatch namespace. Fix: use '
-     "1 to 255 letters, digits and . - _ / # :, e.g. NatInstance"),
-    ({"alarmTopicArn": "platform-alarms"},
-     'nat-instance-vpc:alarmTopicArn = "platform-alarms": not an SNS topic ARN. Fix: give one '
-     "like arn:aws:sns:us-east-1:123456789012:nat-alarms"),
-    ({"metricsPublishIntervalSeconds": "90"},
-     "nat-instance-vpc:metricsPublishIntervalSeconds = 90: not a whole number of minutes. Fix: "
-     "use a multiple of 60 from 60 to 900"),
-    ({"monitoring": "false", "monitoringDashboard": "true"},
-     "nat-instance-vpc:monitoringDashboard = true: has no effect while nat-instance-vpc:"
-     "monitoring is false. Fix: remove it, or turn nat-instance-vpc:monitoring on"),
-    ({"monitoringAlarms": "false", "alarmTopicArn": "arn:aws:sns:us-east-1:123456789012:a"},
-     'nat-instance-vpc:alarmTopicArn = "arn:aws:sns:us-east-1:123456789012:a": has no effect '
-     "while nat-instance-vpc:monitoringAlarms is false. Fix: remove it, or turn "
-     "nat-instance-vpc:monitoringAlarms on"),
-    ({"alarmTopicArn": "arn:aws:sns:us-east-1:123456789012:a", "createAlarmTopic": "true"},
-     "nat-instance-vpc:createAlarmTopic = true: a topic is also given in "
-     "nat-instance-vpc:alarmTopicArn. Fix: use one or the other"),
-    ({"failbackAfterSeconds": "5"},
-     "nat-instance-vpc:failbackAfterSeconds = 5: out of range 10..3600. Fix: use an integer "
-     "from 10 to 3600"),
-    ({"highAvailability": "true", "useElasticIp": "false"},
-     "nat-instance-vpc:useElasticIp = false: high availability keeps each AZ's public address "
-     "on a network interface that outlives its instances, so it needs Elastic IPs. Fix: leave "
-     "it true, or turn nat-instance-vpc:highAvailability off"),
-    ({"healthCheckTargets": "checkip.amazonaws.com"},
-     'nat-instance-vpc:healthCheckTargets = "checkip.amazonaws.com": not host:port. Fix: write '
-     "it like checkip.amazonaws.com:443"),
-])
-def test_each_monitoring_and_ha_value_is_named_with_its_fix(raw: dict[str, str],
-                                                            message: str) -> None:
-    assert problems(raw) == [message]
 
 
 def test_valid_monitoring_settings_reach_the_arguments() -> None:
