@@ -25,7 +25,7 @@ lint: setup system-packages
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/mypy nat natctl testbed tests bench scripts __main__.py
 	$(VENV)/bin/mypy provider/__main__.py  # a second __main__.py: checked on its own
-	shellcheck nat/nat-bootstrap.sh
+	shellcheck nat/instance/nat-bootstrap.sh
 
 test: lint
 	$(PY) -m pytest

@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from bench import ha
-from nat.userdata import BOOTSTRAP_SCRIPT_PATH
+from nat.design.userdata import BOOTSTRAP_SCRIPT_PATH
 from testbed.topology import (
     INTERNET_GATEWAY_OUTSIDE,
     INTERNET_HOST,

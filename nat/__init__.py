@@ -15,20 +15,20 @@ __version__ = "0.2.0"
 PACKAGE_NAME = "nat"  # the Pulumi package: type tokens are nat:index:<Component>
 
 if TYPE_CHECKING:
-    from nat.args import (
+    from nat.components.nat_instances import NatInstances
+    from nat.components.vpc import NatInstanceVpc
+    from nat.inputs.args import (
         AccessArgs,
         ConntrackArgs,
         InstanceArgs,
         NatInstancesArgs,
         NatInstanceVpcArgs,
     )
-    from nat.nat_instances import NatInstances
-    from nat.vpc import NatInstanceVpc
 
 _EXPORTS = {
-    "NatInstances": "nat.nat_instances", "NatInstanceVpc": "nat.vpc",
-    "NatInstancesArgs": "nat.args", "NatInstanceVpcArgs": "nat.args",
-    "InstanceArgs": "nat.args", "AccessArgs": "nat.args", "ConntrackArgs": "nat.args",
+    "NatInstances": "nat.components.nat_instances", "NatInstanceVpc": "nat.components.vpc",
+    **dict.fromkeys(("NatInstancesArgs", "NatInstanceVpcArgs", "InstanceArgs", "AccessArgs",
+                     "ConntrackArgs"), "nat.inputs.args"),
 }
 __all__ = ["AccessArgs", "ConntrackArgs", "InstanceArgs", "NatInstanceVpc", "NatInstanceVpcArgs",
            "NatInstances", "NatInstancesArgs"]

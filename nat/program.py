@@ -8,21 +8,20 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping, Sequence
-from typing import Any, cast
+from typing import Any
 
 import pulumi
 import pulumi_aws as aws
 from pulumi.runtime.config import CONFIG, get_config_env
 
-from nat.args import NatInstanceVpcArgs
-from nat.config import (
+from nat.components.vpc import NatInstanceVpc
+from nat.inputs.config import (
     PROJECT,
     StackSettings,
     config_namespace_values,
     parse_stack_config,
 )
-from nat.validation import ArgumentsError
-from nat.vpc import NatInstanceVpc
+from nat.inputs.validation import ArgumentsError
 
 
 def choose_availability_zones(stack: StackSettings, region: str,
@@ -69,8 +68,7 @@ def build_stack(name: str | None = None) -> NatInstanceVpc:
         filters=[aws.GetAvailabilityZonesFilterArgs(name="opt-in-status",
                                                     values=["opt-in-not-required"])])
     zones = choose_availability_zones(stack, region, list(zones_result.names))
-    return NatInstanceVpc(name or pulumi.get_stack(),
-                          cast(NatInstanceVpcArgs, stack.component_args(zones)))
+    return NatInstanceVpc.from_settings(name or pulumi.get_stack(), stack.vpc_settings(zones))
 
 
 def stack_outputs(network: NatInstanceVpc) -> dict[str, Any]:

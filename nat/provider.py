@@ -24,9 +24,9 @@ from pulumi.provider.server import ComponentInitError
 from pulumi.resource import ResourceOptions
 
 from nat import PACKAGE_NAME, __version__
-from nat.nat_instances import NatInstances
-from nat.validation import ArgumentsError, camel_case
-from nat.vpc import NatInstanceVpc
+from nat.components.nat_instances import NatInstances
+from nat.components.vpc import NatInstanceVpc
+from nat.inputs.validation import ArgumentsError, camel_case
 
 NAMESPACE = "nat-instance-vpc"
 COMPONENTS = [NatInstances, NatInstanceVpc]

@@ -8,7 +8,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from nat.validation import ArgumentsError
+from nat.inputs.validation import ArgumentsError
 from natctl.cost import PriceError
 from natctl.offline import ProgramError
 from natctl.stacks import StackFileError

@@ -14,10 +14,10 @@ from datetime import UTC, datetime
 from ipaddress import IPv4Network
 from typing import Any
 
-from nat.ami import al2023_ssm_parameter
-from nat.instance_types import architecture_by_name, instance_type_problem
-from nat.tuning import TuningOverrides
-from nat.userdata import compress_user_data, render_user_data
+from nat.design.ami import al2023_ssm_parameter
+from nat.design.userdata import compress_user_data, render_user_data
+from nat.inputs.instance_types import architecture_by_name, instance_type_problem
+from nat.inputs.tuning import TuningOverrides
 
 READY_MARKER = "nat-instance: NAT ready"
 FAILED_MARKER = "nat-instance: FAILED"

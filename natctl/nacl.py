@@ -1,7 +1,7 @@
 """Network ACLs against what the NAT path needs (pure logic).
 
 NACLs are stateless: each direction of each flow needs its own allow rule, and replies come
-back to ephemeral ports. The flows follow the guide's security-group table (nat/rules.py):
+back to ephemeral ports. The flows follow the guide's security-group table (nat/design/rules.py):
 the ports the NAT forwards are the ones its group lets private hosts send it and lets it send
 to the internet.
 
@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from ipaddress import IPv4Network
 from typing import Any
 
-from nat.rules import ANYWHERE, GUIDE_RULES, STATUS_PORT
+from nat.design.rules import ANYWHERE, GUIDE_RULES, STATUS_PORT
 
 EPHEMERAL = (1024, 65535)  # AWS's advice for NAT devices: replies come back to these
 PROTOCOL_NUMBERS = {"tcp": "6", "udp": "17"}

@@ -19,7 +19,7 @@ import pulumi
 from pulumi.runtime import mocks as pulumi_mocks
 from pulumi.runtime import rpc
 
-from nat.instance_types import architecture_by_name
+from nat.inputs.instance_types import architecture_by_name
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 DEFAULT_REGION = "us-east-1"

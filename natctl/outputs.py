@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from ipaddress import IPv4Network
 from typing import Any
 
-from nat.validation import AZ_NAME_PATTERN, ID_PATTERN
+from nat.inputs.validation import AZ_NAME_PATTERN, ID_PATTERN
 
 FIX = "Fix: pass `pulumi stack output --json` of a stack of this project, unedited"
 

@@ -13,10 +13,10 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
-from nat.ami import AL2023_PARAMETER_PREFIX
-from nat.instance_types import architecture_by_name
-from nat.monitoring import billed_metrics
-from nat.userdata import decode_user_data
+from nat.design.ami import AL2023_PARAMETER_PREFIX
+from nat.design.monitoring import billed_metrics
+from nat.design.userdata import decode_user_data
+from nat.inputs.instance_types import architecture_by_name
 from natctl.cost import estimate, monitoring_cost
 from natctl.offline import Graph, run_program
 from natctl.stacks import load_stack_config

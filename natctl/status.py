@@ -16,8 +16,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from nat.instance_types import is_burstable
-from nat.monitoring import DETAILED_WHEN_NONZERO, METRICS, TABLE_ALARM_SHARE, dimensions
+from nat.design.monitoring import DETAILED_WHEN_NONZERO, METRICS, TABLE_ALARM_SHARE, dimensions
+from nat.inputs.instance_types import is_burstable
 from natctl.cost import load_prices
 from natctl.outputs import InputError, StackOutputs
 from natctl.verify import nat_instance_ids

@@ -19,7 +19,7 @@ from dataclasses import asdict, dataclass, field
 from ipaddress import IPv4Network
 from typing import Any
 
-from nat.rules import ANYWHERE, NAT_SECURITY_GROUP, SecurityGroupRule, expand_rules
+from nat.design.rules import ANYWHERE, NAT_SECURITY_GROUP, SecurityGroupRule, expand_rules
 from natctl.nacl import blocked, nat_subnet_flows, private_subnet_flows
 from natctl.outputs import InputError, StackOutputs, parse_outputs, stack_outputs
 

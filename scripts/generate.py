@@ -1,6 +1,8 @@
 """Regenerate the files made from the project's data (`make generate`).
 
-- Pulumi.yaml's `config:` block, from nat/config.py CONFIG_KEYS;
+- nat/inputs/args.py, the components' TypedDicts, from the options table
+  (nat/inputs/options.py);
+- Pulumi.yaml's `config:` block, from the same table (nat/inputs/config.py CONFIG_KEYS);
 - the README's tables between `<!-- generated: NAME -->` and `<!-- end: NAME -->`;
 - provider/schema.json, the package schema the components' annotations give.
 
@@ -20,10 +22,11 @@ import yaml
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from nat.config import config_table_markdown, project_config_schema  # noqa: E402
-from nat.monitoring import metrics_table_markdown  # noqa: E402
+from nat.design.monitoring import metrics_table_markdown  # noqa: E402
+from nat.design.rules import guide_table_markdown  # noqa: E402
+from nat.inputs.config import config_table_markdown, project_config_schema  # noqa: E402
+from nat.inputs.options import args_module_source  # noqa: E402
 from nat.provider import schema  # noqa: E402
-from nat.rules import guide_table_markdown  # noqa: E402
 
 README_BLOCKS: dict[str, Callable[[], str]] = {
     "config-table": config_table_markdown,
@@ -55,6 +58,12 @@ def readme(text: str) -> str:
 
 
 def main() -> None:
+    # args.py first: the schema below is Pulumi's reading of it
+    args_path = ROOT / "nat" / "inputs" / "args.py"
+    if args_path.read_text() != args_module_source():
+        args_path.write_text(args_module_source())
+        # the schema must come from the new TypedDicts: run again in a fresh interpreter
+        raise SystemExit(__import__("subprocess").call([sys.executable, __file__]))
     for path, update in ((ROOT / "Pulumi.yaml", pulumi_yaml), (ROOT / "README.md", readme)):
         path.write_text(update(path.read_text()))
     (ROOT / "provider" / "schema.json").write_text(json.dumps(schema(), indent=2,

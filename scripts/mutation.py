@@ -5,7 +5,7 @@
 --python   mutmut over the pure modules ([tool.mutmut] in pyproject.toml), then the score of
            each module: killed / (mutants - equivalent). scripts/mutation-equivalents.json
            lists the mutants judged equivalent (same behaviour), each with why.
---script   each hand-made mutation of nat/nat-bootstrap.sh (scripts/script-mutations.json)
+--script   each hand-made mutation of nat/instance/nat-bootstrap.sh (scripts/script-mutations.json)
            applied to a copy of the repository, whose script tests then run (root: they build
            network namespaces); killed when they fail.
 Neither: both. The figures go to docs/mutation-scores.json, and their summary to the README
@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
-SCRIPT = "nat/nat-bootstrap.sh"
+SCRIPT = "nat/instance/nat-bootstrap.sh"
 SCORES = ROOT / "docs" / "mutation-scores.json"
 README = ROOT / "README.md"
 README_START, README_END = "<!-- mutation-scores -->\n", "<!-- /mutation-scores -->\n"

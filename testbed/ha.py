@@ -51,11 +51,11 @@ from typing import Any
 
 import boto3
 
-from nat import monitoring
-from nat.ha import agent_settings
-from nat.settings import HighAvailabilitySettings
-from nat.tuning import TuningOverrides
-from nat.userdata import render_user_data
+from nat.design import monitoring
+from nat.design.ha import agent_settings
+from nat.design.userdata import render_user_data
+from nat.inputs.settings import HighAvailabilitySettings
+from nat.inputs.tuning import TuningOverrides
 from testbed.topology import PROBE, SCRATCH_MOUNTS, run, veth
 
 IMDS = str(Path(__file__).with_name("imds.py"))
@@ -399,7 +399,7 @@ class HaLab:
 
     # --- NAT instances -------------------------------------------------------------------------
     def agent_settings(self, release: str) -> dict[str, Any] | None:
-        """What the component writes (nat.ha.agent_settings), with the test bed's targets and
+        """What the component writes (nat.design.ha.agent_settings), with the test bed's targets and
         shorter waits."""
         if not self.high_availability:
             return None if self.metrics is None else {"region": REGION, "metrics": self.metrics}

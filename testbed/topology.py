@@ -24,7 +24,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from nat.userdata import bootstrap_script
+from nat.design.userdata import bootstrap_script
 
 PROBE = str(Path(__file__).with_name("probe.py"))
 
@@ -79,7 +79,7 @@ def script_tuning(memory_kib: int, settings_dir: Path | None = None) -> dict[str
 
 
 def shipped_script(directory: Path) -> Path:
-    """nat-bootstrap.sh as user data carries it (nat.userdata.bootstrap_script), written to
+    """nat-bootstrap.sh as user data carries it (nat.design.userdata.bootstrap_script), written to
     `directory`: what the tests run is what boots."""
     path = directory / "nat-bootstrap.sh"
     path.write_text(bootstrap_script())

@@ -5,8 +5,8 @@ from __future__ import annotations
 from ipaddress import IPv4Network
 from typing import Any
 
-from nat.rules import expand_rules
-from nat.settings import derive_subnet_cidrs
+from nat.design.rules import expand_rules
+from nat.inputs.settings import derive_subnet_cidrs
 
 REGION = "us-east-1"
 

@@ -14,8 +14,8 @@ import boto3
 import pytest
 from moto.server import ThreadedMotoServer
 
-from nat.agent import Agent, AwsError, Change, Credentials, Metadata, Settings, decide
-from nat.agent import Aws as AgentAws
+from nat.instance.agent import Agent, AwsError, Change, Credentials, Metadata, Settings, decide
+from nat.instance.agent import Aws as AgentAws
 
 REGION = "us-east-1"
 
@@ -123,7 +123,7 @@ def test_a_failover_replaces_the_route_and_touches_nothing_else(
 
 def _view(me: str, settings: Settings, routes: dict[str, str],
           down: dict[str, bool]) -> Any:
-    from nat.agent import View
+    from nat.instance.agent import View
     order = settings.order
     reachable = {z: z not in down for z in order}
     return View(me=me, order=order, healthy={z: reachable[z] for z in order},

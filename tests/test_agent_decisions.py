@@ -13,7 +13,7 @@ from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 
-from nat.agent import (
+from nat.instance.agent import (
     Change,
     Hysteresis,
     Peers,

@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from nat.agent import (
+from nat.instance.agent import (
     DROP_CAUSES,
     METRIC_UNITS,
     AwsError,
@@ -227,7 +227,7 @@ def test_settings_without_high_availability_are_metrics_only() -> None:
 
 def test_the_agent_runs_on_python_3_9() -> None:
     """Amazon Linux 2023's python3 is 3.9: no newer syntax or library calls."""
-    agent = Path(__file__).parents[1] / "nat" / "agent.py"
+    agent = Path(__file__).parents[1] / "nat" / "instance" / "agent.py"
     vermin = Path(sys.executable).with_name("vermin")
     result = subprocess.run([str(vermin), "--target=3.9-", "--violations",
                              "--no-tips", "--eval-annotations", str(agent)],

@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError
 
-from nat.userdata import decode_user_data
+from nat.design.userdata import decode_user_data
 from natctl import bake as bake_module
 from natctl.__main__ import main
 from natctl.bake import READY_MARKER, BakeError, bake, make_plan

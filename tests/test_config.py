@@ -9,20 +9,26 @@ from typing import Any
 
 import pytest
 
-from nat.ami import al2023_ssm_parameter
-from nat.config import StackSettings, config_namespace_values, parse_stack_config
-from nat.instance_types import architecture_by_name, is_burstable, known_instance_types
-from nat.program import choose_availability_zones, stack_region
-from nat.rules import expand_rules
-from nat.settings import MonitoringSettings, derive_subnet_cidrs, nat_instance_vpc_settings
-from nat.tuning import TuningOverrides
-from nat.userdata import (
+from nat.design.ami import al2023_ssm_parameter
+from nat.design.rules import expand_rules
+from nat.design.userdata import (
     EC2_USER_DATA_LIMIT,
     decode_user_data,
     encode_user_data,
     render_user_data,
 )
-from nat.validation import ArgumentsError, camel_case, shown
+from nat.inputs.config import StackSettings, config_namespace_values, parse_stack_config
+from nat.inputs.instance_types import architecture_by_name, is_burstable, known_instance_types
+from nat.inputs.settings import (
+    AccessSettings,
+    InstanceSettings,
+    MonitoringSettings,
+    NatOptions,
+    derive_subnet_cidrs,
+)
+from nat.inputs.tuning import TuningOverrides
+from nat.inputs.validation import ArgumentsError, camel_case, shown
+from nat.program import choose_availability_zones, stack_region
 
 A, B = "us-east-1a", "us-east-1b"
 
@@ -36,12 +42,16 @@ def problems(raw: dict[str, str], region: str | None = None) -> list[str]:
 def settings_of(raw: dict[str, str]) -> Any:
     stack = parse_stack_config(raw)
     zones = stack.availability_zones or tuple(f"us-east-1{c}" for c in "abcdef"[:stack.az_count])
-    return nat_instance_vpc_settings("test", stack.component_args(zones))
+    return stack.vpc_settings(zones)
 
 
 def test_defaults() -> None:
     stack = parse_stack_config({})
-    assert stack == StackSettings(az_count=2, availability_zones=None, args={})
+    assert stack == StackSettings(
+        az_count=2, availability_zones=None, vpc_cidr=IPv4Network("10.0.0.0/16"),
+        public_subnet_cidrs=(IPv4Network("10.0.0.0/20"), IPv4Network("10.0.16.0/20")),
+        private_subnet_cidrs=(IPv4Network("10.0.128.0/20"), IPv4Network("10.0.144.0/20")),
+        options=NatOptions())
     settings = settings_of({})
     assert settings.vpc_cidr == IPv4Network("10.0.0.0/16")
     assert [str(c) for c in settings.public_subnet_cidrs] == ["10.0.0.0/20", "10.0.16.0/20"]
@@ -66,23 +76,26 @@ def test_each_key_reaches_its_argument() -> None:
         "enableSsm": "false", "conntrackMax": "262144",
         "conntrackTcpEstablishedTimeout": "3600", "conntrackTcpTimeWaitTimeout": "15"})
     assert stack.az_count == 1 and stack.availability_zones == ("us-east-1c",)
-    assert stack.args == {
-        "vpc_cidr": "10.1.0.0/16", "public_subnet_cidrs": ["10.1.0.0/24"],
-        "private_subnet_cidrs": ["10.1.128.0/24"], "single_nat": True,
-        "instance": {"instance_type": "c8gn.medium", "key_name": "ops",
-                     "ami_id": "ami-0123456789abcdef0", "use_elastic_ip": False,
-                     "enable_ssm": False,
-                     "conntrack": {"max_entries": 262144, "tcp_established_timeout": 3600,
-                                   "tcp_time_wait_timeout": 15}},
-        "access": {"ssh_cidr": "198.51.100.0/24", "allow_ssh_from_anywhere": False,
-                   "enable_test_rules": True}}
+    assert (stack.vpc_cidr, stack.public_subnet_cidrs, stack.private_subnet_cidrs) == (
+        IPv4Network("10.1.0.0/16"), (IPv4Network("10.1.0.0/24"),),
+        (IPv4Network("10.1.128.0/24"),))
+    assert stack.options == NatOptions(
+        single_nat=True,
+        instance=InstanceSettings(
+            instance_type="c8gn.medium", key_name="ops", ami_id="ami-0123456789abcdef0",
+            use_elastic_ip=False, enable_ssm=False,
+            tuning=TuningOverrides.from_values({"max_entries": 262144,
+                                                "tcp_established_timeout": 3600,
+                                                "tcp_time_wait_timeout": 15})),
+        access=AccessSettings(ssh_cidr=IPv4Network("198.51.100.0/24"), enable_test_rules=True))
 
 
 def test_unset_sentinels_from_pulumi_yaml_defaults_mean_not_set() -> None:
     stack = parse_stack_config({"sshCidr": "", "amiId": "", "keyName": "",
                                 "publicSubnetCidrs": "[]", "availabilityZones": "[ ]",
                                 "conntrackMax": "0"})
-    assert stack.args == {} and stack.availability_zones is None
+    assert stack.options == NatOptions() and stack.availability_zones is None
+    assert stack.public_subnet_cidrs == (IPv4Network("10.0.0.0/20"), IPv4Network("10.0.16.0/20"))
 
 
 def test_whitespace_only_values() -> None:
@@ -350,7 +363,7 @@ def test_the_ends_of_every_range_are_valid(raw: dict[str, str], value: int) -> N
     if "azCount" in raw:
         assert stack.az_count == value
     else:
-        assert list(stack.args["instance"]["conntrack"].values()) == [value]
+        assert list(stack.options.instance.tuning.values.values()) == [value]
         assert list(settings_of(raw).options.instance.tuning.values.values()) == [value]
 
 
@@ -465,7 +478,7 @@ def test_valid_monitoring_settings_reach_the_arguments() -> None:
     assert settings.monitoring == MonitoringSettings(True, "Platform/Nat", True, 900, True,
                                                      True, None, True)
     assert settings_of({"metricsPublishIntervalSeconds": "60"}).options.monitoring \
-        .publish_interval == 60
+        .publish_interval_seconds == 60
     off = settings_of({"monitoring": "false", "monitoringAlarms": "true"}).options.monitoring
     assert not off.enabled and off.alarms  # the default "on" of alarms is no error
     topic = "arn:aws-cn:sns:cn-north-1:123456789012:nat.fifo"
@@ -475,9 +488,9 @@ def test_valid_monitoring_settings_reach_the_arguments() -> None:
 def test_unset_sentinels_as_typed_yaml_values() -> None:
     # Pulumi.yaml's typed defaults can arrive as numbers and lists, not strings
     typed: dict[str, Any] = {"conntrackMax": 0, "publicSubnetCidrs": [],
-                             "failbackAfterSeconds": " 0 "}
+                             "conntrackTcpTimeWaitTimeout": " 0 "}
     stack = parse_stack_config(typed)
-    assert stack.args == {}
+    assert stack.options == NatOptions()
 
 
 def test_typed_yaml_values_are_read_as_their_text() -> None:
@@ -485,11 +498,13 @@ def test_typed_yaml_values_are_read_as_their_text() -> None:
                              "availabilityZones": ["us-east-1c"], "conntrackMax": 65536}
     stack = parse_stack_config(typed)
     assert (stack.az_count, stack.availability_zones) == (1, ("us-east-1c",))
-    assert stack.args == {"single_nat": True, "instance": {"conntrack": {"max_entries": 65536}}}
+    assert stack.options == NatOptions(single_nat=True, instance=InstanceSettings(
+        tuning=TuningOverrides.from_values({"max_entries": 65536})))
 
 
 def test_a_zero_is_a_value_for_a_string_key() -> None:
-    assert parse_stack_config({"keyName": "0"}).args == {"instance": {"key_name": "0"}}
+    assert parse_stack_config({"keyName": "0"}).options == NatOptions(
+        instance=InstanceSettings(key_name="0"))
 
 
 def test_every_bad_key_is_reported_not_only_the_first() -> None:

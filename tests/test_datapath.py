@@ -1,8 +1,8 @@
 """The bootstrap script (the same file user data embeds) on a real Linux data path.
 
 Each test builds the AWS topology out of network namespaces (testbed/topology.py), runs
-nat/nat-bootstrap.sh in the NAT's namespace with scratch /etc, /var and /usr/local/sbin, and
-sends real traffic. Needs root; CI runs as root and must run these.
+nat/instance/nat-bootstrap.sh in the NAT's namespace with scratch /etc, /var and
+/usr/local/sbin, and sends real traffic. Needs root; CI runs as root and must run these.
 """
 
 from __future__ import annotations
@@ -17,15 +17,15 @@ from pathlib import Path
 
 import pytest
 
-from nat import monitoring
-from nat.tuning import TuningOverrides
-from nat.userdata import (
+from nat.design import monitoring
+from nat.design.userdata import (
     agent_script,
     bootstrap_script,
     decode_user_data,
     encode_user_data,
     render_user_data,
 )
+from nat.inputs.tuning import TuningOverrides
 from testbed.topology import (
     INTERNET_HOST,
     NAT_PRIVATE,

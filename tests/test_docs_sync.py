@@ -7,9 +7,10 @@ from pathlib import Path
 
 import yaml
 
-from nat.config import config_table_markdown, project_config_schema
-from nat.monitoring import metrics_table_markdown
-from nat.rules import guide_table_markdown
+from nat.design.monitoring import metrics_table_markdown
+from nat.design.rules import guide_table_markdown
+from nat.inputs.config import config_table_markdown, project_config_schema
+from nat.inputs.options import args_module_source
 from scripts.mutation import README_END, README_START, SCORES, scores_markdown
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -42,3 +43,8 @@ def test_readme_quotes_the_recorded_mutation_scores() -> None:
     readme = (ROOT / "README.md").read_text()
     block = readme[readme.index(README_START) + len(README_START):readme.index(README_END)]
     assert block == scores_markdown(json.loads(SCORES.read_text()))
+
+
+def test_args_module_is_generated_from_the_options_table() -> None:
+    """nat/inputs/args.py is written from the table (`make generate`), never by hand."""
+    assert (ROOT / "nat" / "inputs" / "args.py").read_text() == args_module_source()

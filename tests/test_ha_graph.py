@@ -9,11 +9,16 @@ from typing import Any
 
 import pytest
 
-from nat.agent import STATUS_PORT as AGENT_STATUS_PORT
-from nat.agent import Settings
-from nat.ha import HA_GROUP_TAG, READ_ACTIONS, RELEASE_TAG
-from nat.rules import STATUS_PORT
-from nat.userdata import EC2_USER_DATA_LIMIT, agent_script, bootstrap_script, decode_user_data
+from nat.design.ha import HA_GROUP_TAG, READ_ACTIONS, RELEASE_TAG
+from nat.design.rules import STATUS_PORT
+from nat.design.userdata import (
+    EC2_USER_DATA_LIMIT,
+    agent_script,
+    bootstrap_script,
+    decode_user_data,
+)
+from nat.instance.agent import STATUS_PORT as AGENT_STATUS_PORT
+from nat.instance.agent import Settings
 from natctl.offline import MOCK_ACCOUNT, Graph, ProgramError, Resource
 
 ENI = "aws:ec2/networkInterface:NetworkInterface"

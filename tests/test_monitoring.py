@@ -12,8 +12,8 @@ from typing import Any
 
 import pytest
 
-from nat import agent, monitoring
-from nat.monitoring import (
+from nat.design import monitoring
+from nat.design.monitoring import (
     alarm_specs,
     billed_metrics,
     conntrack_max,
@@ -23,6 +23,7 @@ from nat.monitoring import (
     published_metrics,
     window_minutes,
 )
+from nat.instance import agent
 
 DATA = Path(__file__).with_name("data")
 ZONES = ["us-east-1a", "us-east-1b"]

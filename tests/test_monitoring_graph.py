@@ -9,9 +9,9 @@ from typing import Any
 
 import pytest
 
-from nat.agent import Settings
-from nat.monitoring import dashboard_metric_names, published_metrics
-from nat.userdata import decode_user_data
+from nat.design.monitoring import dashboard_metric_names, published_metrics
+from nat.design.userdata import decode_user_data
+from nat.instance.agent import Settings
 from natctl.offline import MOCK_MEMORY_MIB, Graph, ProgramError, Resource
 
 ALARM = "aws:cloudwatch/metricAlarm:MetricAlarm"

@@ -11,7 +11,7 @@ import pulumi_aws as aws
 import pytest
 
 from nat import NatInstances
-from nat.userdata import decode_user_data
+from nat.design.userdata import decode_user_data
 from natctl.offline import AwsMocks, Graph, ProgramError, run_program, run_under_mocks
 
 ROOT = Path(__file__).resolve().parent.parent

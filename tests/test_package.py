@@ -20,8 +20,8 @@ from pulumi.runtime import rpc
 from pulumi.runtime.sync_await import _sync_await
 
 from nat import __version__
+from nat.design.userdata import decode_user_data
 from nat.provider import provider, schema
-from nat.userdata import decode_user_data
 from natctl.offline import AwsMocks, Graph, run_under_mocks
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -274,7 +274,7 @@ def test_the_wheel_holds_the_product_only(tmp_path: Path) -> None:
     names = zipfile.ZipFile(wheel).namelist()
     packages = {name.split("/")[0] for name in names}
     assert packages == {"nat", f"nat_instance_vpc-{__version__}.dist-info"}
-    assert "nat/nat-bootstrap.sh" in names and "nat/nat_instances.py" in names
+    assert "nat/instance/nat-bootstrap.sh" in names and "nat/components/nat_instances.py" in names
     metadata = zipfile.ZipFile(wheel).read(
         f"nat_instance_vpc-{__version__}.dist-info/METADATA").decode()
     requirements = [line for line in metadata.splitlines() if line.startswith("Requires-Dist")]
@@ -285,8 +285,8 @@ def test_the_wheel_holds_the_product_only(tmp_path: Path) -> None:
     target = tmp_path / "site"
     subprocess.run([sys.executable, "-m", "pip", "install", "--no-deps", "-q", "--target",
                     str(target), str(wheel)], check=True, capture_output=True, timeout=300)
-    probe = ("import nat, nat.userdata; from nat import NatInstances, NatInstanceVpc; "
-             "print(nat.__file__); print(len(nat.userdata.bootstrap_script()))")
+    probe = ("import nat, nat.design.userdata; from nat import NatInstances, NatInstanceVpc; "
+             "print(nat.__file__); print(len(nat.design.userdata.bootstrap_script()))")
     result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
                             env={**os.environ, "PYTHONPATH": str(target)}, cwd=tmp_path,
                             check=True, timeout=120)

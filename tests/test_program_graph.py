@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from nat.userdata import bootstrap_script, decode_user_data
+from nat.design.userdata import bootstrap_script, decode_user_data
 from natctl.offline import MOCK_AMI, Graph, ProgramError, Resource, run_program
 from natctl.stacks import load_stack_config
 from tests.conftest import COMPONENT

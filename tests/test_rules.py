@@ -1,10 +1,10 @@
-"""nat/rules.py: the guide's table expanded for one deployment, rule by rule."""
+"""nat/design/rules.py: the guide's table expanded for one deployment, rule by rule."""
 
 from __future__ import annotations
 
 from ipaddress import IPv4Network
 
-from nat.rules import GUIDE_RULES, NAT_SECURITY_GROUP, expand_rules
+from nat.design.rules import GUIDE_RULES, NAT_SECURITY_GROUP, expand_rules
 
 PRIVATE = [IPv4Network("10.0.128.0/20"), IPv4Network("10.0.144.0/20")]
 P1, P2 = "10.0.128.0/20", "10.0.144.0/20"

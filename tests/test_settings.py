@@ -1,8 +1,8 @@
-"""nat/settings.py: the components' arguments as any language passes them, checked directly.
+"""nat/inputs/settings.py: the components' arguments as any language passes them, checked directly.
 
 Each refusal is asserted whole: the field as the package schema spells it, the value, why and
 the fix, and that nothing else is reported with it. (Stack config reaches the same checks
-through nat/config.py: tests/test_config.py.)
+through nat/inputs/config.py: tests/test_config.py.)
 """
 
 from __future__ import annotations
@@ -12,14 +12,15 @@ from typing import Any
 
 import pytest
 
-from nat.settings import (
+from nat.inputs.settings import (
     NatLayerSettings,
     NatOptions,
     VpcSettings,
+    Wiring,
     nat_instance_vpc_settings,
     nat_instances_settings,
 )
-from nat.validation import ArgumentsError
+from nat.inputs.validation import ArgumentsError
 
 A, B, C = "us-east-1a", "us-east-1b", "us-east-1c"
 SUBNET_A, SUBNET_B = "subnet-0aaaaaaaaaaaaaaaa", "subnet-0bbbbbbbbbbbbbbbb"
@@ -250,16 +251,20 @@ def test_options_reach_the_settings() -> None:
     assert chosen.instance.tuning.values == {"max_entries": 4194304}
     assert (chosen.access.ssh_cidr, chosen.access.enable_test_rules) == (
         IPv4Network("203.0.113.0/24"), True)
-    assert (chosen.high_availability.enabled, chosen.high_availability.failback_after,
+    assert (chosen.high_availability.enabled, chosen.high_availability.failback_after_seconds,
             chosen.high_availability.health_check_targets) == (True, 3600, ("example.com:80",))
-    assert (chosen.monitoring.detailed_metrics, chosen.monitoring.publish_interval) == (True, 900)
+    assert (chosen.monitoring.detailed_metrics,
+            chosen.monitoring.publish_interval_seconds) == (True, 900)
 
 
 # --- NatInstances --------------------------------------------------------------------------------
 def test_existing_vpc_defaults() -> None:
     settings = nat_instances_settings("n", EXISTING)
     assert settings == NatLayerSettings((A, B), nets("10.0.0.0/16"), nets("10.0.0.0/16"),
-                                        NatOptions())
+                                        NatOptions(), Wiring(
+                                            EXISTING["vpc_id"], EXISTING["public_subnet_ids"],
+                                            {zone: tuple(tables) for zone, tables in
+                                             EXISTING["private_route_table_ids"].items()}))
     assert settings.nat_zones == (A, B)
     assert (settings.nat_zone_for(A), settings.nat_zone_for(B)) == (A, B)
 

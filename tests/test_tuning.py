@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from nat.monitoring import conntrack_max
+from nat.design.monitoring import conntrack_max
 from testbed.topology import script_tuning, shipped_script
 
 
@@ -65,7 +65,7 @@ def test_kernel_default_conntrack_max_follows_the_kernels_formula(
 
 @pytest.mark.parametrize("memory_mib", [200, 256, 512, 1000, 1024, 4096, 8191, 8192, 16384])
 def test_the_component_sizes_the_table_by_the_scripts_rule(memory_mib: int) -> None:
-    """The component writes the size it alarms on (nat.monitoring.conntrack_max of the type's
+    """The component writes the size it alarms on (nat.design.monitoring.conntrack_max of the type's
     memory) to tuning.env; for the same memory the script, left alone, picks the same."""
     assert conntrack_max(memory_mib) == script_tuning(memory_mib * 1024)["nf_conntrack_max"]
     assert conntrack_max(memory_mib, 12345) == 12345

@@ -18,9 +18,8 @@ from pathlib import Path
 
 import pytest
 
-from nat import monitoring
-from nat.tuning import TuningOverrides
-from nat.userdata import (
+from nat.design import monitoring
+from nat.design.userdata import (
     AGENT_PATH,
     BOOTSTRAP_SCRIPT_PATH,
     EC2_USER_DATA_LIMIT,
@@ -34,6 +33,7 @@ from nat.userdata import (
     render_user_data,
     strip_shell_comments,
 )
+from nat.inputs.tuning import TuningOverrides
 
 
 def test_only_whole_line_comments_go() -> None:

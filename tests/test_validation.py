@@ -1,4 +1,4 @@
-"""nat/validation.py: each shared check, called directly, with the exact problem it reports.
+"""nat/inputs/validation.py: each shared check, called directly, with the exact problem it reports.
 
 The label function wraps a field in <> so a test also sees which name a check gave the field.
 Stack config and component arguments are tested through these checks in test_config.py and
@@ -13,8 +13,8 @@ from typing import Any
 
 import pytest
 
-from nat import validation
-from nat.validation import ArgumentsError, Problems
+from nat.inputs import validation
+from nat.inputs.validation import ArgumentsError, Problems
 
 
 def run(check: Callable[..., Any], *args: Any) -> tuple[Any, list[str]]:

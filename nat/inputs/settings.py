@@ -3,50 +3,39 @@
 `nat_instances_settings` and `nat_instance_vpc_settings` take the args dicts as any caller
 passes them (a Python program, or another language through the provider, where numbers arrive
 as floats) and return frozen settings, or raise `ArgumentsError` naming every bad field. The
-stack-config reader (nat/config.py) runs the same field checks with its own key names.
+stack-config reader (nat/inputs/config.py) runs the same readers with its own key names and
+hands the components these settings: each input is checked once, where it enters.
+
+Each option's type, default, bounds and check come from the table (nat/inputs/options.py);
+this module adds the rules between options and builds the typed settings.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from ipaddress import IPv4Network
 from typing import Any
 
-from nat import validation
-from nat.instance_types import architecture_by_name
-from nat.monitoring import DEFAULT_NAMESPACE, PUBLISH_INTERVAL
-from nat.tuning import TUNING_KEYS, TuningOverrides
-from nat.validation import AWS_MAX_PREFIX, AWS_MIN_PREFIX, Problems
+from nat.inputs import options, validation
+from nat.inputs.instance_types import architecture_by_name
+from nat.inputs.options import OPTIONS, Option
+from nat.inputs.tuning import TuningOverrides
+from nat.inputs.validation import AWS_MAX_PREFIX, AWS_MIN_PREFIX, Problems
 
-DEFAULT_INSTANCE_TYPE = "t4g.nano"
-DEFAULT_VPC_CIDR = "10.0.0.0/16"
+DEFAULT_VPC_CIDR: str = options.option("vpc_cidr", "NatInstanceVpc").default
 # Derived subnets are the VPC prefix + 4: room for 8 public and 8 private subnets.
 DERIVED_SUBNET_BITS = 4
-MAX_AZ_COUNT = 6  # the largest AWS region (us-east-1) has 6 AZs
-
-INSTANCE_FIELDS = ("instance_type", "ami_id", "key_name", "use_elastic_ip", "enable_ssm",
-                   "conntrack")
-ACCESS_FIELDS = ("ssh_cidr", "allow_ssh_from_anywhere", "enable_test_rules")
-HA_FIELDS = ("enabled", "health_check_targets", "failback_after_seconds")
-MONITORING_FIELDS = ("enabled", "namespace", "detailed_metrics", "publish_interval_seconds",
-                     "alarms", "dashboard", "alarm_topic_arn", "create_alarm_topic")
-OPTION_FIELDS = ("single_nat", "instance", "access", "high_availability", "monitoring", "tags")
-DEFAULT_HEALTH_CHECK_TARGETS = ("checkip.amazonaws.com:443", "aws.amazon.com:443")
-FAILBACK_AFTER = (10, 3600, 60)  # seconds: minimum, maximum, default
-NAT_INSTANCES_FIELDS = ("vpc_id", "vpc_cidr_blocks", "availability_zones", "public_subnet_ids",
-                        "private_route_table_ids", "private_cidr_blocks", *OPTION_FIELDS)
-NAT_INSTANCE_VPC_FIELDS = ("availability_zones", "vpc_cidr", "public_subnet_cidrs",
-                           "private_subnet_cidrs", *OPTION_FIELDS)
+MAX_AZ_COUNT: int = options.AZ_COUNT.maximum or 6  # the largest region (us-east-1) has 6
 
 
 @dataclass(frozen=True)
 class InstanceSettings:
-    instance_type: str = DEFAULT_INSTANCE_TYPE
+    instance_type: str = options.default("instance.instance_type")
     ami_id: str | None = None
     key_name: str | None = None
-    use_elastic_ip: bool = True
-    enable_ssm: bool = True
+    use_elastic_ip: bool = options.default("instance.use_elastic_ip")
+    enable_ssm: bool = options.default("instance.enable_ssm")
     tuning: TuningOverrides = field(default_factory=TuningOverrides)
 
     @property
@@ -58,39 +47,54 @@ class InstanceSettings:
 @dataclass(frozen=True)
 class AccessSettings:
     ssh_cidr: IPv4Network | None = None
-    enable_test_rules: bool = False
+    enable_test_rules: bool = options.default("access.enable_test_rules")
 
 
 @dataclass(frozen=True)
 class HighAvailabilitySettings:
-    enabled: bool = False
-    health_check_targets: tuple[str, ...] = DEFAULT_HEALTH_CHECK_TARGETS
-    failback_after: int = FAILBACK_AFTER[2]
+    enabled: bool = options.default("high_availability.enabled")
+    health_check_targets: tuple[str, ...] = options.default(
+        "high_availability.health_check_targets")
+    failback_after_seconds: int = options.default("high_availability.failback_after_seconds")
 
 
 @dataclass(frozen=True)
 class MonitoringSettings:
-    enabled: bool = True
-    namespace: str = DEFAULT_NAMESPACE
-    detailed_metrics: bool = False
-    publish_interval: int = PUBLISH_INTERVAL[2]
-    alarms: bool = True
-    dashboard: bool = False
+    enabled: bool = options.default("monitoring.enabled")
+    namespace: str = options.default("monitoring.namespace")
+    detailed_metrics: bool = options.default("monitoring.detailed_metrics")
+    publish_interval_seconds: int = options.default("monitoring.publish_interval_seconds")
+    alarms: bool = options.default("monitoring.alarms")
+    dashboard: bool = options.default("monitoring.dashboard")
     alarm_topic_arn: str | None = None
-    create_alarm_topic: bool = False
+    create_alarm_topic: bool = options.default("monitoring.create_alarm_topic")
 
 
 @dataclass(frozen=True)
 class NatOptions:
     """What NatInstances and NatInstanceVpc share: everything about the NATs but the wiring."""
 
-    single_nat: bool = False
+    single_nat: bool = options.default("single_nat")
     instance: InstanceSettings = field(default_factory=InstanceSettings)
     access: AccessSettings = field(default_factory=AccessSettings)
     high_availability: HighAvailabilitySettings = field(
         default_factory=HighAvailabilitySettings)
     monitoring: MonitoringSettings = field(default_factory=MonitoringSettings)
     tags: Mapping[str, str] = field(default_factory=dict)
+
+    def with_tags(self, tags: Mapping[str, str]) -> NatOptions:
+        return replace(self, tags=dict(tags))
+
+
+@dataclass(frozen=True)
+class Wiring:
+    """Where NatInstances puts its NATs: resource ids, plain strings or Pulumi outputs (known
+    at deploy time), so typed as `Any` here. AZ → public subnet of its NAT; AZ → the route
+    tables of its private subnets."""
+
+    vpc_id: Any
+    public_subnet_ids: Mapping[str, Any]
+    private_route_table_ids: Mapping[str, tuple[Any, ...]]
 
 
 @dataclass(frozen=True)
@@ -99,6 +103,7 @@ class NatLayerSettings:
     vpc_cidrs: tuple[IPv4Network, ...]
     private_cidrs: tuple[IPv4Network, ...]
     options: NatOptions
+    wiring: Wiring | None = None  # None only where no resource is made (the plan's reading)
 
     @property
     def nat_zones(self) -> tuple[str, ...]:
@@ -145,120 +150,105 @@ def group(problems: Problems, container: Mapping[str, Any], path: str,
     return value
 
 
+def read_value(problems: Problems, entry: Option, value: object) -> Any:
+    """One given value, checked as its table entry says; None (with a problem) when wrong."""
+    if entry.kind == "boolean":
+        return validation.boolean(problems, entry.path, value)
+    if entry.kind == "integer":
+        assert entry.minimum is not None and entry.maximum is not None
+        number = validation.integer(problems, entry.path, value, entry.minimum, entry.maximum)
+        if number is not None and entry.multiple_of and number % entry.multiple_of:
+            problems.fail(entry.path, number, "not a whole number of minutes"
+                          if entry.multiple_of == 60 else f"not a multiple of "
+                          f"{entry.multiple_of}", f"use a multiple of {entry.multiple_of} "
+                          f"from {entry.minimum} to {entry.maximum}")
+            return None
+        return number
+    if entry.check is not None:
+        return entry.check(problems, entry.path, value)
+    return validation.text(problems, entry.path, value)
+
+
+def read_group(problems: Problems, container: Mapping[str, Any], path: str
+               ) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(the group's values by field, checked, the table's default where not given or wrong;
+    the group as given). Nested groups are left to their own reading."""
+    members = [entry for entry in OPTIONS if entry.group == path and
+               "NatInstances" in entry.components]
+    given = group(problems, container, path, [entry.field for entry in members])
+    values: dict[str, Any] = {}
+    for entry in members:
+        if entry.kind == "object":
+            continue
+        checked = None if given.get(entry.field) is None else \
+            read_value(problems, entry, given[entry.field])
+        values[entry.field] = entry.default if checked is None else checked
+    return values, given
+
+
 def read_options(problems: Problems, args: Mapping[str, Any]) -> NatOptions:
-    instance = group(problems, args, "instance", INSTANCE_FIELDS)
-    access = group(problems, args, "access", ACCESS_FIELDS)
-
-    def optional(values: Mapping[str, Any], path: str, read: Any, *extra: Any) -> Any:
-        key = path.rsplit(".", 1)[-1]
-        return None if values.get(key) is None else read(problems, path, values[key], *extra)
-
-    instance_type = optional(instance, "instance.instance_type", validation.instance_type)
-    conntrack = group(problems, instance, "instance.conntrack", [k.field for k in TUNING_KEYS])
-    tuning_values = {}
-    for key in TUNING_KEYS:
-        if conntrack.get(key.field) is not None:
-            number = validation.integer(problems, f"instance.conntrack.{key.field}",
-                                        conntrack[key.field], key.minimum, key.maximum)
-            if number is not None:
-                tuning_values[key.field] = number
-
-    allow_anywhere = optional(access, "access.allow_ssh_from_anywhere", validation.boolean)
-    ssh_cidr = optional(access, "access.ssh_cidr", validation.ssh_cidr, bool(allow_anywhere),
-                        "access.allow_ssh_from_anywhere")
+    single_nat = options.option("single_nat")
+    single = args.get("single_nat")
+    checked_single = None if single is None else read_value(problems, single_nat, single)
+    instance, given_instance = read_group(problems, args, "instance")
+    conntrack, _ = read_group(problems, given_instance, "instance.conntrack")
+    access, _ = read_group(problems, args, "access")
+    ssh_cidr = None if access["ssh_cidr"] is None else validation.ssh_cidr(
+        problems, "access.ssh_cidr", access["ssh_cidr"], access["allow_ssh_from_anywhere"],
+        "access.allow_ssh_from_anywhere")
+    high_availability = read_high_availability(problems, args, instance["use_elastic_ip"])
+    monitoring = read_monitoring(problems, args)
     tags = args.get("tags") or {}
     if not isinstance(tags, dict) or not all(isinstance(k, str) and isinstance(v, str)
                                              for k, v in tags.items()):
         problems.fail("tags", tags, "not a map of strings", 'give {"key": "value", ...}')
         tags = {}
-
-    single_nat = optional(args, "single_nat", validation.boolean)
-    use_elastic_ip = optional(instance, "instance.use_elastic_ip", validation.boolean)
-    high_availability = read_high_availability(problems, args, use_elastic_ip)
-    enable_ssm = optional(instance, "instance.enable_ssm", validation.boolean)
-    test_rules = optional(access, "access.enable_test_rules", validation.boolean)
     return NatOptions(
-        single_nat=bool(single_nat),
+        single_nat=single_nat.default if checked_single is None else checked_single,
         instance=InstanceSettings(
-            instance_type=instance_type or DEFAULT_INSTANCE_TYPE,
-            ami_id=optional(instance, "instance.ami_id", validation.ami_id),
-            key_name=optional(instance, "instance.key_name", validation.key_name),
-            use_elastic_ip=True if use_elastic_ip is None else use_elastic_ip,
-            enable_ssm=True if enable_ssm is None else enable_ssm,
-            tuning=TuningOverrides.from_values(tuning_values)),
-        access=AccessSettings(ssh_cidr=ssh_cidr, enable_test_rules=bool(test_rules)),
+            tuning=TuningOverrides.from_values(
+                {name: value for name, value in conntrack.items() if value is not None}),
+            **instance),
+        access=AccessSettings(ssh_cidr=ssh_cidr, enable_test_rules=access["enable_test_rules"]),
         high_availability=high_availability,
-        monitoring=read_monitoring(problems, args),
+        monitoring=monitoring,
         tags=dict(tags))
 
 
 def read_high_availability(problems: Problems, args: Mapping[str, Any],
-                           use_elastic_ip: bool | None) -> HighAvailabilitySettings:
-    given = group(problems, args, "high_availability", HA_FIELDS)
-    enabled = given.get("enabled") is not None and \
-        validation.boolean(problems, "high_availability.enabled", given["enabled"]) is True
-    targets: tuple[str, ...] = DEFAULT_HEALTH_CHECK_TARGETS
-    if given.get("health_check_targets") is not None:
-        listed = validation.endpoints(problems, "high_availability.health_check_targets",
-                                      given["health_check_targets"])
-        targets = tuple(listed) if listed else targets
-    failback = FAILBACK_AFTER[2]
-    if given.get("failback_after_seconds") is not None:
-        failback = validation.integer(problems, "high_availability.failback_after_seconds",
-                                      given["failback_after_seconds"], *FAILBACK_AFTER[:2]) \
-            or failback
-    if enabled and use_elastic_ip is False:
+                           use_elastic_ip: bool) -> HighAvailabilitySettings:
+    values, _ = read_group(problems, args, "high_availability")
+    # an empty list of targets is the default list (there must be something to reach)
+    values["health_check_targets"] = tuple(values["health_check_targets"] or options.default(
+        "high_availability.health_check_targets"))
+    if values["enabled"] and use_elastic_ip is False:
         problems.fail("instance.use_elastic_ip", False, "high availability keeps each AZ's "
                       "public address on a network interface that outlives its instances, so "
                       "it needs Elastic IPs", "leave it true, or turn "
                       f"{problems.label('high_availability.enabled')} off")
-    return HighAvailabilitySettings(enabled, targets, failback)
+    return HighAvailabilitySettings(**values)
 
 
 def read_monitoring(problems: Problems, args: Mapping[str, Any]) -> MonitoringSettings:
-    given = group(problems, args, "monitoring", MONITORING_FIELDS)
-
-    def flag(key: str, default: bool) -> bool:
-        if given.get(key) is None:
-            return default
-        value = validation.boolean(problems, f"monitoring.{key}", given[key])
-        return default if value is None else value
-
-    enabled, alarms = flag("enabled", True), flag("alarms", True)
-    detailed, dashboard = flag("detailed_metrics", False), flag("dashboard", False)
-    create_topic = flag("create_alarm_topic", False)
-    namespace = DEFAULT_NAMESPACE if given.get("namespace") is None else \
-        validation.metrics_namespace(problems, "monitoring.namespace", given["namespace"]) \
-        or DEFAULT_NAMESPACE
-    topic = None if given.get("alarm_topic_arn") is None else \
-        validation.sns_topic_arn(problems, "monitoring.alarm_topic_arn", given["alarm_topic_arn"])
-    interval = PUBLISH_INTERVAL[2]
-    if given.get("publish_interval_seconds") is not None:
-        where = "monitoring.publish_interval_seconds"
-        number = validation.integer(problems, where, given["publish_interval_seconds"],
-                                    *PUBLISH_INTERVAL[:2])
-        if number is not None and number % 60:
-            problems.fail(where, number, "not a whole number of minutes",
-                          f"use a multiple of 60 from {PUBLISH_INTERVAL[0]} to "
-                          f"{PUBLISH_INTERVAL[1]}")
-        elif number is not None:
-            interval = number
+    values, given = read_group(problems, args, "monitoring")
+    enabled, alarms = values["enabled"], values["alarms"]
     # a setting that would do nothing is refused, not ignored
     alarm_switch = "enabled" if not enabled else "alarms"
-    needs = [("detailed_metrics", detailed, "enabled", enabled),
-             ("dashboard", dashboard, "enabled", enabled),
-             ("alarm_topic_arn", topic is not None, alarm_switch, alarms and enabled),
-             ("create_alarm_topic", create_topic, alarm_switch, alarms and enabled)]
+    needs = [("detailed_metrics", values["detailed_metrics"], "enabled", enabled),
+             ("dashboard", values["dashboard"], "enabled", enabled),
+             ("alarm_topic_arn", values["alarm_topic_arn"] is not None, alarm_switch,
+              alarms and enabled),
+             ("create_alarm_topic", values["create_alarm_topic"], alarm_switch,
+              alarms and enabled)]
     for key, used, switch, on in needs:
         if used and not on:
             problems.fail(f"monitoring.{key}", given.get(key), "has no effect while "
                           f"{problems.label('monitoring.' + switch)} is false", "remove it, or "
                           f"turn {problems.label('monitoring.' + switch)} on")
-    if topic is not None and create_topic:
+    if values["alarm_topic_arn"] is not None and values["create_alarm_topic"]:
         problems.fail("monitoring.create_alarm_topic", True, "a topic is also given in "
                       f"{problems.label('monitoring.alarm_topic_arn')}", "use one or the other")
-    return MonitoringSettings(enabled, namespace, detailed, interval, alarms, dashboard, topic,
-                              create_topic)
+    return MonitoringSettings(**values)
 
 
 # --- the guide's VPC -----------------------------------------------------------------------------
@@ -332,15 +322,15 @@ def nat_instance_vpc_settings(name: str, args: Mapping[str, Any],
     if not isinstance(args, Mapping):
         problems.fail_field("args", "not an object", "pass the arguments as an object")
         problems.raise_if_any()
-    validation.unknown_fields(problems, dict(args), NAT_INSTANCE_VPC_FIELDS)
+    validation.unknown_fields(problems, dict(args), options.fields("", "NatInstanceVpc"))
     zones = availability_zones_field(problems, args)
     layout = read_vpc_layout(problems, args.get("vpc_cidr"), args.get("public_subnet_cidrs"),
                              args.get("private_subnet_cidrs"), len(zones or ()) or 1)
-    options = read_options(problems, args)
+    nat_options = read_options(problems, args)
     problems.raise_if_any()
     assert zones is not None and layout is not None
     vpc, public, private = layout
-    return VpcSettings(tuple(zones), vpc, public, private, options)
+    return VpcSettings(tuple(zones), vpc, public, private, nat_options)
 
 
 def availability_zones_field(problems: Problems, args: Mapping[str, Any]) -> list[str] | None:
@@ -368,7 +358,7 @@ def nat_instances_settings(name: str, args: Mapping[str, Any]) -> NatLayerSettin
     if not isinstance(args, Mapping):
         problems.fail_field("args", "not an object", "pass the arguments as an object")
         problems.raise_if_any()
-    validation.unknown_fields(problems, dict(args), NAT_INSTANCES_FIELDS)
+    validation.unknown_fields(problems, dict(args), options.fields("", "NatInstances"))
     if args.get("vpc_id") is None:
         problems.fail_field("vpc_id", "missing", "give the VPC's id")
     else:
@@ -380,15 +370,18 @@ def nat_instances_settings(name: str, args: Mapping[str, Any]) -> NatLayerSettin
         validation.inside(problems, [("private_cidr_blocks", c) for c in private_cidrs],
                           vpc_cidrs, "vpc_cidr_blocks")
     zones = availability_zones_field(problems, args)
-    options = read_options(problems, args)
+    nat_options = read_options(problems, args)
     if zones is not None:
-        nat_zones = zones[:1] if options.single_nat else zones
+        nat_zones = zones[:1] if nat_options.single_nat else zones
         public_subnets(problems, args.get("public_subnet_ids"), zones, nat_zones)
         route_tables(problems, args.get("private_route_table_ids"), zones)
     problems.raise_if_any()
     assert vpc_cidrs is not None and zones is not None
+    wiring = Wiring(args["vpc_id"], dict(args["public_subnet_ids"]),
+                    {zone: tuple(tables) for zone, tables in
+                     args["private_route_table_ids"].items()})
     return NatLayerSettings(tuple(zones), tuple(vpc_cidrs), tuple(private_cidrs or vpc_cidrs),
-                            options)
+                            nat_options, wiring)
 
 
 def cidr_blocks(problems: Problems, args: Mapping[str, Any], field_name: str,

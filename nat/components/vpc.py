@@ -4,16 +4,23 @@ No `from __future__ import annotations` here: Pulumi's schema analyzer reads thi
 annotations at run time.
 """
 
+from dataclasses import replace
 from typing import Any
 
 import pulumi
 import pulumi_aws as aws
 
-from nat.args import NatInstancesArgs, NatInstanceVpcArgs
-from nat.nat_instances import TAG_COMPONENT, InvalidArgumentsError, Legacy, NatInstances, output_map
-from nat.rules import ANYWHERE
-from nat.settings import OPTION_FIELDS, VpcSettings, nat_instance_vpc_settings
-from nat.validation import ArgumentsError
+from nat.components.nat_instances import (
+    TAG_COMPONENT,
+    InvalidArgumentsError,
+    Legacy,
+    NatInstances,
+    output_map,
+)
+from nat.design.rules import ANYWHERE
+from nat.inputs.args import NatInstanceVpcArgs
+from nat.inputs.settings import VpcSettings, Wiring, nat_instance_vpc_settings
+from nat.inputs.validation import ArgumentsError
 
 COMPONENT_TYPE = "nat:index:NatInstanceVpc"
 
@@ -71,10 +78,23 @@ class NatInstanceVpc(pulumi.ComponentResource):
             settings = nat_instance_vpc_settings(name, args)
         except ArgumentsError as error:
             raise InvalidArgumentsError.of(error) from None
+        self._init(name, settings, opts)
+
+    @classmethod
+    def from_settings(cls, name: str, settings: VpcSettings,
+                      opts: pulumi.ResourceOptions | None = None) -> "NatInstanceVpc":
+        """The network from settings already checked (a stack's config): each input is
+        checked once, where it enters."""
+        component = cls.__new__(cls)
+        component._init(name, settings, opts)
+        return component
+
+    def _init(self, name: str, settings: VpcSettings,
+              opts: pulumi.ResourceOptions | None) -> None:
         super().__init__(COMPONENT_TYPE, name, None, opts)
         self._name = name
         self._settings = settings
-        self._build(args)
+        self._build()
 
     def _tags(self, resource_name: str) -> dict[str, str]:
         return {**self._settings.options.tags, "Name": resource_name,
@@ -85,7 +105,7 @@ class NatInstanceVpc(pulumi.ComponentResource):
         aliases = None if parent is self else [pulumi.Alias(parent=self)]
         return pulumi.ResourceOptions(parent=parent, aliases=aliases)
 
-    def _build(self, args: NatInstanceVpcArgs) -> None:
+    def _build(self) -> None:
         name, settings = self._name, self._settings
 
         def resource(kind: Any, resource_name: str, parent: pulumi.Resource,
@@ -127,20 +147,17 @@ class NatInstanceVpc(pulumi.ComponentResource):
                      private_subnets[zone], tagged=False, subnet_id=private_subnets[zone].id,
                      route_table_id=private_route_tables[zone].id)
 
-        nat_args: NatInstancesArgs = {
-            **{key: args[key]  # type: ignore[literal-required,typeddict-item]
-               for key in OPTION_FIELDS if key in args and key != "tags"},
-            "tags": {TAG_COMPONENT: name, **settings.options.tags},
-            "vpc_id": vpc.id,
-            "vpc_cidr_blocks": [str(settings.vpc_cidr)],
-            "availability_zones": list(settings.availability_zones),
-            "private_cidr_blocks": [str(c) for c in settings.private_subnet_cidrs],
-            "public_subnet_ids": {z: s.id for z, s in public_subnets.items()},
-            "private_route_table_ids": {z: [t.id] for z, t in private_route_tables.items()},
-        }
-        nat = NatInstances(f"{name}-nat", nat_args, pulumi.ResourceOptions(parent=self),
-                           _legacy=Legacy(self, {z: f"{name}-private-default-route-{z}"
-                                                 for z in settings.availability_zones}))
+        # the NAT layer gets these settings as they are: checked once, at this component's
+        # door; NatInstances' tags name this component as the owner
+        layer = replace(settings.nat_layer,
+                        options=settings.options.with_tags({TAG_COMPONENT: name,
+                                                            **settings.options.tags}),
+                        wiring=Wiring(vpc.id, {z: s.id for z, s in public_subnets.items()},
+                                      {z: (t.id,) for z, t in private_route_tables.items()}))
+        nat = NatInstances.from_settings(
+            f"{name}-nat", layer, pulumi.ResourceOptions(parent=self),
+            _legacy=Legacy(self, {z: f"{name}-private-default-route-{z}"
+                                  for z in settings.availability_zones}))
 
         self.vpc_id = vpc.id
         self.vpc_cidr = pulumi.Output.from_input(str(settings.vpc_cidr))

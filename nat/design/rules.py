@@ -14,7 +14,7 @@ from ipaddress import IPv4Network
 ANYWHERE = "0.0.0.0/0"
 # The peer of a rule that names the NAT security group itself (the NATs talking to each other)
 NAT_SECURITY_GROUP = "nat-security-group"
-STATUS_PORT = 7654  # the HA agents' UDP status exchange (nat/agent.py STATUS_PORT)
+STATUS_PORT = 7654  # the HA agents' UDP status exchange (nat/instance/agent.py STATUS_PORT)
 
 
 @dataclass(frozen=True)

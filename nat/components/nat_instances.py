@@ -17,16 +17,16 @@ import pulumi
 import pulumi_aws as aws
 from pulumi.runtime.sync_await import _sync_await
 
-from nat import monitoring
-from nat.ami import al2023_ssm_parameter
-from nat.args import NatInstancesArgs
-from nat.ha import HA_GROUP_TAG, RELEASE_TAG, agent_settings, policy_document
-from nat.instance_types import ARM64, X86_64, is_burstable
-from nat.rules import ANYWHERE, NAT_SECURITY_GROUP, expand_rules
-from nat.settings import NatLayerSettings, component_problems, nat_instances_settings
-from nat.tuning import TuningOverrides
-from nat.userdata import encode_user_data, release_of, render_user_data
-from nat.validation import ArgumentsError
+from nat.design import monitoring
+from nat.design.ami import al2023_ssm_parameter
+from nat.design.ha import HA_GROUP_TAG, RELEASE_TAG, agent_settings, policy_document
+from nat.design.rules import ANYWHERE, NAT_SECURITY_GROUP, expand_rules
+from nat.design.userdata import encode_user_data, release_of, render_user_data
+from nat.inputs.args import NatInstancesArgs
+from nat.inputs.instance_types import ARM64, X86_64, is_burstable
+from nat.inputs.settings import NatLayerSettings, component_problems, nat_instances_settings
+from nat.inputs.tuning import TuningOverrides
+from nat.inputs.validation import ArgumentsError
 
 COMPONENT_TYPE = "nat:index:NatInstances"
 ZONE_TYPE = "nat:index:NatZone"
@@ -113,7 +113,7 @@ def invoke_options(opts: pulumi.ResourceOptions | None) -> pulumi.InvokeOptions:
                                 provider=opts.provider if opts else None)
 
 
-def check_plain_ids(name: str, args: Mapping[str, Any], settings: NatLayerSettings,
+def check_plain_ids(name: str, settings: NatLayerSettings,
                     opts: pulumi.ResourceOptions | None) -> None:
     """Ask AWS about subnets and route tables given as plain ids: in the VPC, in their AZ.
 
@@ -121,9 +121,11 @@ def check_plain_ids(name: str, args: Mapping[str, Any], settings: NatLayerSettin
     for those, AWS itself refuses a subnet of another VPC.
     """
     problems = component_problems("NatInstances", name)
-    vpc_id = args["vpc_id"] if isinstance(args["vpc_id"], str) else None
+    wiring = settings.wiring
+    assert wiring is not None
+    vpc_id = wiring.vpc_id if isinstance(wiring.vpc_id, str) else None
     for zone in settings.nat_zones:
-        subnet_id = args["public_subnet_ids"][zone]
+        subnet_id = wiring.public_subnet_ids[zone]
         if not isinstance(subnet_id, str):
             continue
         subnet = aws.ec2.get_subnet(id=subnet_id, opts=invoke_options(opts))
@@ -134,7 +136,7 @@ def check_plain_ids(name: str, args: Mapping[str, Any], settings: NatLayerSettin
             problems.fail(f"public_subnet_ids.{zone}", subnet_id, f"in "
                           f"{subnet.availability_zone}, not {zone}", "key each subnet by its "
                           "own AZ (a NAT in another AZ would carry this AZ's traffic across AZs)")
-    for zone, tables in args["private_route_table_ids"].items():
+    for zone, tables in wiring.private_route_table_ids.items():
         for table_id in tables:
             if not isinstance(table_id, str) or not vpc_id:
                 continue
@@ -193,19 +195,35 @@ class NatInstances(pulumi.ComponentResource):
     def __init__(self, name: str, args: NatInstancesArgs,
                  opts: pulumi.ResourceOptions | None = None, *,
                  _legacy: Legacy | None = None) -> None:
-        args = plain_maps(args)  # type: ignore[assignment]
         try:
-            settings = nat_instances_settings(name, args)
+            settings = nat_instances_settings(name, plain_maps(args))
         except ArgumentsError as error:
             raise InvalidArgumentsError.of(error) from None
-        check_plain_ids(name, args, settings, opts)
+        self._init(name, settings, opts, _legacy)
+
+    @classmethod
+    def from_settings(cls, name: str, settings: NatLayerSettings,
+                      opts: pulumi.ResourceOptions | None = None, *,
+                      _legacy: Legacy | None = None) -> "NatInstances":
+        """NAT instances from arguments already checked (NatInstanceVpc's own, or a stack's
+        config): each input is checked once, where it enters."""
+        component = cls.__new__(cls)
+        component._init(name, settings, opts, _legacy)
+        return component
+
+    def _init(self, name: str, settings: NatLayerSettings,
+              opts: pulumi.ResourceOptions | None, legacy: Legacy | None) -> None:
+        if settings.wiring is None:
+            raise ValueError("NatInstances needs settings with their wiring (ids)")
+        check_plain_ids(name, settings, opts)
         super().__init__(COMPONENT_TYPE, name, None, opts)
         self._name = name
         self._settings = settings
-        self._legacy = _legacy
+        self._wiring = settings.wiring
+        self._legacy = legacy
         # names this component's NATs: the HA group tag and the metrics' NatGroup dimension
         self._group = f"{pulumi.get_project()}/{pulumi.get_stack()}/{name}"
-        self._build(args)
+        self._build()
 
     # --- helpers -------------------------------------------------------------------------------
     def _tags(self, resource_name: str) -> dict[str, str]:
@@ -225,7 +243,7 @@ class NatInstances(pulumi.ComponentResource):
         return self._settings.options.high_availability.enabled
 
     # --- the resources -------------------------------------------------------------------------
-    def _build(self, args: NatInstancesArgs) -> None:
+    def _build(self) -> None:
         name, settings = self._name, self._settings
         options = settings.options
         invoke = pulumi.InvokeOutputOptions(parent=self)
@@ -249,7 +267,7 @@ class NatInstances(pulumi.ComponentResource):
             ami_id = aws.ssm.get_parameter_output(name=parameter, opts=invoke).value
             ami_source = f"ssm:{parameter}"
 
-        security_group = self._security_group(args)
+        security_group = self._security_group()
         role = self._role()
         profile = aws.iam.InstanceProfile(f"{name}-profile", role=role.name,
                                           opts=self._options(f"{name}-profile", role)) \
@@ -266,20 +284,20 @@ class NatInstances(pulumi.ComponentResource):
         groups: dict[str, pulumi.Output[str]] = {}
         if self._high_availability:
             assert role is not None and profile is not None
-            self._ha_zones(args, zones, ami_id, ami_source, security_group, role, profile,
+            self._ha_zones(zones, ami_id, ami_source, security_group, role, profile,
                            interfaces, public_ips, groups)
         else:
             user_data = self._region.apply(lambda region: encode_user_data(render_user_data(
                 settings.vpc_cidrs, self._tuning, self._metrics_only_agent(region))))
             for zone in settings.nat_zones:
                 nat, public_ips[zone] = self._nat_instance(
-                    zone, zones[zone], args["public_subnet_ids"][zone], ami_id, security_group,
+                    zone, zones[zone], self._wiring.public_subnet_ids[zone], ami_id, security_group,
                     profile, user_data)
                 instance_ids[zone] = nat.id
                 interfaces[zone] = nat.primary_network_interface_id
 
         for zone in settings.availability_zones:
-            tables = args["private_route_table_ids"][zone]
+            tables = self._wiring.private_route_table_ids[zone]
             for index, table in enumerate(tables):
                 route_name = f"{name}-default-route-{zone}" + (f"-{index + 1}" if index else "")
                 legacy = self._legacy.route_names.get(zone) if self._legacy else None
@@ -309,13 +327,13 @@ class NatInstances(pulumi.ComponentResource):
             else ("InstanceId", instance_ids[zone]) for zone in settings.nat_zones})
         self.register_outputs({key: getattr(self, key) for key in OUTPUTS})
 
-    def _security_group(self, args: NatInstancesArgs) -> aws.ec2.SecurityGroup:
+    def _security_group(self) -> aws.ec2.SecurityGroup:
         """Each guide row is its own resource, with no inline rules: the provider then removes
         AWS's default allow-all egress rule, so the group holds exactly the table."""
         name, settings = self._name, self._settings
         sg_name = f"{name}-sg"
         security_group = aws.ec2.SecurityGroup(
-            sg_name, vpc_id=args["vpc_id"],
+            sg_name, vpc_id=self._wiring.vpc_id,
             description="NAT instances: the AWS guide's rules (nat-instance-vpc)",
             tags=self._tags(sg_name), opts=self._options(sg_name, self))
         for rule in expand_rules(settings.private_cidrs, settings.options.access.ssh_cidr,
@@ -360,7 +378,7 @@ class NatInstances(pulumi.ComponentResource):
         if not watch.enabled:
             return None
         return monitoring.agent_settings(watch.namespace, self._group, watch.detailed_metrics,
-                                         watch.publish_interval)
+                                         watch.publish_interval_seconds)
 
     def _metrics_only_agent(self, region: str) -> dict[str, Any] | None:
         """agent.json of a plain NAT: metrics, no failover."""
@@ -425,7 +443,7 @@ class NatInstances(pulumi.ComponentResource):
                            opts=self._options(eip_name, parent))
 
     # --- high availability ---------------------------------------------------------------------
-    def _ha_zones(self, args: NatInstancesArgs, zones: Mapping[str, pulumi.Resource],
+    def _ha_zones(self, zones: Mapping[str, pulumi.Resource],
                   ami_id: pulumi.Input[str], ami_source: pulumi.Input[str],
                   security_group: aws.ec2.SecurityGroup, role: aws.iam.Role,
                   profile: aws.iam.InstanceProfile, interfaces: dict[str, pulumi.Output[str]],
@@ -437,7 +455,7 @@ class NatInstances(pulumi.ComponentResource):
         invoke = pulumi.InvokeOutputOptions(parent=self)
         ha_group = self._group
         tables = [(table, settings.nat_zone_for(zone)) for zone in settings.availability_zones
-                  for table in args["private_route_table_ids"][zone]]
+                  for table in self._wiring.private_route_table_ids[zone]]
         policy = aws.iam.RolePolicy(
             f"{name}-ha", role=role.id,
             policy=pulumi.Output.all(
@@ -454,7 +472,7 @@ class NatInstances(pulumi.ComponentResource):
         for zone in settings.nat_zones:
             eni_name = f"{name}-eni-{zone}"
             eni[zone] = aws.ec2.NetworkInterface(
-                eni_name, subnet_id=args["public_subnet_ids"][zone],
+                eni_name, subnet_id=self._wiring.public_subnet_ids[zone],
                 security_groups=[security_group.id], source_dest_check=False,
                 description="NAT instance interface (nat-instance-vpc): outlives instances, "
                             "keeps the AZ's Elastic IP",
@@ -508,7 +526,7 @@ class NatInstances(pulumi.ComponentResource):
                                    ignore_changes=[] if instance.ami_id else ["imageId"]))
             group = aws.autoscaling.Group(
                 group_name, min_size=1, max_size=1, desired_capacity=1,
-                vpc_zone_identifiers=[args["public_subnet_ids"][zone]],
+                vpc_zone_identifiers=[self._wiring.public_subnet_ids[zone]],
                 launch_template=aws.autoscaling.GroupLaunchTemplateArgs(
                     id=template.id, version=template.latest_version.apply(str)),
                 health_check_type="EC2", health_check_grace_period=120,
@@ -573,7 +591,7 @@ class NatInstances(pulumi.ComponentResource):
             names: dict[str, Any] = {}
             for zone in settings.nat_zones:
                 specs = monitoring.alarm_specs(zone, self._group, watch.namespace,
-                                               watch.publish_interval, self._table_size,
+                                               watch.publish_interval_seconds, self._table_size,
                                                burstable, credit_dimensions[zone])
                 names[zone] = pulumi.Output.all(*[
                     self._alarm(zone, zones[zone], spec, actions).name for spec in specs])

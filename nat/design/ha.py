@@ -1,6 +1,6 @@
 """High availability: what the NAT agents are told, and all they are allowed to do (pure).
 
-The agents (nat/agent.py) move this stack's private route tables between this stack's NAT
+The agents (nat/instance/agent.py) move this stack's private route tables between this stack's NAT
 interfaces and ask this stack's Auto Scaling groups to replace a broken NAT. The policy grants
 exactly that: ReplaceRoute on these route tables (by ARN), SetInstanceHealth on groups tagged
 with this component's HA group, and read-only calls. No address moves: each AZ's Elastic IP
@@ -12,11 +12,11 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from nat.rules import STATUS_PORT
-from nat.settings import HighAvailabilitySettings
+from nat.design.rules import STATUS_PORT
+from nat.inputs.settings import HighAvailabilitySettings
 
 HA_GROUP_TAG = "nat-instance-vpc:ha-group"
-RELEASE_TAG = "nat-instance-vpc:release"  # nat/agent.py RELEASE_TAG
+RELEASE_TAG = "nat-instance-vpc:release"  # nat/instance/agent.py RELEASE_TAG
 READ_ACTIONS = ("ec2:DescribeRouteTables", "ec2:DescribeNetworkInterfaces",
                 "ec2:DescribeInstances", "autoscaling:DescribeAutoScalingInstances",
                 "autoscaling:DescribeAutoScalingGroups")
@@ -28,13 +28,13 @@ def agent_settings(region: str, interfaces: Mapping[str, tuple[str, str]],
                    ) -> dict[str, Any]:
     """agent.json: `interfaces` is AZ → (interface id, private address) of each NAT;
     `route_tables` is (route table id, AZ whose NAT owns it); `metrics` as
-    nat.monitoring.agent_settings makes it, None for none."""
+    nat.design.monitoring.agent_settings makes it, None for none."""
     return {"region": region, **({"metrics": dict(metrics)} if metrics else {}),
             "nats": {zone: {"eni": eni, "address": address}
                      for zone, (eni, address) in sorted(interfaces.items())},
             "route_tables": dict(route_tables),
             "targets": list(settings.health_check_targets),
-            "failback_after": float(settings.failback_after),
+            "failback_after": float(settings.failback_after_seconds),
             "status_port": STATUS_PORT,
             "release": release}
 

@@ -17,10 +17,11 @@ from ipaddress import IPv4Network
 from pathlib import Path
 from typing import Any
 
-from nat.tuning import TuningOverrides
+from nat.inputs.tuning import TuningOverrides
 
-BOOTSTRAP_SCRIPT_PATH = Path(__file__).with_name("nat-bootstrap.sh")
-AGENT_PATH = Path(__file__).with_name("agent.py")
+INSTANCE_DIR = Path(__file__).resolve().parent.parent / "instance"  # what runs on the NAT
+BOOTSTRAP_SCRIPT_PATH = INSTANCE_DIR / "nat-bootstrap.sh"
+AGENT_PATH = INSTANCE_DIR / "agent.py"
 EC2_USER_DATA_LIMIT = 16384  # bytes, before base64
 _SCRIPT_END = "NAT_BOOTSTRAP_SCRIPT_END"
 
@@ -54,7 +55,7 @@ def bootstrap_script() -> str:
 
 
 def agent_script() -> str:
-    """The agent as user data carries it: nat/agent.py without its comments, docstrings and
+    """The agent as user data carries it: nat/instance/agent.py without its comments, docstrings and
     function annotations (an ast round trip: the same statements), so it fits EC2's 16 KB
     beside the bootstrap script. The HA test bed runs this text, taken from the rendered
     user data."""
@@ -72,7 +73,7 @@ def agent_script() -> str:
                              arguments.vararg, arguments.kwarg):
                 if argument is not None:
                     argument.annotation = None
-    return "#!/usr/bin/env python3\n# nat-agent (nat-instance-vpc): see nat/agent.py\n" + \
+    return "#!/usr/bin/env python3\n# nat-agent (nat-instance-vpc): see nat/instance/agent.py\n" + \
         ast.unparse(tree) + "\n"
 
 

@@ -230,7 +230,7 @@ EOF
     log "installed $NAT_UNIT"
 }
 
-# Monitoring or high availability: user data also installs the agent (nat/agent.py); run it
+# Monitoring or high availability: user data also installs the agent (nat/instance/agent.py); run it
 # under systemd, after the NAT rules are in place, restarted whenever it stops.
 install_agent() {
     [ -e "$NAT_AGENT" ] || return 0

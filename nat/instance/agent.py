@@ -628,8 +628,8 @@ class Peers:
 
 
 # --- metrics -------------------------------------------------------------------------------------
-# Names as NAT Gateway's where one corresponds (nat/monitoring.py documents each and builds the
-# alarms and the dashboard on these names).
+# Names as NAT Gateway's where one corresponds (nat/design/monitoring.py documents each and
+# builds the alarms and the dashboard on these names).
 METRIC_UNITS = {
     "PacketsDropCount": "Count", "ActiveConnectionCount": "Count",
     "BytesOutToDestination": "Bytes", "BytesInFromDestination": "Bytes",

@@ -1,6 +1,6 @@
 """Monitoring: what each NAT publishes, and the alarms and dashboard built on it (pure logic).
 
-The agent on every NAT (nat/agent.py) samples its counters each minute and sends them to
+The agent on every NAT (nat/instance/agent.py) samples its counters each minute and sends them to
 CloudWatch under `namespace`, with the dimensions NatGroup (project/stack/component) and
 AvailabilityZone; a replaced NAT publishes under the same ones. Names follow NAT Gateway's
 where one corresponds, so dashboards and runbooks read the same.
@@ -18,12 +18,10 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from nat import agent
+from nat.instance import agent
 
-DEFAULT_NAMESPACE = "NatInstance"
 GROUP_DIMENSION = "NatGroup"
 ZONE_DIMENSION = "AvailabilityZone"
-PUBLISH_INTERVAL = (60, 900, 300)  # seconds: minimum, maximum, default (a multiple of 60)
 TABLE_ALARM_SHARE = 0.8
 DROP_MINUTES = 3  # minutes with drops (or a nearly full table) in the window that alarm
 CREDIT_ALARM_PERIODS = 12  # five-minute periods: an hour of borrowing CPU credits
@@ -81,7 +79,7 @@ METRICS: tuple[Metric, ...] = (
 )
 METRIC_NAMES = tuple(metric.name for metric in METRICS)
 if set(METRIC_NAMES) != set(agent.METRIC_UNITS):  # the agent publishes exactly these
-    raise ImportError("nat/monitoring.py and nat/agent.py name different metrics")
+    raise ImportError("nat/design/monitoring.py and nat/instance/agent.py name different metrics")
 
 
 def published_metrics(detailed: bool, high_availability: bool) -> tuple[str, ...]:
@@ -115,7 +113,7 @@ def window_minutes(publish_interval: int) -> int:
 
 def agent_settings(namespace: str, group: str, detailed: bool,
                    publish_interval: int) -> dict[str, Any]:
-    """The `metrics` part of the agent's agent.json (nat/agent.py MetricsSettings)."""
+    """The `metrics` part of the agent's agent.json (nat/instance/agent.py MetricsSettings)."""
     return {"namespace": namespace, "group": group, "detailed": detailed,
             "sample_every": 60.0, "publish_every": float(publish_interval)}
 

@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterable, Sequence
 from ipaddress import IPv4Network
 from typing import Any
 
-from nat.instance_types import (
+from nat.inputs.instance_types import (
     close_instance_types,
     instance_type_problem,
     known_instance_types,
