@@ -17,7 +17,8 @@ from dataclasses import dataclass
 from ipaddress import IPv4Network
 from typing import Any
 
-from nat.design.rules import ANYWHERE, GUIDE_RULES, STATUS_PORT
+from nat.design.rules import ANYWHERE, GUIDE_RULES
+from nat.instance.agent import STATUS_PORT
 
 EPHEMERAL = (1024, 65535)  # AWS's advice for NAT devices: replies come back to these
 PROTOCOL_NUMBERS = {"tcp": "6", "udp": "17"}

@@ -7,7 +7,6 @@ graph it registers, the cost from natctl/cost.py.
 
 from __future__ import annotations
 
-import json
 import shutil
 import subprocess
 from pathlib import Path
@@ -15,7 +14,7 @@ from typing import Any
 
 from nat.design.ami import AL2023_PARAMETER_PREFIX
 from nat.design.monitoring import billed_metrics
-from nat.design.userdata import decode_user_data
+from nat.design.userdata import decode_user_data, parse_user_data
 from nat.inputs.instance_types import architecture_by_name
 from natctl.cost import estimate, monitoring_cost
 from natctl.offline import Graph, run_program
@@ -86,28 +85,24 @@ def high_availability(graph: Graph) -> dict[str, Any] | None:
     templates = graph.of_type(TEMPLATE)
     if not templates:
         return None
-    user_data = decode_user_data(templates[0].inputs["userData"])
-    settings = json.loads(user_data.split("<<'NAT_AGENT_SETTINGS_END'\n", 1)[1].split("\n")[0])
-    return {"failback_after_seconds": int(settings["failback_after"]),
-            "health_check_targets": settings["targets"]}
+    agent = parse_user_data(decode_user_data(templates[0].inputs["userData"])).agent
+    assert agent is not None and agent.failback_after is not None
+    return {"failback_after_seconds": int(agent.failback_after),
+            "health_check_targets": list(agent.targets)}
 
 
 def monitoring(graph: Graph) -> dict[str, Any] | None:
     """What the NATs were told to publish (agent.json in their user data), and the alarms and
     dashboards the stack makes."""
     for resource in graph.of_type(INSTANCE) + graph.of_type(TEMPLATE):
-        user_data = decode_user_data(str(resource.inputs.get("userDataBase64") or
-                                         resource.inputs.get("userData")))
-        if "<<'NAT_AGENT_SETTINGS_END'\n" not in user_data:
+        agent = parse_user_data(decode_user_data(str(resource.inputs.get("userDataBase64") or
+                                                     resource.inputs.get("userData")))).agent
+        if agent is None or agent.metrics is None:
             continue
-        settings = json.loads(user_data.split("<<'NAT_AGENT_SETTINGS_END'\n", 1)[1]
-                              .split("\n")[0])
-        if "metrics" not in settings:
-            continue
-        metrics = settings["metrics"]
-        steady, events = billed_metrics(metrics["detailed"], bool(settings.get("nats")))
-        return {"namespace": metrics["namespace"], "detailed_metrics": metrics["detailed"],
-                "publish_interval_seconds": int(metrics["publish_every"]),
+        metrics = agent.metrics
+        steady, events = billed_metrics(metrics.detailed, agent.high_availability)
+        return {"namespace": metrics.namespace, "detailed_metrics": metrics.detailed,
+                "publish_interval_seconds": int(metrics.publish_every),
                 "metrics_per_nat": steady, "event_metrics_per_nat": events,
                 "alarms": len(graph.of_type(ALARM)),
                 "dashboards": len(graph.of_type(DASHBOARD))}

@@ -44,7 +44,7 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from ipaddress import IPv4Network
 from pathlib import Path
 from typing import Any
@@ -56,12 +56,15 @@ from nat.design.ha import agent_settings
 from nat.design.userdata import render_user_data
 from nat.inputs.settings import HighAvailabilitySettings
 from nat.inputs.tuning import TuningOverrides
+from nat.instance.agent import STATUS_PORT, MetricsSettings
+from nat.instance.agent import Settings as AgentSettings
 from testbed.topology import PROBE, SCRATCH_MOUNTS, run, veth
 
 IMDS = str(Path(__file__).with_name("imds.py"))
 ENA_STATISTICS = Path(__file__).with_name("ena-ethtool-S.txt")
-LAB_METRICS = {"namespace": "NatInstance", "group": "nat-instance-vpc/lab/nat", "detailed": True,
-               "sample_every": 1.0, "publish_every": 3.0}  # production: 60 s and 300 s
+LAB_METRICS = MetricsSettings(namespace="NatInstance", group="nat-instance-vpc/lab/nat",
+                              detailed=True, sample_every=1.0,
+                              publish_every=3.0)  # production: 60 s and 300 s
 MOTO_SERVER = str(Path(sys.executable).with_name("moto_server"))
 REGION = "us-east-1"
 VPC_CIDR = "10.0.0.0/16"
@@ -148,7 +151,7 @@ class Watch:
 class HaLab:
     def __init__(self, failback_after: float = 5, replace_after: float = 5,
                  propagation: float = 0.0, high_availability: bool = True,
-                 metrics: dict[str, Any] | None = None) -> None:
+                 metrics: MetricsSettings | None = None) -> None:
         tag = f"ha{os.getpid() % 100000}x{next(_serial)}"
         self.tag = tag
         self.names = {"router": f"{tag}-vpc", "igw": f"{tag}-igw", "inet": f"{tag}-inet",
@@ -398,19 +401,18 @@ class HaLab:
                     self.applied[private] = target
 
     # --- NAT instances -------------------------------------------------------------------------
-    def agent_settings(self, release: str) -> dict[str, Any] | None:
+    def agent_settings(self, release: str) -> AgentSettings | None:
         """What the component writes (nat.design.ha.agent_settings), with the test bed's targets and
         shorter waits."""
         if not self.high_availability:
-            return None if self.metrics is None else {"region": REGION, "metrics": self.metrics}
+            return None if self.metrics is None else AgentSettings(REGION, metrics=self.metrics)
         settings = agent_settings(
             REGION, {z.name: (self.eni[letter], z.nat_address) for letter, z in ZONES.items()},
             [(self.tables[letter], z.name) for letter, z in ZONES.items()],
             HighAvailabilitySettings(True, (f"{INTERNET_HOST}:{ECHO_PORT}",),
                                      int(self.failback_after)), release, self.metrics)
-        settings.update(replace_after=self.replace_after, never_healthy_grace=60,
-                        route_refresh=5, rollout_check=2)
-        return settings
+        return replace(settings, replace_after=self.replace_after, never_healthy_grace=60,
+                       route_refresh=5, rollout_check=2)
 
     def start_nat(self, letter: str) -> Nat:
         """A NAT instance boots in AZ `letter`: the group's current instance on the AZ's
@@ -484,9 +486,9 @@ class HaLab:
             StartTime=end - datetime.timedelta(minutes=minutes), EndTime=end,
             ScanBy="TimestampAscending", MetricDataQueries=[{
                 "Id": "m", "MetricStat": {"Metric": {
-                    "Namespace": self.metrics["namespace"], "MetricName": name,
+                    "Namespace": self.metrics.namespace, "MetricName": name,
                     "Dimensions": [{"Name": key, "Value": value} for key, value in
-                                   monitoring.dimensions(self.metrics["group"],
+                                   monitoring.dimensions(self.metrics.group,
                                                          zone).items()]},
                     "Period": 60, "Stat": statistic}}])
         return [float(v) for v in answer["MetricDataResults"][0]["Values"]]
@@ -540,7 +542,7 @@ class HaLab:
     def partition(self) -> Iterator[float]:
         """The NATs cannot hear each other (their status port is cut at the router); each
         still reaches the internet."""
-        rule = ["FORWARD", "-p", "udp", "--dport", "7654", "-j", "DROP"]
+        rule = ["FORWARD", "-p", "udp", "--dport", str(STATUS_PORT), "-j", "DROP"]
         self.ns("router", "iptables", "-I", *rule)
         try:
             yield time.monotonic()

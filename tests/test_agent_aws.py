@@ -102,7 +102,7 @@ def test_a_failover_replaces_the_route_and_touches_nothing_else(
     """The route of AZ a to AZ b's interface; the other table and the addresses stay."""
     ec2 = client(endpoint, "ec2")
     addresses_before = ec2.describe_addresses()["Addresses"]
-    settings = Settings(region=REGION, targets=[],
+    settings = Settings(region=REGION, targets=[], failback_after=60,
                         nats={z: {"eni": e, "address": "x"} for z, e in stack["eni"].items()},
                         route_tables={t: z for z, t in stack["table"].items()})
     view_routes = {t: z for z, t in stack["table"].items()}
@@ -128,7 +128,7 @@ def _view(me: str, settings: Settings, routes: dict[str, str],
     reachable = {z: z not in down for z in order}
     return View(me=me, order=order, healthy={z: reachable[z] for z in order},
                 reachable=reachable, sees_me=dict.fromkeys(order, True), routes=dict(routes),
-                owners=dict(settings.route_tables))
+                owners=dict(settings.route_tables), failback_after=60)
 
 
 def test_asks_the_group_for_a_new_instance_at_once(aws: AgentAws, stack: dict[str, Any],
@@ -176,7 +176,7 @@ def test_the_agent_needs_its_own_address_among_the_nats(monkeypatch: pytest.Monk
         def get(self, _: str) -> str:
             return "i-0123456789abcdef0"
 
-    settings = Settings(region=REGION, targets=[], route_tables={},
+    settings = Settings(region=REGION, targets=[], route_tables={}, failback_after=60,
                         nats={"us-east-1a": {"eni": "eni-1", "address": "10.0.0.10"}})
     with pytest.raises(SystemExit, match=r"my address 10\.9\.9\.9 is none of the NATs'"):
         Agent(settings, None, NoMetadata(), Probe())  # type: ignore[arg-type]

@@ -136,7 +136,8 @@ class FlakyCloudWatch:
 
 def collector(keep: int = 5, detailed: bool = False) -> tuple[Collector, FlakyCloudWatch]:
     cloudwatch = FlakyCloudWatch()
-    settings = MetricsSettings("NatInstance", "p/s/nat", detailed=detailed, keep=keep)
+    settings = MetricsSettings("NatInstance", "p/s/nat", detailed=detailed, keep=keep,
+                               publish_every=300)
     return Collector(settings, "us-east-1a", FakeNat().read, cloudwatch.put, Tally()), \
         cloudwatch
 
@@ -219,8 +220,9 @@ def test_failovers_are_counted_once() -> None:
 
 def test_settings_without_high_availability_are_metrics_only() -> None:
     raw: dict[str, Any] = {"region": "us-east-1",  # agent.json, as the agent loads it
-                           "metrics": {"namespace": "NatInstance", "group": "p/s/nat"}}
-    settings = Settings(**raw)
+                           "metrics": {"namespace": "NatInstance", "group": "p/s/nat",
+                                       "detailed": False, "publish_every": 300.0}}
+    settings = Settings.from_document(raw)
     assert not settings.high_availability
     assert isinstance(settings.metrics, MetricsSettings)
 

@@ -25,7 +25,9 @@ from nat.design.userdata import (
     encode_user_data,
     render_user_data,
 )
+from nat.inputs.settings import MonitoringSettings
 from nat.inputs.tuning import TuningOverrides
+from nat.instance.agent import Settings as AgentSettings
 from testbed.topology import (
     INTERNET_HOST,
     NAT_PRIVATE,
@@ -356,10 +358,10 @@ def test_the_guides_commands_alone_would_relay_between_internet_hosts() -> None:
 # --- the whole user data, as cloud-init runs it -------------------------------------------------
 def rendered_user_data(topology: Topology) -> Path:
     """What the component renders for a plain NAT with monitoring on (its default)."""
-    metrics = monitoring.agent_settings("NatInstance", "p/s/nat", False, 300)
+    metrics = monitoring.agent_settings(MonitoringSettings(), "p/s/nat")
     text = render_user_data([IPv4Network(VPC_CIDR)],
                             TuningOverrides.from_values({"max_entries": 131072}),
-                            {"region": "us-east-1", "metrics": metrics})
+                            AgentSettings("us-east-1", metrics=metrics))
     path = topology.scratch / "user-data"
     path.write_text(decode_user_data(encode_user_data(text)))  # through the gzip round trip
     path.chmod(0o700)  # cloud-init runs it by its own first line, as an executable

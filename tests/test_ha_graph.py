@@ -10,15 +10,13 @@ from typing import Any
 import pytest
 
 from nat.design.ha import HA_GROUP_TAG, READ_ACTIONS, RELEASE_TAG
-from nat.design.rules import STATUS_PORT
 from nat.design.userdata import (
     EC2_USER_DATA_LIMIT,
     agent_script,
     bootstrap_script,
     decode_user_data,
 )
-from nat.instance.agent import STATUS_PORT as AGENT_STATUS_PORT
-from nat.instance.agent import Settings
+from nat.instance.agent import STATUS_PORT, Settings
 from natctl.offline import MOCK_ACCOUNT, Graph, ProgramError, Resource
 
 ENI = "aws:ec2/networkInterface:NetworkInterface"
@@ -107,13 +105,13 @@ def test_launch_templates_carry_the_same_bootstrap_script_and_agent(run: Any) ->
         found = re.search(r"<<'NAT_AGENT_SETTINGS_END'\n(.*)\n", user_data)
         assert found is not None
         settings = json.loads(found[1])
-        Settings(**settings)  # what the agent loads at boot
+        Settings.from_document(settings)  # what the agent loads at boot
         assert settings["nats"] == {z: {"eni": e.id, "address": e.inputs["privateIp"]}
                                     for z, e in enis.items()}
         assert settings["route_tables"] == {tables[z]: z for z in tables}
         assert settings["failback_after"] == 30
         assert settings["targets"] == ["checkip.amazonaws.com:443"]
-        assert settings["status_port"] == STATUS_PORT == AGENT_STATUS_PORT
+        assert settings["status_port"] == STATUS_PORT == 7654
         # the group is told which release its template carries
         tags = {t["key"]: t["value"] for t in groups[zone_of(template)].inputs["tags"]}
         assert tags[RELEASE_TAG] == settings["release"] and len(settings["release"]) == 16

@@ -29,7 +29,7 @@ DOWNLOADED = 3_000_000  # bytes fetched through NAT a
 
 @pytest.fixture(scope="module")
 def lab() -> Iterator[HaLab]:
-    with HaLab(high_availability=False, metrics=dict(LAB_METRICS)) as built:
+    with HaLab(high_availability=False, metrics=LAB_METRICS) as built:
         yield built
 
 
@@ -117,7 +117,7 @@ def test_a_cloudwatch_outage_leaves_forwarding_alone_and_is_caught_up(lab: HaLab
         StartTime=cut - 1, EndTime=healed, MetricDataQueries=[{
             "Id": "m", "MetricStat": {"Metric": {
                 "Namespace": "NatInstance", "MetricName": "ActiveConnectionCount",
-                "Dimensions": [{"Name": "NatGroup", "Value": LAB_METRICS["group"]},
+                "Dimensions": [{"Name": "NatGroup", "Value": LAB_METRICS.group},
                                {"Name": "AvailabilityZone", "Value": A}]},
                 "Period": 60, "Stat": "SampleCount"}}])["MetricDataResults"][0]["Values"]
     assert sum(stamps) >= 5, stamps

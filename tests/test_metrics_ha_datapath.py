@@ -19,7 +19,7 @@ A, B = ZONES["a"].name, ZONES["b"].name
 
 
 def test_a_replaced_nat_publishes_under_its_azs_name_and_failovers_are_counted() -> None:
-    with HaLab(metrics=dict(LAB_METRICS)) as lab:
+    with HaLab(metrics=LAB_METRICS) as lab:
         lab.wait_until(lambda: lab.healthy("a") and lab.healthy("b") and
                        lab.applied == {"a": "a", "b": "b"}, 60, "both AZs on their own NAT")
         time.sleep(5)
@@ -40,7 +40,7 @@ def test_a_replaced_nat_publishes_under_its_azs_name_and_failovers_are_counted()
             StartTime=replaced, EndTime=time.time() + 60, MetricDataQueries=[{
                 "Id": "m", "MetricStat": {"Metric": {
                     "Namespace": "NatInstance", "MetricName": "ActiveConnectionCount",
-                    "Dimensions": [{"Name": "NatGroup", "Value": LAB_METRICS["group"]},
+                    "Dimensions": [{"Name": "NatGroup", "Value": LAB_METRICS.group},
                                    {"Name": "AvailabilityZone", "Value": A}]},
                     "Period": 60, "Stat": "SampleCount"}}])["MetricDataResults"][0]["Values"]
         assert before > 0 and sum(stamps) >= 3, (before, stamps)

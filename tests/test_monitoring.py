@@ -23,6 +23,7 @@ from nat.design.monitoring import (
     published_metrics,
     window_minutes,
 )
+from nat.inputs.settings import MonitoringSettings
 from nat.instance import agent
 
 DATA = Path(__file__).with_name("data")
@@ -69,10 +70,13 @@ def test_the_window_covers_a_batch_in_flight() -> None:
 
 
 def test_the_agent_and_the_policy_are_told_the_same_namespace() -> None:
-    assert monitoring.agent_settings("Ns", GROUP, True, 120) == {
+    watch = MonitoringSettings(namespace="Ns", detailed_metrics=True,
+                               publish_interval_seconds=120)
+    assert monitoring.agent_settings(watch, GROUP).to_document() == {
         "namespace": "Ns", "group": GROUP, "detailed": True, "sample_every": 60.0,
         "publish_every": 120.0}
-    agent.MetricsSettings(**monitoring.agent_settings("Ns", GROUP, True, 120))  # loads
+    assert monitoring.agent_settings(watch, GROUP) == agent.MetricsSettings(
+        "Ns", GROUP, True, 120.0, 60.0)
     assert monitoring.policy_statement("Ns") == {
         "Sid": "PublishNatMetrics", "Effect": "Allow", "Action": "cloudwatch:PutMetricData",
         "Resource": "*", "Condition": {"StringEquals": {"cloudwatch:namespace": "Ns"}}}

@@ -120,7 +120,7 @@ def test_plain_nats_run_the_agent_for_metrics_only(run: Any) -> None:
         assert settings == {"region": "us-east-1", "metrics": {
             "namespace": "Platform/Nat", "group": "nat-instance-vpc/test/test-nat",
             "detailed": True, "sample_every": 60.0, "publish_every": 300.0}}
-        loaded = Settings(**settings)  # what the agent reads at boot
+        loaded = Settings.from_document(settings)  # what the agent reads at boot
         assert not loaded.high_availability and loaded.metrics is not None
         assert "cat >/usr/local/sbin/nat-agent <<'NAT_AGENT_END'" in user_data
     [policy] = graph.of_type("aws:iam/rolePolicy:RolePolicy")

@@ -23,17 +23,21 @@ from nat.design.userdata import (
     AGENT_PATH,
     BOOTSTRAP_SCRIPT_PATH,
     EC2_USER_DATA_LIMIT,
+    UserDataContents,
     UserDataError,
     agent_script,
     bootstrap_script,
     compress_user_data,
     encode_user_data,
     heredoc,
+    parse_user_data,
     release_of,
     render_user_data,
     strip_shell_comments,
 )
+from nat.inputs.settings import MonitoringSettings
 from nat.inputs.tuning import TuningOverrides
+from nat.instance.agent import MetricsSettings, Settings
 
 
 def test_only_whole_line_comments_go() -> None:
@@ -107,8 +111,8 @@ def test_cloud_init_reads_the_user_data_as_one_shell_script(metrics: bool) -> No
     python = system_python_with_cloud_init()
     if python is None:
         pytest.skip("cloud-init is not installed (apt-get install cloud-init)")
-    agent = {"region": "us-east-1", "metrics": monitoring.agent_settings(
-        "NatInstance", "p/s/nat", False, 300)} if metrics else None
+    agent = Settings("us-east-1", metrics=monitoring.agent_settings(
+        MonitoringSettings(), "p/s/nat")) if metrics else None
     text = render_user_data([IPv4Network("10.0.0.0/16")], TuningOverrides(), agent)
     result = subprocess.run([python, "-c", CLOUD_INIT_READS], input=encode_user_data(text),
                             capture_output=True, text=True, timeout=60)
@@ -187,11 +191,27 @@ def test_user_data_up_to_ec2s_limit_and_not_a_byte_more() -> None:
         f"user data is {EC2_USER_DATA_LIMIT + 1} bytes compressed, over EC2's 16384"
 
 
-def test_agent_settings_are_written_the_same_whatever_their_key_order() -> None:
-    # the user data is part of the launch template's fingerprint: a dict built in another
-    # order must not roll out new NATs
-    one = {"region": "us-east-1", "metrics": {"namespace": "N", "interval": 300}}
-    other = {"metrics": {"interval": 300, "namespace": "N"}, "region": "us-east-1"}
+def test_agent_settings_are_written_as_the_agent_reads_them() -> None:
+    # the user data is part of the launch template's fingerprint: the same settings must
+    # always give the same text (sorted keys, only what the agent is told), and read back
+    # as the same settings
+    metrics = MetricsSettings(namespace="N", group="p/s/n", detailed=False, publish_every=300)
     cidrs = [IPv4Network("10.0.0.0/16")]
-    assert render_user_data(cidrs, TuningOverrides(), one) == \
-        render_user_data(cidrs, TuningOverrides(), other)
+    text = render_user_data(cidrs, TuningOverrides.from_values({"max_entries": 65536}),
+                            Settings("us-east-1", metrics=metrics))
+    assert '\n{"metrics": {"detailed": false, "group": "p/s/n", "namespace": "N", ' \
+        '"publish_every": 300.0, "sample_every": 60.0}, "region": "us-east-1"}\n' in text
+    back = parse_user_data(text)
+    assert back == UserDataContents((cidrs[0],), ("NAT_CONNTRACK_MAX=65536",),
+                                    Settings("us-east-1", metrics=metrics))
+    ha = Settings("us-east-1", nats={"a": {"eni": "eni-1", "address": "10.0.0.5"}},
+                  route_tables={"rtb-1": "a"}, targets=["t:1"], failback_after=60,
+                  release="r", route_refresh=5)
+    assert ha.to_document() == {
+        "region": "us-east-1", "nats": {"a": {"eni": "eni-1", "address": "10.0.0.5"}},
+        "route_tables": {"rtb-1": "a"}, "targets": ["t:1"], "failback_after": 60.0,
+        "status_port": 7654, "release": "r", "route_refresh": 5}
+    assert parse_user_data(render_user_data(cidrs, TuningOverrides(), ha)).agent == ha
+    assert parse_user_data(render_user_data(cidrs, TuningOverrides())).agent is None
+    with pytest.raises(UserDataError, match="not user data of nat-instance-vpc"):
+        parse_user_data("#!/bin/bash\necho hi\n")

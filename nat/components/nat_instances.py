@@ -27,6 +27,8 @@ from nat.inputs.instance_types import ARM64, X86_64, is_burstable
 from nat.inputs.settings import NatLayerSettings, component_problems, nat_instances_settings
 from nat.inputs.tuning import TuningOverrides
 from nat.inputs.validation import ArgumentsError
+from nat.instance.agent import MetricsSettings
+from nat.instance.agent import Settings as AgentSettings
 
 COMPONENT_TYPE = "nat:index:NatInstances"
 ZONE_TYPE = "nat:index:NatZone"
@@ -373,17 +375,14 @@ class NatInstances(pulumi.ComponentResource):
                 opts=self._options(f"{name}-metrics", role))
         return role
 
-    def _metrics_settings(self) -> dict[str, Any] | None:
+    def _metrics_settings(self) -> MetricsSettings | None:
         watch = self._settings.options.monitoring
-        if not watch.enabled:
-            return None
-        return monitoring.agent_settings(watch.namespace, self._group, watch.detailed_metrics,
-                                         watch.publish_interval_seconds)
+        return monitoring.agent_settings(watch, self._group) if watch.enabled else None
 
-    def _metrics_only_agent(self, region: str) -> dict[str, Any] | None:
-        """agent.json of a plain NAT: metrics, no failover."""
+    def _metrics_only_agent(self, region: str) -> AgentSettings | None:
+        """The agent of a plain NAT: metrics, no failover."""
         metrics = self._metrics_settings()
-        return None if metrics is None else {"region": region, "metrics": metrics}
+        return None if metrics is None else AgentSettings(region=region, metrics=metrics)
 
     def _credit_specification(self, kind: Any) -> Any:
         """A NAT must not be throttled to its CPU baseline: burstable types run unlimited

@@ -10,33 +10,48 @@ stays on a network interface that outlives instances.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import fields
 from typing import Any
 
-from nat.design.rules import STATUS_PORT
+from nat.inputs.options import OPTIONS
 from nat.inputs.settings import HighAvailabilitySettings
+from nat.instance.agent import RELEASE_TAG, MetricsSettings, Settings
+
+__all__ = ["HA_GROUP_TAG", "RELEASE_TAG", "agent_settings", "agent_values", "policy_document"]
 
 HA_GROUP_TAG = "nat-instance-vpc:ha-group"
-RELEASE_TAG = "nat-instance-vpc:release"  # nat/instance/agent.py RELEASE_TAG
+# the agent's types for the values it receives (its module is annotated as text)
+_AGENT_TYPES: dict[str, Any] = {"float": float, "float | None": float, "bool": bool,
+                                "str": str, "list[str]": list}
 READ_ACTIONS = ("ec2:DescribeRouteTables", "ec2:DescribeNetworkInterfaces",
                 "ec2:DescribeInstances", "autoscaling:DescribeAutoScalingInstances",
                 "autoscaling:DescribeAutoScalingGroups")
 
 
+def agent_values(group: str, settings: object,
+                 target: type[Settings] | type[MetricsSettings]) -> dict[str, Any]:
+    """The options of `group` that the agent receives (the table's `agent` names), from the
+    checked settings, as the agent's dataclass types them."""
+    types = {item.name: item.type for item in fields(target)}
+    values: dict[str, Any] = {}
+    for entry in OPTIONS:
+        if entry.agent and entry.group == group:
+            name = entry.agent.rsplit(".", 1)[-1]
+            values[name] = _AGENT_TYPES[str(types[name])](getattr(settings, entry.field))
+    return values
+
+
 def agent_settings(region: str, interfaces: Mapping[str, tuple[str, str]],
                    route_tables: Sequence[tuple[str, str]], settings: HighAvailabilitySettings,
-                   release: str = "", metrics: Mapping[str, Any] | None = None
-                   ) -> dict[str, Any]:
-    """agent.json: `interfaces` is AZ → (interface id, private address) of each NAT;
-    `route_tables` is (route table id, AZ whose NAT owns it); `metrics` as
-    nat.design.monitoring.agent_settings makes it, None for none."""
-    return {"region": region, **({"metrics": dict(metrics)} if metrics else {}),
-            "nats": {zone: {"eni": eni, "address": address}
-                     for zone, (eni, address) in sorted(interfaces.items())},
-            "route_tables": dict(route_tables),
-            "targets": list(settings.health_check_targets),
-            "failback_after": float(settings.failback_after_seconds),
-            "status_port": STATUS_PORT,
-            "release": release}
+                   release: str = "", metrics: MetricsSettings | None = None) -> Settings:
+    """The agent's settings (agent.json): `interfaces` is AZ → (interface id, private
+    address) of each NAT; `route_tables` is (route table id, AZ whose NAT owns it); `metrics`
+    as nat.design.monitoring.agent_settings makes it, None for none."""
+    return Settings(region=region, metrics=metrics,
+                    nats={zone: {"eni": eni, "address": address}
+                          for zone, (eni, address) in sorted(interfaces.items())},
+                    route_tables=dict(route_tables), release=release,
+                    **agent_values("high_availability", settings, Settings))
 
 
 def policy_document(partition: str, region: str, account: str, route_tables: Sequence[str],

@@ -18,6 +18,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from nat.design import ha
+from nat.inputs.settings import MonitoringSettings
 from nat.instance import agent
 
 GROUP_DIMENSION = "NatGroup"
@@ -111,11 +113,11 @@ def window_minutes(publish_interval: int) -> int:
     return publish_interval // 60 + 5
 
 
-def agent_settings(namespace: str, group: str, detailed: bool,
-                   publish_interval: int) -> dict[str, Any]:
-    """The `metrics` part of the agent's agent.json (nat/instance/agent.py MetricsSettings)."""
-    return {"namespace": namespace, "group": group, "detailed": detailed,
-            "sample_every": 60.0, "publish_every": float(publish_interval)}
+def agent_settings(watch: MonitoringSettings, group: str) -> agent.MetricsSettings:
+    """What each NAT is told to publish (the `metrics` part of agent.json), from the checked
+    monitoring options."""
+    return agent.MetricsSettings(group=group, sample_every=60.0,
+                                 **ha.agent_values("monitoring", watch, agent.MetricsSettings))
 
 
 def dimensions(group: str, zone: str) -> dict[str, str]:

@@ -11,10 +11,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from ipaddress import IPv4Network
 
+# the HA agents' UDP status exchange: the agent's port, admitted between the NATs only
+from nat.instance.agent import STATUS_PORT
+
 ANYWHERE = "0.0.0.0/0"
 # The peer of a rule that names the NAT security group itself (the NATs talking to each other)
 NAT_SECURITY_GROUP = "nat-security-group"
-STATUS_PORT = 7654  # the HA agents' UDP status exchange (nat/instance/agent.py STATUS_PORT)
 
 
 @dataclass(frozen=True)

@@ -12,18 +12,21 @@ import gzip
 import hashlib
 import json
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
+from dataclasses import dataclass
 from ipaddress import IPv4Network
 from pathlib import Path
-from typing import Any
 
 from nat.inputs.tuning import TuningOverrides
+from nat.instance.agent import Settings
 
 INSTANCE_DIR = Path(__file__).resolve().parent.parent / "instance"  # what runs on the NAT
 BOOTSTRAP_SCRIPT_PATH = INSTANCE_DIR / "nat-bootstrap.sh"
 AGENT_PATH = INSTANCE_DIR / "agent.py"
 EC2_USER_DATA_LIMIT = 16384  # bytes, before base64
 _SCRIPT_END = "NAT_BOOTSTRAP_SCRIPT_END"
+_AGENT_SETTINGS_END = "NAT_AGENT_SETTINGS_END"
+AGENT_SETTINGS_PATH = "/etc/nat-instance/agent.json"
 
 
 class UserDataError(ValueError):
@@ -86,7 +89,7 @@ def heredoc(path: str, text: str, marker: str, mode: str) -> str:
 
 
 def render_user_data(vpc_cidrs: Sequence[IPv4Network], tuning: TuningOverrides,
-                     agent_settings: Mapping[str, Any] | None = None) -> str:
+                     agent_settings: Settings | None = None) -> str:
     """A bash user-data script that installs nat-bootstrap.sh and runs `install`.
 
     The settings go to /etc/nat-instance so the boot unit re-applies the same ones. With
@@ -96,8 +99,8 @@ def render_user_data(vpc_cidrs: Sequence[IPv4Network], tuning: TuningOverrides,
     tuning_lines = "".join(line + "\n" for line in tuning.environment_lines())
     cidrs = " ".join(str(c) for c in vpc_cidrs)
     agent = "" if agent_settings is None else (
-        heredoc("/etc/nat-instance/agent.json", json.dumps(agent_settings, sort_keys=True),
-                "NAT_AGENT_SETTINGS_END", "0644") +
+        heredoc(AGENT_SETTINGS_PATH, json.dumps(agent_settings.to_document(), sort_keys=True),
+                _AGENT_SETTINGS_END, "0644") +
         heredoc("/usr/local/sbin/nat-agent", agent_script(), "NAT_AGENT_END", "0755"))
     return (
         "#!/bin/bash\n"
@@ -112,6 +115,36 @@ def render_user_data(vpc_cidrs: Sequence[IPv4Network], tuning: TuningOverrides,
         f"{heredoc('/usr/local/sbin/nat-bootstrap.sh', bootstrap_script(), _SCRIPT_END, '0755')}"
         "exec /usr/local/sbin/nat-bootstrap.sh install\n"
     )
+
+
+@dataclass(frozen=True)
+class UserDataContents:
+    """What `render_user_data` put into a user-data script, read back."""
+
+    vpc_cidrs: tuple[IPv4Network, ...]
+    tuning: tuple[str, ...]  # NAME=value lines of tuning.env
+    agent: Settings | None
+
+
+def _between(text: str, start: str, end: str) -> str | None:
+    if start not in text:
+        return None
+    return text.split(start, 1)[1].split(end, 1)[0]
+
+
+def parse_user_data(user_data: str) -> UserDataContents:
+    """The inverse of `render_user_data` (the plan and the tests read what a NAT is told).
+
+    Raises UserDataError for a text that render_user_data did not write."""
+    cidrs = _between(user_data, "echo 'NAT_VPC_CIDRS=\"", "\"'")
+    tuning = _between(user_data, "<<'NAT_TUNING_END'\n", "NAT_TUNING_END\n")
+    if cidrs is None or tuning is None:
+        raise UserDataError("not user data of nat-instance-vpc (no NAT_VPC_CIDRS or tuning)")
+    agent = _between(user_data, f"cat >{AGENT_SETTINGS_PATH} <<'{_AGENT_SETTINGS_END}'\n",
+                     f"\n{_AGENT_SETTINGS_END}\n")
+    return UserDataContents(tuple(IPv4Network(c) for c in cidrs.split()),
+                            tuple(tuning.splitlines()),
+                            None if agent is None else Settings.from_document(json.loads(agent)))
 
 
 def release_of(user_data: str, image_id: str, instance_type: str, key_name: str | None) -> str:

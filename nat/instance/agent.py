@@ -68,15 +68,32 @@ def log(message: str) -> None:
     print(f"nat-agent: {message}", flush=True)
 
 
-# --- configuration -------------------------------------------------------------------------------
+# --- configuration ---------------------------------------------------------------------------
+# agent.json is a contract between halves of the product: the components write it (through
+# `to_document`, nat/design/ha.py and nat/design/monitoring.py build these dataclasses) and
+# the agent reads it (`from_document`). The values of the user's options (failback, targets,
+# metrics) come from the options table (nat/inputs/options.py), never from defaults here.
 @dataclass
 class MetricsSettings:
     namespace: str
     group: str  # the NatGroup dimension: project/stack/component
-    detailed: bool = False  # traffic and drops by cause too (each metric is billed)
+    detailed: bool  # traffic and drops by cause too (each metric is billed)
+    publish_every: float
     sample_every: float = 60.0
-    publish_every: float = 300.0
     keep: int = 60  # samples queued while CloudWatch cannot be reached (the newest kept)
+
+    def to_document(self) -> dict[str, Any]:
+        document = {"namespace": self.namespace, "group": self.group,
+                    "detailed": self.detailed, "sample_every": float(self.sample_every),
+                    "publish_every": float(self.publish_every)}
+        if self.keep != MetricsSettings.keep:
+            document["keep"] = self.keep
+        return document
+
+
+# the agent's own timings: written to agent.json only when they differ (the test bed's)
+TIMINGS = ("probe_interval", "unhealthy_after", "replace_after", "never_healthy_grace",
+           "route_refresh", "rollout_check")
 
 
 @dataclass
@@ -85,20 +102,23 @@ class Settings:
     nats: dict[str, dict[str, str]] = field(default_factory=dict)  # zone → {"eni", "address"}
     route_tables: dict[str, str] = field(default_factory=dict)  # table → zone of its NAT
     targets: list[str] = field(default_factory=list)  # "host:port" reached through the NAT
+    # seconds the owner stays healthy before taking its AZ back (high availability only)
+    failback_after: float | None = None
+    release: str = ""  # fingerprint of this instance's launch template (AMI, type, user data)
+    status_port: int = STATUS_PORT
+    metrics: MetricsSettings | None = None
     probe_interval: float = 1.0
     unhealthy_after: int = 3  # consecutive failed probes (and missed peer answers)
-    failback_after: float = 60.0  # seconds the owner stays healthy before taking its AZ back
     replace_after: float = 60.0  # seconds of a broken data path before asking for a new NAT
     never_healthy_grace: float = 600.0  # a NAT that never got healthy since boot
     route_refresh: float = 15.0  # seconds between reads of the route tables when all is quiet
     rollout_check: float = 60.0
-    release: str = ""  # fingerprint of this instance's launch template (AMI, type, user data)
-    status_port: int = STATUS_PORT
-    metrics: MetricsSettings | None = None
 
     def __post_init__(self) -> None:
         if isinstance(self.metrics, dict):
             self.metrics = MetricsSettings(**self.metrics)
+        if self.high_availability and self.failback_after is None:
+            raise ValueError("agent.json: high availability without failback_after")
 
     @property
     def order(self) -> list[str]:
@@ -108,11 +128,30 @@ class Settings:
     def high_availability(self) -> bool:
         return bool(self.nats)
 
+    def to_document(self) -> dict[str, Any]:
+        """agent.json: without high availability, the region and the metrics only."""
+        document: dict[str, Any] = {"region": self.region}
+        if self.metrics is not None:
+            document["metrics"] = self.metrics.to_document()
+        if self.high_availability:
+            assert self.failback_after is not None
+            document.update(nats=self.nats, route_tables=self.route_tables,
+                            targets=list(self.targets),
+                            failback_after=float(self.failback_after),
+                            status_port=self.status_port, release=self.release)
+        for name in TIMINGS:
+            if getattr(self, name) != getattr(Settings, name):
+                document[name] = getattr(self, name)
+        return document
+
+    @staticmethod
+    def from_document(raw: Mapping[str, Any]) -> Settings:
+        return Settings(**raw)
+
     @staticmethod
     def load(path: str = CONFIG_PATH) -> Settings:
         with open(path) as handle:
-            raw = json.load(handle)
-        return Settings(**raw)
+            return Settings.from_document(json.load(handle))
 
 
 # --- the decisions (pure) ------------------------------------------------------------------------
@@ -134,9 +173,9 @@ class View:
     sees_me: dict[str, bool]  # each peer's own view of me
     routes: dict[str, str | None]  # route table → zone of its target (None: no live NAT)
     owners: dict[str, str]
+    failback_after: float  # seconds (the options table's failbackAfterSeconds)
     gone: dict[str, bool] = field(default_factory=dict)  # AWS says the NAT is no more
     my_healthy_for: float = 0.0
-    failback_after: float = 60.0
 
 
 def desired_target(owner: str, order: Sequence[str], healthy: dict[str, bool]) -> str | None:
@@ -991,7 +1030,7 @@ class Agent:
                     gone=gone,
                     my_healthy_for=self.health.lasted(time.monotonic())
                     if self.health.healthy else 0.0,
-                    failback_after=self.settings.failback_after)
+                    failback_after=float(self.settings.failback_after or 0))
 
     def apply(self, changes: list[Change]) -> None:
         for change in changes:
