@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping, Sequence
+from ipaddress import IPv4Network
 from typing import Any
 
 import pulumi
@@ -22,6 +23,7 @@ from nat.inputs.config import (
     parse_stack_config,
 )
 from nat.inputs.validation import ArgumentsError
+from nat.outputs import OUTPUT_NAMES, MonitoringOutputs, StackOutputs
 
 
 def choose_availability_zones(stack: StackSettings, region: str,
@@ -71,20 +73,14 @@ def build_stack(name: str | None = None) -> NatInstanceVpc:
     return NatInstanceVpc.from_settings(name or pulumi.get_stack(), stack.vpc_settings(zones))
 
 
-def stack_outputs(network: NatInstanceVpc) -> dict[str, Any]:
-    """What `pulumi stack output` shows: the component's outputs and the settings `verify`
-    checks against."""
+def stack_outputs(network: NatInstanceVpc) -> pulumi.Output[StackOutputs]:
+    """What `pulumi stack output` shows (nat/outputs.py): the component's outputs and the
+    settings `verify` checks against, once every id is known."""
     settings = network.settings
     options = settings.options
-    # plain NATs only: with high availability the groups own the instances, which come and go
-    nat_for_private_subnet = pulumi.Output.all(
-        network.nat_instance_ids, network.nat_zone_for_private_route_tables).apply(
-        lambda pair: {zone: pair[0][nat_zone] for zone, nat_zone in pair[1].items()
-                      if nat_zone in pair[0]})
-    return {
-        "vpc_id": network.vpc_id,
-        "vpc_cidr": network.vpc_cidr,
-        "availability_zones": list(settings.availability_zones),
+    watch = options.monitoring
+    parts: dict[str, Any] = {
+        "vpc_id": network.vpc_id, "vpc_cidr": network.vpc_cidr,
         "internet_gateway_id": network.internet_gateway_id,
         "public_route_table_id": network.public_route_table_id,
         "public_subnet_ids": network.public_subnet_ids,
@@ -93,28 +89,49 @@ def stack_outputs(network: NatInstanceVpc) -> dict[str, Any]:
         "nat_instance_ids": network.nat_instance_ids,
         "nat_network_interface_ids": network.nat_network_interface_ids,
         "nat_public_ips": network.nat_public_ips,
-        "nat_for_private_subnet": nat_for_private_subnet,
         "nat_zone_for_private_subnet": network.nat_zone_for_private_route_tables,
         "private_route_table_ids": network.private_route_table_ids,
         "security_group_id": network.security_group_id,
-        "ssh_cidr": str(options.access.ssh_cidr) if options.access.ssh_cidr else None,
-        "test_rules_enabled": options.access.enable_test_rules,
-        "elastic_ips": options.instance.use_elastic_ip,
-        "high_availability": options.high_availability.enabled,
         "auto_scaling_group_names": network.auto_scaling_group_names,
         "connection_table_sizes": network.connection_table_sizes,
-        # what `natctl status` reads
-        "monitoring": {
-            "namespace": network.metrics_namespace,
-            "group": network.metrics_group,
-            "detailed_metrics": options.monitoring.enabled and
-            options.monitoring.detailed_metrics,
-            "instance_type": options.instance.instance_type,
-            "alarm_names": network.alarm_names,
-            "alarm_topic_arn": network.alarm_topic_arn,
-            "dashboard_name": network.dashboard_name,
-        },
-    }
+        "metrics_namespace": network.metrics_namespace, "metrics_group": network.metrics_group,
+        "alarm_names": network.alarm_names, "alarm_topic_arn": network.alarm_topic_arn,
+        "dashboard_name": network.dashboard_name}
+
+    def build(values: dict[str, Any]) -> StackOutputs:
+        return StackOutputs(
+            vpc_id=values["vpc_id"], vpc_cidr=values["vpc_cidr"],
+            availability_zones=settings.availability_zones,
+            internet_gateway_id=values["internet_gateway_id"],
+            public_route_table_id=values["public_route_table_id"],
+            public_subnet_ids=values["public_subnet_ids"],
+            private_subnet_ids=values["private_subnet_ids"],
+            private_subnet_cidrs={zone: IPv4Network(cidr) for zone, cidr in
+                                  values["private_subnet_cidrs"].items()},
+            private_route_table_ids=values["private_route_table_ids"],
+            security_group_id=values["security_group_id"],
+            ssh_cidr=options.access.ssh_cidr,
+            test_rules_enabled=options.access.enable_test_rules,
+            elastic_ips=options.instance.use_elastic_ip,
+            high_availability=options.high_availability.enabled,
+            nat_zone_for_private_subnet=values["nat_zone_for_private_subnet"],
+            nat_public_ips=values["nat_public_ips"],
+            nat_instance_ids=values["nat_instance_ids"],
+            nat_network_interface_ids=values["nat_network_interface_ids"],
+            auto_scaling_group_names=values["auto_scaling_group_names"],
+            # plain NATs only: with high availability the groups own the instances
+            nat_for_private_subnet={
+                zone: values["nat_instance_ids"][nat_zone] for zone, nat_zone in
+                values["nat_zone_for_private_subnet"].items()
+                if nat_zone in values["nat_instance_ids"]},
+            connection_table_sizes=values["connection_table_sizes"],
+            monitoring=MonitoringOutputs(
+                namespace=values["metrics_namespace"], group=values["metrics_group"],
+                detailed_metrics=watch.enabled and watch.detailed_metrics,
+                instance_type=options.instance.instance_type,
+                alarm_names=values["alarm_names"], alarm_topic_arn=values["alarm_topic_arn"],
+                dashboard_name=values["dashboard_name"]))
+    return pulumi.Output.all(**parts).apply(build)
 
 
 def main() -> None:
@@ -123,5 +140,10 @@ def main() -> None:
     except ArgumentsError as error:
         # RunError prints the message alone, without a Python traceback.
         raise pulumi.RunError(str(error)) from None
-    for output_name, value in stack_outputs(network).items():
-        pulumi.export(output_name, value)
+    document = stack_outputs(network).apply(StackOutputs.to_document)
+    for output_name in OUTPUT_NAMES:
+        pulumi.export(output_name, _entry(document, output_name))
+
+
+def _entry(document: pulumi.Output[dict[str, Any]], key: str) -> pulumi.Output[Any]:
+    return document.apply(lambda values: values[key])

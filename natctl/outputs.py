@@ -13,43 +13,19 @@ import ipaddress
 import json
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from ipaddress import IPv4Network
 from typing import Any
 
 from nat.inputs.validation import AZ_NAME_PATTERN, ID_PATTERN
+from nat.outputs import MonitoringOutputs, StackOutputs
+
+__all__ = ["InputError", "StackOutputs", "parse_outputs", "stack_outputs"]
 
 FIX = "Fix: pass `pulumi stack output --json` of a stack of this project, unedited"
 
 
 class InputError(ValueError):
     """Bad outputs, stack or options: nothing was inspected or changed."""
-
-
-@dataclass(frozen=True)
-class StackOutputs:
-    vpc_id: str
-    zones: tuple[str, ...]
-    internet_gateway_id: str
-    public_subnet_ids: dict[str, str]
-    private_subnet_ids: dict[str, str]
-    private_subnet_cidrs: dict[str, IPv4Network]
-    private_route_table_ids: dict[str, str]
-    security_group_id: str
-    ssh_cidr: IPv4Network | None
-    test_rules: bool
-    elastic_ips: bool
-    high_availability: bool
-    nat_zone_for: dict[str, str]  # private subnet's AZ → the AZ whose NAT it uses
-    nat_public_ips: dict[str, str]  # NAT AZ → its public address
-    nat_instance_ids: dict[str, str] = field(default_factory=dict)  # plain NATs
-    nat_interface_ids: dict[str, str] = field(default_factory=dict)  # NAT AZ → interface
-    auto_scaling_group_names: dict[str, str] = field(default_factory=dict)  # HA
-    document: Mapping[str, Any] = field(default_factory=dict)  # all of it (status reads more)
-
-    @property
-    def nat_zones(self) -> list[str]:
-        return [zone for zone in self.zones if zone in self.nat_public_ips]
 
 
 class _Reader:
@@ -244,12 +220,46 @@ def stack_outputs(document: object, source: str) -> StackOutputs:
                          f"({count} problem{'s' if count > 1 else ''}):\n  - "
                          + "\n  - ".join(read.problems) + f"\n{FIX}")
     return StackOutputs(
-        vpc_id=vpc_id, zones=tuple(zones), internet_gateway_id=igw, public_subnet_ids=public,
-        private_subnet_ids=private, private_subnet_cidrs=cidrs, private_route_table_ids=tables,
-        security_group_id=group, ssh_cidr=ssh, test_rules=test_rules, elastic_ips=elastic_ips,
-        high_availability=high_availability, nat_zone_for=nat_zone_for,
+        vpc_id=vpc_id, availability_zones=tuple(zones), internet_gateway_id=igw,
+        public_subnet_ids=public, private_subnet_ids=private, private_subnet_cidrs=cidrs,
+        private_route_table_ids=tables, security_group_id=group, ssh_cidr=ssh,
+        test_rules_enabled=test_rules, elastic_ips=elastic_ips,
+        high_availability=high_availability, nat_zone_for_private_subnet=nat_zone_for,
         nat_public_ips=addresses, nat_instance_ids=instance_ids,
-        nat_interface_ids=interfaces, auto_scaling_group_names=groups, document=document)
+        nat_network_interface_ids=interfaces, auto_scaling_group_names=groups,
+        nat_for_private_subnet={zone: instance_ids[nat_zone] for zone, nat_zone in
+                                nat_zone_for.items() if nat_zone in instance_ids},
+        **_later_additions(document))
+
+
+def _text(value: object) -> str:
+    return value if isinstance(value, str) else ""
+
+
+def _later_additions(document: Mapping[str, Any]) -> dict[str, Any]:
+    """What later versions added and only some commands need (`status`): kept when well
+    formed, left empty otherwise, for the command that needs it to name."""
+    sizes = document.get("connection_table_sizes")
+    well_formed_sizes = isinstance(sizes, dict) and bool(sizes) and all(
+        isinstance(k, str) and isinstance(v, int) and not isinstance(v, bool) and v > 0
+        for k, v in sizes.items())
+    watch = document.get("monitoring")
+    monitoring = None
+    if isinstance(watch, dict) and isinstance(watch.get("namespace"), str):
+        names = watch.get("alarm_names")
+        monitoring = MonitoringOutputs(
+            namespace=watch["namespace"], group=_text(watch.get("group")),
+            detailed_metrics=watch.get("detailed_metrics") is True,
+            instance_type=_text(watch.get("instance_type")),
+            alarm_names={zone: [n for n in listed if isinstance(n, str)]
+                         for zone, listed in names.items() if isinstance(listed, list)}
+            if isinstance(names, dict) else {},
+            alarm_topic_arn=_text(watch.get("alarm_topic_arn")),
+            dashboard_name=_text(watch.get("dashboard_name")))
+    return {"vpc_cidr": _text(document.get("vpc_cidr")),
+            "public_route_table_id": _text(document.get("public_route_table_id")),
+            "connection_table_sizes": dict(sizes) if well_formed_sizes else {},  # type: ignore[arg-type]
+            "monitoring": monitoring}
 
 
 def parse_outputs(text: str, source: str) -> StackOutputs:

@@ -18,6 +18,7 @@ from nat.design.userdata import decode_user_data, parse_user_data
 from nat.inputs.instance_types import architecture_by_name
 from natctl.cost import estimate, monitoring_cost
 from natctl.offline import Graph, run_program
+from natctl.outputs import stack_outputs
 from natctl.stacks import load_stack_config
 
 INSTANCE = "aws:ec2/instance:Instance"
@@ -118,7 +119,7 @@ def build_plan(graph: Graph, stack: str, region: str, gb_per_month: float) -> di
     zones: list[dict[str, Any]] = []
     subnets = graph.of_type(SUBNET)
     # the program's AZ order (registration order is not deterministic)
-    for zone in graph.exports["availability_zones"]:
+    for zone in stack_outputs(graph.exports, "the program's outputs").availability_zones:
         private = next(s for s in subnets if "-private-" in s.name
                        and s.inputs["availabilityZone"] == zone)
         public = next(s for s in subnets if "-public-" in s.name

@@ -12,12 +12,13 @@ from __future__ import annotations
 
 import datetime
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from nat.design.monitoring import DETAILED_WHEN_NONZERO, METRICS, TABLE_ALARM_SHARE, dimensions
 from nat.inputs.instance_types import is_burstable
+from nat.outputs import MonitoringOutputs
 from natctl.cost import load_prices
 from natctl.outputs import InputError, StackOutputs
 from natctl.verify import nat_instance_ids
@@ -54,22 +55,20 @@ class ZoneStatus:
     figures: dict[str, Any]
 
 
-def monitoring_outputs(outputs: Mapping[str, Any], source: str) -> dict[str, Any]:
+def monitoring_outputs(stack: StackOutputs, source: str) -> MonitoringOutputs:
     """The outputs status needs, checked; InputError naming what is wrong."""
-    monitoring = outputs.get("monitoring")
-    if not isinstance(monitoring, dict) or "namespace" not in monitoring:
+    monitoring = stack.monitoring
+    if monitoring is None:
         raise InputError(f"{source} has no `monitoring` output: the stack was deployed by a "
                          "version without metrics. Fix: `pulumi up` with this version first")
-    if not monitoring["namespace"]:
+    if not monitoring.namespace:
         raise InputError(f"{source}: monitoring is off in this stack, so its NATs publish "
                          "nothing. Fix: `pulumi config set monitoring true` and `pulumi up`")
-    sizes = outputs.get("connection_table_sizes")
-    if not isinstance(sizes, dict) or not sizes or \
-            not all(isinstance(v, int) and v > 0 for v in sizes.values()):
+    if not stack.connection_table_sizes:
         raise InputError(f"{source}: connection_table_sizes must map each NAT's AZ to its "
                          "table size. Fix: pass `pulumi stack output --json` of this project")
     for key in ("group", "instance_type"):
-        if not isinstance(monitoring.get(key), str) or not monitoring[key]:
+        if not getattr(monitoring, key):
             raise InputError(f"{source}: monitoring.{key} is missing. Fix: pass `pulumi stack "
                              "output --json` of this project")
     return monitoring
@@ -78,14 +77,13 @@ def monitoring_outputs(outputs: Mapping[str, Any], source: str) -> dict[str, Any
 def gather(session: Any, stack: StackOutputs, now: datetime.datetime,
            hours: float) -> list[ZoneFigures]:
     """One GetMetricData call for every figure of every AZ, and the alarms' states."""
-    outputs = stack.document
-    monitoring = outputs["monitoring"]
-    sizes: dict[str, int] = outputs["connection_table_sizes"]
+    monitoring = monitoring_outputs(stack, "the stack outputs")
+    sizes = stack.connection_table_sizes
     zones = sorted(sizes)
     current = nat_instance_ids(session, stack)[0]
     instances = {zone: current.get(zone, []) for zone in zones}
-    namespace, group = monitoring["namespace"], monitoring["group"]
-    burstable = is_burstable(monitoring["instance_type"])
+    namespace, group = monitoring.namespace, monitoring.group
+    burstable = is_burstable(monitoring.instance_type)
     queries: list[dict[str, Any]] = []
     meaning: dict[str, tuple[str, str, str]] = {}  # query id → (zone, figure, how)
 
@@ -106,7 +104,7 @@ def gather(session: Any, stack: StackOutputs, now: datetime.datetime,
 
     for zone in zones:
         ask(zone, "drops", "sum", ours("PacketsDropCount", zone), "Sum", 3600)
-        if monitoring.get("detailed_metrics"):
+        if monitoring.detailed_metrics:
             for cause in DROP_CAUSES:
                 ask(zone, f"cause:{cause}", "sum", ours(cause, zone), "Sum", 3600)
         ask(zone, "connections", "recent", ours("ActiveConnectionCount", zone), "Maximum", 60)
@@ -158,12 +156,12 @@ def gather(session: Any, stack: StackOutputs, now: datetime.datetime,
         elif figure == "credits_borrowed":
             target.credits_borrowed = pairs[-1][1]
     alarm_names = [name for zone in zones
-                   for name in (monitoring.get("alarm_names") or {}).get(zone, [])]
+                   for name in monitoring.alarm_names.get(zone, [])]
     if alarm_names:
         firing = cloudwatch.describe_alarms(AlarmNames=alarm_names, StateValue="ALARM")
         for alarm in firing["MetricAlarms"]:
             for owner in zones:
-                if alarm["AlarmName"] in monitoring["alarm_names"].get(owner, []):
+                if alarm["AlarmName"] in monitoring.alarm_names.get(owner, []):
                     figures[owner].alarms_firing.append(alarm["AlarmName"])
     return [figures[zone] for zone in zones]
 
@@ -238,15 +236,14 @@ def assess(figures: ZoneFigures, baseline_gbps: float | None, burstable: bool,
 
 def status(session: Any, stack: StackOutputs, source: str, hours: float,
            now: datetime.datetime | None = None) -> list[ZoneStatus]:
-    outputs = stack.document
-    monitoring = monitoring_outputs(outputs, source)
+    monitoring = monitoring_outputs(stack, source)
     now = now or datetime.datetime.now(datetime.timezone.utc)  # noqa: UP017 (boto3 stubs)
-    instance_type = monitoring["instance_type"]
+    instance_type = monitoring.instance_type
     baseline = load_prices()["instances"].get(instance_type, {}).get("baseline_gbps")
     # a NAT sends its samples every publish interval (at most 15 minutes) and ingestion
     # takes a few: silent beyond 20
     return [assess(figures, baseline, is_burstable(instance_type),
-                   bool(monitoring.get("detailed_metrics")), hours, 20)
+                   monitoring.detailed_metrics, hours, 20)
             for figures in gather(session, stack, now, hours)]
 
 

@@ -253,7 +253,7 @@ def check_public_address(ec2: Any, zone: str, instance: dict[str, Any],
     if not outputs.elastic_ips:
         return CheckResult(zone, "public address", True, f"public IP {public_ip}")
     expected = outputs.nat_public_ips.get(zone, "")
-    interface = outputs.nat_interface_ids.get(zone)
+    interface = outputs.nat_network_interface_ids.get(zone)
     where = {"Name": "network-interface-id", "Values": [interface]} if \
         outputs.high_availability and interface else \
         {"Name": "instance-id", "Values": [instance_id]}
@@ -341,7 +341,7 @@ def check_private_route(ec2: Any, zone: str, outputs: StackOutputs,
     check = "private route → NAT in its AZ"
     subnet = outputs.private_subnet_ids[zone]
     ours = outputs.private_route_table_ids[zone]
-    home = outputs.nat_zone_for[zone]
+    home = outputs.nat_zone_for_private_subnet[zone]
     if subnet not in account.subnets:
         return CheckResult(zone, check, False, f"private subnet {subnet} is not in "
                            f"{outputs.vpc_id} (deleted outside Pulumi?). Fix: {REFRESH}")
@@ -352,7 +352,7 @@ def check_private_route(ec2: Any, zone: str, outputs: StackOutputs,
         now = "no table of its own (the VPC's main table applies)" if not own else (
             f"{table['RouteTableId'] if table else 'another table'}" +
             (" (the public route table)" if table and table["RouteTableId"] ==
-             outputs.document.get("public_route_table_id") else ""))
+             outputs.public_route_table_id else ""))
         command = (f"`aws ec2 replace-route-table-association --association-id "
                    f"{association['RouteTableAssociationId']} --route-table-id {ours}`"
                    if association else f"`aws ec2 associate-route-table --route-table-id "
@@ -362,7 +362,7 @@ def check_private_route(ec2: Any, zone: str, outputs: StackOutputs,
                            f"or {REFRESH}")
     route = _default_route(table)
     nat_of: dict[str, str] = {}  # a route target (interface or instance) → its NAT's AZ
-    for nat_zone, interface in outputs.nat_interface_ids.items():
+    for nat_zone, interface in outputs.nat_network_interface_ids.items():
         nat_of[interface] = nat_zone
     for nat_zone, instances in account.nats.items():
         for instance in instances:
@@ -371,7 +371,7 @@ def check_private_route(ec2: Any, zone: str, outputs: StackOutputs,
                 nat_of.setdefault(interface["NetworkInterfaceId"], nat_zone)
     for nat_zone, instance_id in outputs.nat_instance_ids.items():
         nat_of.setdefault(instance_id, nat_zone)
-    expected = outputs.nat_interface_ids.get(home) or outputs.nat_instance_ids.get(home, "")
+    expected = outputs.nat_network_interface_ids.get(home) or outputs.nat_instance_ids.get(home, "")
     repoint = (f"`aws ec2 replace-route --route-table-id {ours} --destination-cidr-block "
                f"0.0.0.0/0 --network-interface-id {expected}` (Pulumi leaves this route to the "
                "agents)") if outputs.high_availability else REFRESH
@@ -484,7 +484,7 @@ def check_security_group(ec2: Any, outputs: StackOutputs) -> list[CheckResult]:
         return [CheckResult(STACK_WIDE, "security group = guide's table", False,
                             f"{group} does not exist. Fix: {REFRESH}")]
     expected = expand_rules(list(outputs.private_subnet_cidrs.values()), outputs.ssh_cidr,
-                            outputs.test_rules, outputs.high_availability)
+                            outputs.test_rules_enabled, outputs.high_availability)
     expected_keys = {(r.direction, r.cidr, r.protocol, r.from_port, r.to_port): r
                      for r in expected}
     actual = live_rules(ec2, group, group)
@@ -580,7 +580,7 @@ def verify(session: Any, outputs: StackOutputs, connectivity: bool = False,
                 zone, outputs, account)))
         for instance in live:
             results.extend(check_nat(ec2, zone, instance, outputs))
-    for zone in outputs.zones:
+    for zone in outputs.availability_zones:
         results.append(check_public_route(zone, outputs, account))
         results.append(check_private_route(ec2, zone, outputs, account))
         results.extend(check_network_acls(zone, outputs, account))
