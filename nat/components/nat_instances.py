@@ -10,17 +10,17 @@ annotations at run time.
 
 import json
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import pulumi
 import pulumi_aws as aws
 from pulumi.runtime.sync_await import _sync_await
 
+from nat.components.zone import Family, LaunchSpec, Legacy, NatZone
 from nat.design import monitoring
 from nat.design.ami import al2023_ssm_parameter
-from nat.design.ha import HA_GROUP_TAG, RELEASE_TAG, agent_settings, policy_document
-from nat.design.rules import ANYWHERE, NAT_SECURITY_GROUP, expand_rules
+from nat.design.ha import agent_settings, policy_document
+from nat.design.rules import NAT_SECURITY_GROUP, expand_rules
 from nat.design.userdata import encode_user_data, release_of, render_user_data
 from nat.inputs.args import NatInstancesArgs
 from nat.inputs.instance_types import ARM64, X86_64, is_burstable
@@ -31,9 +31,7 @@ from nat.instance.agent import MetricsSettings
 from nat.instance.agent import Settings as AgentSettings
 
 COMPONENT_TYPE = "nat:index:NatInstances"
-ZONE_TYPE = "nat:index:NatZone"
 SSM_POLICY_ARN = "arn:aws:iam::aws:policy/AmazonSSMManagedInstanceCore"
-TAG_COMPONENT = "nat-instance-vpc:component"
 
 
 class InvalidArgumentsError(ArgumentsError, pulumi.RunError):
@@ -42,17 +40,6 @@ class InvalidArgumentsError(ArgumentsError, pulumi.RunError):
     @classmethod
     def of(cls, error: ArgumentsError) -> "InvalidArgumentsError":
         return cls(error.heading, error.problems, error.fields)
-
-
-@dataclass(frozen=True)
-class Legacy:
-    """Where NatInstanceVpc 0.1 kept these resources: aliases, so an upgrade replaces nothing.
-
-    0.1 hung every resource directly under NatInstanceVpc; the routes had other names.
-    """
-
-    parent: pulumi.Resource
-    route_names: Mapping[str, str]  # AZ → 0.1's name of that AZ's default route
 
 
 def architecture_from_aws(supported: list[str] | None, fallback: str) -> str:
@@ -222,112 +209,112 @@ class NatInstances(pulumi.ComponentResource):
         self._name = name
         self._settings = settings
         self._wiring = settings.wiring
-        self._legacy = legacy
+        self._family = Family(name, settings.options.tags, legacy)
         # names this component's NATs: the HA group tag and the metrics' NatGroup dimension
         self._group = f"{pulumi.get_project()}/{pulumi.get_stack()}/{name}"
         self._build()
 
     # --- helpers -------------------------------------------------------------------------------
     def _tags(self, resource_name: str) -> dict[str, str]:
-        """The caller's tags may name another owner (NatInstanceVpc names itself)."""
-        return {TAG_COMPONENT: self._name, **self._settings.options.tags,
-                "Name": resource_name}
+        return self._family.tags_of(resource_name)
 
     def _options(self, resource_name: str, parent: pulumi.Resource,
-                 legacy_name: str | None = None, **extra: Any) -> pulumi.ResourceOptions:
-        """Options of a child: its parent, and where 0.1 kept it (aliases)."""
-        aliases = [pulumi.Alias(name=legacy_name or resource_name, parent=self._legacy.parent)] \
-            if self._legacy else None
-        return pulumi.ResourceOptions(parent=parent, aliases=aliases, **extra)
+                 **extra: Any) -> pulumi.ResourceOptions:
+        return self._family.options(resource_name, parent, **extra)
 
     @property
     def _high_availability(self) -> bool:
         return self._settings.options.high_availability.enabled
 
     # --- the resources -------------------------------------------------------------------------
+    def _look_up(self) -> tuple[pulumi.Input[str], pulumi.Input[str]]:
+        """What AWS says before anything is made: the type's memory (the table size, a plain
+        value the alarms' thresholds and the user data need), its architecture, the region;
+        returns (AMI id, where it comes from)."""
+        instance = self._settings.options.instance
+        invoke = pulumi.InvokeOutputOptions(parent=self)
+        instance_type_info = aws.ec2.get_instance_type(
+            instance_type=instance.instance_type, opts=pulumi.InvokeOptions(parent=self))
+        architecture = architecture_from_aws(instance_type_info.supported_architectures,
+                                             instance.architecture)
+        # the table size the kernel gets and the alarm measures against: one number
+        self._table_size = monitoring.conntrack_max(
+            instance_type_info.memory_size, instance.tuning.values.get("max_entries"))
+        self._tuning = TuningOverrides.from_values(
+            {**instance.tuning.values, "max_entries": self._table_size})
+        self._region = aws.get_region_output(opts=invoke).region
+        if instance.ami_id is not None:
+            return instance.ami_id, instance.ami_id
+        parameter = al2023_ssm_parameter(architecture)
+        return aws.ssm.get_parameter_output(name=parameter, opts=invoke).value, \
+            f"ssm:{parameter}"
+
     def _build(self) -> None:
         name, settings = self._name, self._settings
         options = settings.options
-        invoke = pulumi.InvokeOutputOptions(parent=self)
-
-        # known now (the alarms' thresholds and the user data need them as plain values)
-        instance_type_info = aws.ec2.get_instance_type(
-            instance_type=options.instance.instance_type, opts=pulumi.InvokeOptions(parent=self))
-        architecture = architecture_from_aws(instance_type_info.supported_architectures,
-                                             options.instance.architecture)
-        # the table size the kernel gets and the alarm measures against: one number
-        self._table_size = monitoring.conntrack_max(
-            instance_type_info.memory_size, options.instance.tuning.values.get("max_entries"))
-        self._tuning = TuningOverrides.from_values(
-            {**options.instance.tuning.values, "max_entries": self._table_size})
-        self._region = aws.get_region_output(opts=invoke).region
-        if options.instance.ami_id is not None:
-            ami_id: pulumi.Input[str] = options.instance.ami_id
-            ami_source: pulumi.Input[str] = options.instance.ami_id
-        else:
-            parameter = al2023_ssm_parameter(architecture)
-            ami_id = aws.ssm.get_parameter_output(name=parameter, opts=invoke).value
-            ami_source = f"ssm:{parameter}"
-
+        ami_id, ami_source = self._look_up()
         security_group = self._security_group()
         role = self._role()
         profile = aws.iam.InstanceProfile(f"{name}-profile", role=role.name,
                                           opts=self._options(f"{name}-profile", role)) \
             if role else None
 
-        # one group per AZ, so `pulumi stack` reads like the topology
-        zones: dict[str, pulumi.ComponentResource] = {
-            zone: pulumi.ComponentResource(ZONE_TYPE, f"{name}-zone-{zone}", None,
-                                           pulumi.ResourceOptions(parent=self))
-            for zone in settings.availability_zones}
-        interfaces: dict[str, pulumi.Output[str]] = {}
-        public_ips: dict[str, pulumi.Output[str]] = {}
-        instance_ids: dict[str, pulumi.Output[str]] = {}
-        groups: dict[str, pulumi.Output[str]] = {}
+        def launch_spec(user_data: pulumi.Input[str]) -> LaunchSpec:
+            instance = options.instance
+            return LaunchSpec(ami_id=ami_id, pinned_ami=instance.ami_id is not None,
+                              instance_type=instance.instance_type, key_name=instance.key_name,
+                              instance_profile=profile.name if profile else None,
+                              user_data=user_data,
+                              burstable=is_burstable(instance.instance_type))
+
+        # one component per AZ, so `pulumi stack` reads like the topology
+        zones = {zone: NatZone(self._family, zone, self) for zone in settings.availability_zones}
+        subnets = self._wiring.public_subnet_ids
         if self._high_availability:
-            assert role is not None and profile is not None
-            self._ha_zones(zones, ami_id, ami_source, security_group, role, profile,
-                           interfaces, public_ips, groups)
+            assert role is not None
+            policy = self._agent_policy(role)
+            interfaces = {zone: zones[zone].add_interface(subnets[zone], security_group.id)
+                          for zone in settings.nat_zones}
+            release_and_user_data = self._agent_user_data(ami_source, interfaces)
+            for zone in settings.nat_zones:
+                zones[zone].launch_group(launch_spec(release_and_user_data.apply(lambda r: r[1])),
+                                         subnets[zone], self._group,
+                                         release_and_user_data.apply(lambda r: r[0]), [policy])
         else:
             user_data = self._region.apply(lambda region: encode_user_data(render_user_data(
                 settings.vpc_cidrs, self._tuning, self._metrics_only_agent(region))))
             for zone in settings.nat_zones:
-                nat, public_ips[zone] = self._nat_instance(
-                    zone, zones[zone], self._wiring.public_subnet_ids[zone], ami_id, security_group,
-                    profile, user_data)
-                instance_ids[zone] = nat.id
-                interfaces[zone] = nat.primary_network_interface_id
-
+                zones[zone].launch_instance(launch_spec(user_data), subnets[zone],
+                                            security_group.id,
+                                            options.instance.use_elastic_ip)
+        nat_zones = {zone: zones[zone] for zone in settings.nat_zones}
         for zone in settings.availability_zones:
-            tables = self._wiring.private_route_table_ids[zone]
-            for index, table in enumerate(tables):
-                route_name = f"{name}-default-route-{zone}" + (f"-{index + 1}" if index else "")
-                legacy = self._legacy.route_names.get(zone) if self._legacy else None
-                # With high availability the agents move this route; Pulumi keeps what it
-                # created, and deletes it, but never points it back at a NAT by itself.
-                aws.ec2.Route(route_name, route_table_id=table,
-                              destination_cidr_block=ANYWHERE,
-                              network_interface_id=interfaces[settings.nat_zone_for(zone)],
-                              opts=self._options(route_name, zones[zone], legacy,
-                                                 ignore_changes=["networkInterfaceId"]
-                                                 if self._high_availability else None))
-        for zone_group in zones.values():
-            zone_group.register_outputs({})
-
+            target = nat_zones[settings.nat_zone_for(zone)].interface_id
+            assert target is not None
+            zones[zone].add_routes(self._wiring.private_route_table_ids[zone], target,
+                                   agents_move_them=self._high_availability)
         self.security_group_id = security_group.id
-        self.nat_instance_ids = output_map(instance_ids)
-        self.nat_network_interface_ids = output_map(interfaces)
-        self.nat_public_ips = output_map(public_ips)
+        self.instance_role_name = role.name if role else pulumi.Output.from_input("")
+        self._outputs(nat_zones)
+        self._monitoring(nat_zones)
+        for zone_component in zones.values():
+            zone_component.finish()
+        self.register_outputs({key: getattr(self, key) for key in OUTPUTS})
+
+    def _outputs(self, nat_zones: Mapping[str, NatZone]) -> None:
+        settings = self._settings
+
+        def outputs(pick: Any) -> pulumi.Output[dict[str, Any]]:
+            return output_map({zone: pick(z) for zone, z in nat_zones.items()
+                               if pick(z) is not None})
+        self.nat_instance_ids = outputs(lambda z: z.instance_id)
+        self.nat_network_interface_ids = outputs(lambda z: z.interface_id)
+        self.nat_public_ips = outputs(lambda z: z.public_ip)
         self.nat_zone_for_private_route_tables = output_map(
             {zone: settings.nat_zone_for(zone) for zone in settings.availability_zones})
-        self.auto_scaling_group_names = output_map(groups)
-        self.instance_role_name = role.name if role else pulumi.Output.from_input("")
+        self.auto_scaling_group_names = outputs(lambda z: z.group_name)
         self.connection_table_sizes = pulumi.Output.from_input(
             dict.fromkeys(settings.nat_zones, self._table_size))
-        self._monitoring(zones, {
-            zone: ("AutoScalingGroupName", groups[zone]) if self._high_availability
-            else ("InstanceId", instance_ids[zone]) for zone in settings.nat_zones})
-        self.register_outputs({key: getattr(self, key) for key in OUTPUTS})
 
     def _security_group(self) -> aws.ec2.SecurityGroup:
         """Each guide row is its own resource, with no inline rules: the provider then removes
@@ -384,167 +371,41 @@ class NatInstances(pulumi.ComponentResource):
         metrics = self._metrics_settings()
         return None if metrics is None else AgentSettings(region=region, metrics=metrics)
 
-    def _credit_specification(self, kind: Any) -> Any:
-        """A NAT must not be throttled to its CPU baseline: burstable types run unlimited
-        (the cpu-credits alarm says when that costs money)."""
-        if not is_burstable(self._settings.options.instance.instance_type):
-            return None
-        return kind(cpu_credits="unlimited")
-
-    def _nat_instance(self, zone: str, parent: pulumi.Resource, subnet_id: pulumi.Input[str],
-                      ami_id: pulumi.Input[str], security_group: aws.ec2.SecurityGroup,
-                      instance_profile: aws.iam.InstanceProfile | None,
-                      user_data: pulumi.Input[str]
-                      ) -> tuple[aws.ec2.Instance, pulumi.Output[str]]:
-        name, instance = self._name, self._settings.options.instance
-        nat_name = f"{name}-{zone}"
-        # A new AL2023 release must not replace running NATs at the next `pulumi up`; a pinned
-        # AMI is a deliberate choice, so changing the pin does replace them.
-        nat_instance = aws.ec2.Instance(
-            nat_name,
-            ami=ami_id,
-            instance_type=instance.instance_type,
-            subnet_id=subnet_id,
-            vpc_security_group_ids=[security_group.id],
-            source_dest_check=False,
-            # An auto-assigned address lets the first boot reach package mirrors before the
-            # Elastic IP is associated; AWS releases it when the EIP arrives.
-            associate_public_ip_address=True,
-            key_name=instance.key_name,
-            iam_instance_profile=instance_profile.name if instance_profile else None,
-            metadata_options=aws.ec2.InstanceMetadataOptionsArgs(
-                http_endpoint="enabled", http_tokens="required", http_put_response_hop_limit=1),
-            root_block_device=aws.ec2.InstanceRootBlockDeviceArgs(
-                volume_type="gp3", encrypted=True, delete_on_termination=True),
-            credit_specification=self._credit_specification(
-                aws.ec2.InstanceCreditSpecificationArgs),
-            user_data_base64=user_data,
-            # cloud-init runs user data once per instance: an in-place change would never run
-            # the new script, so a changed script replaces the NAT.
-            user_data_replace_on_change=True,
-            tags=self._tags(nat_name),
-            opts=self._options(nat_name, parent,
-                               ignore_changes=[] if instance.ami_id else ["ami"]))
-        if not instance.use_elastic_ip:
-            return nat_instance, nat_instance.public_ip
-        elastic_ip = self._elastic_ip(zone, parent)
-        assoc_name = f"{name}-eip-assoc-{zone}"
-        aws.ec2.EipAssociation(assoc_name, allocation_id=elastic_ip.allocation_id,
-                               instance_id=nat_instance.id,
-                               opts=self._options(assoc_name, elastic_ip))
-        return nat_instance, elastic_ip.public_ip
-
-    def _elastic_ip(self, zone: str, parent: pulumi.Resource) -> aws.ec2.Eip:
-        """The AZ's public address: the same resource in both modes, so switching to high
-        availability keeps it."""
-        eip_name = f"{self._name}-eip-{zone}"
-        return aws.ec2.Eip(eip_name, domain="vpc", tags=self._tags(eip_name),
-                           opts=self._options(eip_name, parent))
-
     # --- high availability ---------------------------------------------------------------------
-    def _ha_zones(self, zones: Mapping[str, pulumi.Resource],
-                  ami_id: pulumi.Input[str], ami_source: pulumi.Input[str],
-                  security_group: aws.ec2.SecurityGroup, role: aws.iam.Role,
-                  profile: aws.iam.InstanceProfile, interfaces: dict[str, pulumi.Output[str]],
-                  public_ips: dict[str, pulumi.Output[str]],
-                  groups: dict[str, pulumi.Output[str]]) -> None:
-        """Per AZ: an interface that keeps the Elastic IP, a launch template that puts each
-        new instance on it, an Auto Scaling group of one; the agents' policy."""
-        name, settings = self._name, self._settings
+    def _route_tables(self) -> list[tuple[pulumi.Input[str], str]]:
+        """(route table, AZ whose NAT owns it) for every private route table."""
+        settings = self._settings
+        return [(table, settings.nat_zone_for(zone)) for zone in settings.availability_zones
+                for table in self._wiring.private_route_table_ids[zone]]
+
+    def _agent_policy(self, role: aws.iam.Role) -> aws.iam.RolePolicy:
+        """What the agents may do: move this stack's routes, replace this stack's NATs."""
+        name, ha_group = self._name, self._group
         invoke = pulumi.InvokeOutputOptions(parent=self)
-        ha_group = self._group
-        tables = [(table, settings.nat_zone_for(zone)) for zone in settings.availability_zones
-                  for table in self._wiring.private_route_table_ids[zone]]
-        policy = aws.iam.RolePolicy(
+        return aws.iam.RolePolicy(
             f"{name}-ha", role=role.id,
             policy=pulumi.Output.all(
                 aws.get_partition_output(opts=invoke).partition,
                 aws.get_region_output(opts=invoke).region,
                 aws.get_caller_identity_output(opts=invoke).account_id,
-                *[table for table, _ in tables]).apply(
+                *[table for table, _ in self._route_tables()]).apply(
                 lambda values: json.dumps(policy_document(values[0], values[1], values[2],
                                                           values[3:], ha_group))),
             opts=self._options(f"{name}-ha", role))
 
-        associations: dict[str, aws.ec2.EipAssociation] = {}
-        eni: dict[str, aws.ec2.NetworkInterface] = {}
-        for zone in settings.nat_zones:
-            eni_name = f"{name}-eni-{zone}"
-            eni[zone] = aws.ec2.NetworkInterface(
-                eni_name, subnet_id=self._wiring.public_subnet_ids[zone],
-                security_groups=[security_group.id], source_dest_check=False,
-                description="NAT instance interface (nat-instance-vpc): outlives instances, "
-                            "keeps the AZ's Elastic IP",
-                tags=self._tags(eni_name), opts=self._options(eni_name, zones[zone]))
-            elastic_ip = self._elastic_ip(zone, zones[zone])
-            assoc_name = f"{name}-eip-assoc-{zone}"
-            associations[zone] = aws.ec2.EipAssociation(
-                assoc_name, allocation_id=elastic_ip.allocation_id,
-                network_interface_id=eni[zone].id, opts=self._options(assoc_name, elastic_ip))
-            interfaces[zone] = eni[zone].id
-            public_ips[zone] = elastic_ip.public_ip
-
-        instance = settings.options.instance
+    def _agent_user_data(self, ami_source: pulumi.Input[str],
+                         interfaces: Mapping[str, aws.ec2.NetworkInterface]
+                         ) -> pulumi.Output[tuple[str, str]]:
+        """(release, user data) of every AZ's launch template: the agents are told every
+        NAT's interface and every route table."""
+        tables = self._route_tables()
         agent = pulumi.Output.all(
             self._region, ami_source,
-            {zone: pulumi.Output.all(e.id, e.private_ip) for zone, e in eni.items()},
+            {zone: pulumi.Output.all(e.id, e.private_ip) for zone, e in interfaces.items()},
             [pulumi.Output.from_input(table) for table, _ in tables])
-        release_and_user_data = agent.apply(lambda values: self._user_data(
+        return agent.apply(lambda values: self._user_data(
             values[0], values[1], values[2], [(table, owner) for table, (_, owner) in
                                              zip(values[3], tables, strict=True)]))
-        for zone in settings.nat_zones:
-            lt_name, group_name = f"{name}-lt-{zone}", f"{name}-asg-{zone}"
-            template = aws.ec2.LaunchTemplate(
-                lt_name,
-                image_id=ami_id,
-                instance_type=instance.instance_type,
-                key_name=instance.key_name,
-                iam_instance_profile=aws.ec2.LaunchTemplateIamInstanceProfileArgs(
-                    name=profile.name),
-                # the instance's primary interface is the AZ's own: its address, its EIP,
-                # source/dest check off, the NAT security group
-                network_interfaces=[aws.ec2.LaunchTemplateNetworkInterfaceArgs(
-                    device_index=0, network_interface_id=eni[zone].id,
-                    delete_on_termination="false")],
-                metadata_options=aws.ec2.LaunchTemplateMetadataOptionsArgs(
-                    http_endpoint="enabled", http_tokens="required",
-                    http_put_response_hop_limit=1),
-                block_device_mappings=[aws.ec2.LaunchTemplateBlockDeviceMappingArgs(
-                    device_name="/dev/xvda", ebs=aws.ec2.LaunchTemplateBlockDeviceMappingEbsArgs(
-                        volume_type="gp3", encrypted="true", delete_on_termination="true"))],
-                user_data=release_and_user_data.apply(lambda r: r[1]),
-                credit_specification=self._credit_specification(
-                    aws.ec2.LaunchTemplateCreditSpecificationArgs),
-                tag_specifications=[aws.ec2.LaunchTemplateTagSpecificationArgs(
-                    resource_type=kind, tags=self._tags(f"{name}-{zone}"))
-                    for kind in ("instance", "volume")],
-                update_default_version=True,
-                tags=self._tags(lt_name),
-                # as for plain NATs: a new AL2023 release is no reason to replace them
-                opts=self._options(lt_name, zones[zone],
-                                   ignore_changes=[] if instance.ami_id else ["imageId"]))
-            group = aws.autoscaling.Group(
-                group_name, min_size=1, max_size=1, desired_capacity=1,
-                vpc_zone_identifiers=[self._wiring.public_subnet_ids[zone]],
-                launch_template=aws.autoscaling.GroupLaunchTemplateArgs(
-                    id=template.id, version=template.latest_version.apply(str)),
-                health_check_type="EC2", health_check_grace_period=120,
-                # the interface can serve one instance at a time: replace by terminating
-                # first (the agents have already moved the AZ's routes away)
-                instance_maintenance_policy=aws.autoscaling.GroupInstanceMaintenancePolicyArgs(
-                    min_healthy_percentage=0, max_healthy_percentage=100),
-                tags=[aws.autoscaling.GroupTagArgs(key=key, value=value, propagate_at_launch=True)
-                      for key, value in self._tags(f"{name}-{zone}").items()] + [
-                    aws.autoscaling.GroupTagArgs(key=HA_GROUP_TAG, value=ha_group,
-                                                 propagate_at_launch=False),
-                    aws.autoscaling.GroupTagArgs(key=RELEASE_TAG,
-                                                 value=release_and_user_data.apply(
-                                                     lambda r: r[0]),
-                                                 propagate_at_launch=False)],
-                # boot with the address in place and the agent's rights granted
-                opts=self._options(group_name, zones[zone],
-                                   depends_on=[associations[zone], policy]))
-            groups[zone] = group.name
 
     def _user_data(self, region: str, ami_source: str,
                    interfaces: Mapping[str, Sequence[str]],
@@ -563,9 +424,8 @@ class NatInstances(pulumi.ComponentResource):
         return release, encode_user_data(rendered(release))
 
     # --- monitoring ----------------------------------------------------------------------------
-    def _monitoring(self, zones: Mapping[str, pulumi.Resource],
-                    credit_dimensions: Mapping[str, tuple[str, pulumi.Output[str]]]) -> None:
-        """Per AZ, the alarms (under the AZ's group); the stack's topic and dashboard."""
+    def _monitoring(self, nat_zones: Mapping[str, NatZone]) -> None:
+        """Per AZ, the alarms (under the AZ's component); the stack's topic and dashboard."""
         name, settings = self._name, self._settings
         watch = settings.options.monitoring
         empty = pulumi.Output.from_input("")
@@ -578,6 +438,14 @@ class NatInstances(pulumi.ComponentResource):
         if not watch.enabled:
             return
         burstable = is_burstable(settings.options.instance.instance_type)
+        # the dimension of EC2's own metrics (CPU credits) for each AZ's NAT
+        credit_dimensions: dict[str, tuple[str, pulumi.Output[str]]] = {}
+        for zone, nat in nat_zones.items():
+            if nat.group_name is not None:
+                credit_dimensions[zone] = ("AutoScalingGroupName", nat.group_name)
+            else:
+                assert nat.instance_id is not None
+                credit_dimensions[zone] = ("InstanceId", nat.instance_id)
         if watch.create_alarm_topic:
             topic = aws.sns.Topic(f"{name}-alarms", tags=self._tags(f"{name}-alarms"),
                                   opts=self._options(f"{name}-alarms", self))
@@ -587,14 +455,12 @@ class NatInstances(pulumi.ComponentResource):
         actions = [self.alarm_topic_arn] if watch.alarm_topic_arn or watch.create_alarm_topic \
             else []
         if watch.alarms:
-            names: dict[str, Any] = {}
-            for zone in settings.nat_zones:
-                specs = monitoring.alarm_specs(zone, self._group, watch.namespace,
-                                               watch.publish_interval_seconds, self._table_size,
-                                               burstable, credit_dimensions[zone])
-                names[zone] = pulumi.Output.all(*[
-                    self._alarm(zone, zones[zone], spec, actions).name for spec in specs])
-            self.alarm_names = output_map(names)
+            for zone, nat in nat_zones.items():
+                nat.add_alarms(monitoring.alarm_specs(
+                    zone, self._group, watch.namespace, watch.publish_interval_seconds,
+                    self._table_size, burstable, credit_dimensions[zone]), actions)
+            self.alarm_names = output_map({zone: nat.alarm_names
+                                           for zone, nat in nat_zones.items()})
         if watch.dashboard:
             body = pulumi.Output.all(self._region, {
                 zone: value for zone, (_, value) in credit_dimensions.items()}).apply(
@@ -610,15 +476,3 @@ class NatInstances(pulumi.ComponentResource):
                 f"{name}-dashboard", dashboard_name=board_name, dashboard_body=body,
                 opts=self._options(f"{name}-dashboard", self))
             self.dashboard_name = dashboard.dashboard_name
-
-    def _alarm(self, zone: str, parent: pulumi.Resource, spec: monitoring.AlarmSpec,
-               actions: list[pulumi.Output[str]]) -> aws.cloudwatch.MetricAlarm:
-        alarm_name = f"{self._name}-{spec.slug}-{zone}"
-        return aws.cloudwatch.MetricAlarm(
-            alarm_name, alarm_description=spec.description, namespace=spec.namespace,
-            metric_name=spec.metric_name, statistic=spec.statistic, period=spec.period,
-            evaluation_periods=spec.evaluation_periods,
-            datapoints_to_alarm=spec.datapoints_to_alarm, threshold=spec.threshold,
-            comparison_operator=spec.comparison, treat_missing_data=spec.treat_missing_data,
-            dimensions=dict(spec.dimensions), alarm_actions=actions, ok_actions=actions,
-            tags=self._tags(alarm_name), opts=self._options(alarm_name, parent))

@@ -10,13 +10,8 @@ from typing import Any
 import pulumi
 import pulumi_aws as aws
 
-from nat.components.nat_instances import (
-    TAG_COMPONENT,
-    InvalidArgumentsError,
-    Legacy,
-    NatInstances,
-    output_map,
-)
+from nat.components.nat_instances import InvalidArgumentsError, NatInstances, output_map
+from nat.components.zone import TAG_COMPONENT, Legacy
 from nat.design.rules import ANYWHERE
 from nat.inputs.args import NatInstanceVpcArgs
 from nat.inputs.settings import VpcSettings, Wiring, nat_instance_vpc_settings
