@@ -177,7 +177,7 @@ FORWARDER = "10.0.32.20"
 
 def use_direct_path(topology: Topology, direct: bool) -> None:
     """Private route table: 0.0.0.0/0 → a plain forwarding host, or → the NAT."""
-    via, device = (FORWARDER, "to-fwd") if direct else (NAT_PRIVATE, "to-nat")
+    via, device = (FORWARDER, "to-fwd") if direct else (NAT_PRIVATE, topology.nat_link)
     topology.ns(topology.router, "ip", "route", "replace", "default", "via", via, "dev", device,
                 "table", PRIVATE_TABLE)
 

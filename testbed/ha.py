@@ -34,8 +34,6 @@ from __future__ import annotations
 
 import datetime
 import itertools
-import os
-import shutil
 import socket
 import subprocess
 import sys
@@ -58,7 +56,16 @@ from nat.inputs.settings import HighAvailabilitySettings
 from nat.inputs.tuning import TuningOverrides
 from nat.instance.agent import STATUS_PORT, MetricsSettings
 from nat.instance.agent import Settings as AgentSettings
-from testbed.topology import PROBE, SCRATCH_MOUNTS, run, veth
+from testbed.topology import (
+    INTERNET_HOST,
+    PROBE,
+    SCRATCH_MOUNTS,
+    VPC_CIDR,
+    ZONE_A,
+    Network,
+    Zone,
+    run,
+)
 
 IMDS = str(Path(__file__).with_name("imds.py"))
 ENA_STATISTICS = Path(__file__).with_name("ena-ethtool-S.txt")
@@ -67,8 +74,6 @@ LAB_METRICS = MetricsSettings(namespace="NatInstance", group="nat-instance-vpc/l
                               publish_every=3.0)  # production: 60 s and 300 s
 MOTO_SERVER = str(Path(sys.executable).with_name("moto_server"))
 REGION = "us-east-1"
-VPC_CIDR = "10.0.0.0/16"
-INTERNET_HOST = "198.51.100.20"
 ECHO_PORT = 8080
 API_PORT = 5000
 API_FROM_TESTS = "203.0.113.253"  # the internet host's side of the test process's veth
@@ -76,23 +81,8 @@ TEST_SIDE = "203.0.113.254"
 _serial = itertools.count()
 
 
-@dataclass(frozen=True)
-class Zone:
-    name: str
-    letter: str
-    public_cidr: str
-    private_cidr: str
-    nat_address: str
-    public_gateway: str
-    private_host: str
-    private_gateway: str
-    public_ip: str
-    table: str  # the VPC router's table for this AZ's private subnet
-
-
 ZONES = {
-    "a": Zone("us-east-1a", "a", "10.0.0.0/20", "10.0.128.0/20", "10.0.0.10", "10.0.0.1",
-              "10.0.128.10", "10.0.128.1", "203.0.113.10", "100"),
+    "a": ZONE_A,
     "b": Zone("us-east-1b", "b", "10.0.16.0/20", "10.0.144.0/20", "10.0.16.10", "10.0.16.1",
               "10.0.144.10", "10.0.144.1", "203.0.113.11", "101"),
 }
@@ -149,16 +139,13 @@ class Watch:
 
 
 class HaLab:
+    """Two AZs' NATs as Auto Scaling groups see them: the shared test bed (testbed.topology
+    Network) with both zones, moto_server as AWS on the internet host, and a NAT boot helper
+    that runs the rendered user data and the agent in a namespace per instance."""
+
     def __init__(self, failback_after: float = 5, replace_after: float = 5,
                  propagation: float = 0.0, high_availability: bool = True,
                  metrics: MetricsSettings | None = None) -> None:
-        tag = f"ha{os.getpid() % 100000}x{next(_serial)}"
-        self.tag = tag
-        self.names = {"router": f"{tag}-vpc", "igw": f"{tag}-igw", "inet": f"{tag}-inet",
-                      **{f"priv-{z}": f"{tag}-priv{z}" for z in ZONES}}
-        self.namespaces = list(self.names.values())
-        self.scratch = Path(tempfile.mkdtemp(prefix=f"{tag}-"))
-        self.test_link = f"{tag}aws"
         self.failback_after, self.replace_after = failback_after, replace_after
         self.propagation = propagation
         self.high_availability = high_availability
@@ -168,9 +155,16 @@ class HaLab:
         self.route_events: list[tuple[float, str, str]] = []  # (time, private AZ, NAT AZ)
         self.applied: dict[str, str] = {}
         self._stop = threading.Event()
-        self.fake_bin = self.scratch / "bin"
+        self.network = Network(list(ZONES.values()), "ha", internet_host_mtu=1500,
+                               block_pmtud=False)
+        self.tag, self.scratch = self.network.tag, self.network.scratch
+        self.fake_bin = self.network.fake_bin
+        self.names = {"router": self.network.router, "igw": self.network.igw,
+                      "inet": self.network.internet,
+                      **{f"priv-{z}": host for z, host in self.network.private_hosts.items()}}
+        self.test_link = f"{self.tag}aws"
         try:
-            self._build()
+            self._connect_tests()
             self._start_internet()
             self._make_aws()
             self._applier = threading.Thread(target=self._apply_routes, daemon=True)
@@ -185,60 +179,9 @@ class HaLab:
     def ns(self, name: str, *command: str, check: bool = True) -> subprocess.CompletedProcess[str]:
         return run(["ip", "netns", "exec", self.names.get(name, name), *command], check=check)
 
-    def _link(self, left: str, left_if: str, right: str, right_if: str, mtu: int) -> None:
-        veth(self.tag, (self.names.get(left, left), left_if),
-             (self.names.get(right, right), right_if), mtu)
-
-    def _build(self) -> None:
-        for namespace in self.namespaces:
-            run(["ip", "netns", "add", namespace])
-            run(["ip", "netns", "exec", namespace, "ip", "link", "set", "lo", "up"])
-        router = "router"
-        for letter, zone in ZONES.items():
-            self._link(f"priv-{letter}", "eth0", router, f"to-priv-{letter}", 9001)
-            self.ns(f"priv-{letter}", "ip", "addr", "add", f"{zone.private_host}/20", "dev",
-                    "eth0")
-            self.ns(f"priv-{letter}", "ip", "route", "add", "default", "via",
-                    zone.private_gateway)
-            self.ns(router, "ip", "addr", "add", f"{zone.private_gateway}/20", "dev",
-                    f"to-priv-{letter}")
-            self.ns(router, "ip", "rule", "add", "iif", f"to-priv-{letter}", "lookup",
-                    zone.table)
-            # a private route table whose NAT is gone leads nowhere (AWS: a blackhole); it
-            # must not fall through to the public subnets' table
-            self.ns(router, "ip", "route", "add", "unreachable", "default", "metric", "9999",
-                    "table", zone.table)
-        self._link(router, "to-igw", "igw", "to-vpc", 1500)
-        self._link("igw", "to-inet", "inet", "eth0", 1500)
-        self.ns(router, "ip", "addr", "add", "10.0.255.1/30", "dev", "to-igw")
-        self.ns("igw", "ip", "addr", "add", "10.0.255.2/30", "dev", "to-vpc")
-        self.ns("igw", "ip", "addr", "add", "198.51.100.1/24", "dev", "to-inet")
-        self.ns("inet", "ip", "addr", "add", f"{INTERNET_HOST}/24", "dev", "eth0")
-        self.ns("inet", "ip", "route", "add", "default", "via", "198.51.100.1")
-        for namespace in (router, "igw"):
-            self.ns(namespace, "sysctl", "-q", "-w", "net.ipv4.ip_forward=1")
-        self.ns(router, "ip", "route", "add", "default", "via", "10.0.255.2")
-        self.ns("igw", "ip", "route", "add", VPC_CIDR, "via", "10.0.255.1")
-        rules = ["table ip internet_gateway {",
-                 "  chain inbound { type filter hook prerouting priority -300; policy accept;"]
-        rules += [f"    ip daddr {z.public_ip} notrack ip daddr set {z.nat_address}"
-                  for z in ZONES.values()]
-        rules += ["  }",
-                  "  chain outbound { type filter hook postrouting priority 100; policy accept;"]
-        rules += [f'    oifname "to-inet" ip saddr {z.nat_address} ip saddr set {z.public_ip}'
-                  for z in ZONES.values()]
-        rules += ["  }", "}"]
-        run(["ip", "netns", "exec", self.names["igw"], "nft", "-f", "-"],
-            input="\n".join(rules) + "\n")
-        # like AWS's: only addresses with a public mapping pass between the VPC and the
-        # internet (a private host never reaches it unless a NAT masquerades it)
-        for zone in ZONES.values():
-            self.ns("igw", "iptables", "-A", "FORWARD", "-o", "to-inet", "-s", zone.nat_address,
-                    "-j", "ACCEPT")
-            self.ns("igw", "iptables", "-A", "FORWARD", "-i", "to-inet", "-d", zone.nat_address,
-                    "-j", "ACCEPT")
-        self.ns("igw", "iptables", "-A", "FORWARD", "-j", "DROP")
-        # the test process's own way to the "AWS API" on the internet host (one lab at a time)
+    def _connect_tests(self) -> None:
+        """The test process's own way to the "AWS API" on the internet host (one lab at a
+        time)."""
         if run(["ip", "-o", "addr", "show", "to", TEST_SIDE]).stdout.strip():
             raise RuntimeError(f"another HaLab holds {TEST_SIDE}: close it first (one lab at "
                                "a time: they share the test process's way to the API)")
@@ -249,17 +192,6 @@ class HaLab:
         run(["ip", "link", "set", self.test_link, "up"])
         self.ns("inet", "ip", "addr", "add", f"{API_FROM_TESTS}/30", "dev", "aws0")
         self.ns("inet", "ip", "link", "set", "aws0", "up")
-        self.fake_bin.mkdir()
-        for tool in ("ip", "sysctl", "iptables"):
-            (self.fake_bin / tool).symlink_to(shutil.which(tool) or tool)
-        for tool in ("systemctl", "dnf", "yum"):
-            (self.fake_bin / tool).write_text("#!/bin/sh\nexit 0\n")
-            (self.fake_bin / tool).chmod(0o755)
-        # ENA statistics: the NAT's copy of the recorded output, which a test may change
-        (self.fake_bin / "ethtool").write_text(
-            '#!/bin/sh\n[ "$1" = -S ] || { echo "test bed ethtool: -S only" >&2; exit 1; }\n'
-            'exec cat "$NAT_TESTBED_ETHTOOL"\n')
-        (self.fake_bin / "ethtool").chmod(0o755)
 
     def _start_internet(self) -> None:
         self.processes.append(self._background("inet", [sys.executable, PROBE, "serve",
@@ -391,10 +323,8 @@ class HaLab:
                 if self.applied.get(private) == target or \
                         time.monotonic() - first_seen[1] < self.propagation:
                     continue
-                nat = ZONES[target]
-                result = self.ns("router", "ip", "route", "replace", "default", "via",
-                                 nat.nat_address, "dev", f"to-nat-{target}", "metric", "0",
-                                 "table", ZONES[private].table, check=False)
+                result = self.network.route_private(ZONES[private], ZONES[target],
+                                                    check=False)
                 if result.returncode == 0:
                     if private in self.applied:
                         self.route_events.append((time.monotonic(), private, target))
@@ -429,16 +359,9 @@ class HaLab:
         nat = Nat(zone, namespace, instance_id, release, scratch)
         (scratch / "ethtool-S.txt").write_text(ENA_STATISTICS.read_text())
         self.nats[letter] = nat
-        run(["ip", "netns", "add", namespace])
-        self.namespaces.append(namespace)
-        self.ns(namespace, "ip", "link", "set", "lo", "up")
+        self.network.add_namespace(namespace)
         self.ns(namespace, "ip", "addr", "add", "169.254.169.254/32", "dev", "lo")
-        self.ns("router", "ip", "link", "del", f"to-nat-{letter}", check=False)
-        self._link(namespace, "ens5", "router", f"to-nat-{letter}", 9001)
-        self.ns(namespace, "ip", "addr", "add", f"{zone.nat_address}/20", "dev", "ens5")
-        self.ns(namespace, "ip", "route", "add", "default", "via", zone.public_gateway)
-        self.ns("router", "ip", "addr", "add", f"{zone.public_gateway}/20", "dev",
-                f"to-nat-{letter}")
+        self.network.attach_nat(zone, namespace)
         self.applied.pop(letter, None)  # the router's route through the old link is gone
         nat.processes.append(self._background(namespace, [sys.executable, IMDS, instance_id,
                                                           zone.name], "listening"))
@@ -591,10 +514,8 @@ class HaLab:
             if process.poll() is None:
                 process.kill()
                 process.wait()
-        for namespace in self.namespaces:
-            run(["ip", "netns", "del", namespace], check=False)
+        self.network.close()
         run(["ip", "link", "del", self.test_link], check=False)
-        shutil.rmtree(self.scratch, ignore_errors=True)
 
     def __enter__(self) -> HaLab:
         return self

@@ -38,6 +38,7 @@ INTERNET_HOST = "198.51.100.20"
 INTERNET_GATEWAY_OUTSIDE = "198.51.100.1"
 TRANSIT_VPC, TRANSIT_IGW = "10.0.255.1", "10.0.255.2"
 PRIVATE_TABLE = "100"
+PRIVATE_SUBNET = "10.0.128.0/20"
 # What the bootstrap script may write on the "instance": overlays over the host's own.
 SCRATCH_MOUNTS = ("/etc", "/var/log", "/var/lib", "/usr/local/sbin")
 _serial = itertools.count()
@@ -106,22 +107,49 @@ def veth(tag: str, left: tuple[str, str], right: tuple[str, str], mtu: int) -> N
         run(["ip", "netns", "exec", namespace, "ip", "link", "set", interface, "up"])
 
 
-class Topology:
-    def __init__(self, nat_interface: str = "ens5", internet_mtu: int = 1500,
-                 block_pmtud: bool = True, filter_inbound: bool = True) -> None:
-        tag = f"nt{os.getpid() % 100000}x{next(_serial)}"
-        self.tag = tag
-        self.private, self.router, self.nat = f"{tag}-priv", f"{tag}-vpc", f"{tag}-nat"
-        self.igw, self.internet = f"{tag}-igw", f"{tag}-inet"
-        self.namespaces = [self.private, self.router, self.nat, self.igw, self.internet]
-        self.nat_interface = nat_interface
+@dataclass(frozen=True)
+class Zone:
+    """One AZ of the test bed: its public subnet (where its NAT attaches), its private subnet
+    and host, the public address the internet gateway maps to its NAT, and the VPC router's
+    table that stands for the AZ's private route table."""
+
+    name: str
+    letter: str
+    public_cidr: str
+    private_cidr: str
+    nat_address: str
+    public_gateway: str
+    private_host: str
+    private_gateway: str
+    public_ip: str
+    table: str
+
+
+ZONE_A = Zone("us-east-1a", "a", "10.0.0.0/20", PRIVATE_SUBNET, NAT_PRIVATE, PUBLIC_GATEWAY,
+              PRIVATE_HOST, PRIVATE_GATEWAY, NAT_PUBLIC, PRIVATE_TABLE)
+
+
+class Network:
+    """The VPC and the internet around NAT instances, for any list of zones: a private host
+    per zone, the VPC router (one table per zone's private subnet), the internet gateway (the
+    zones' 1:1 public mappings, stateless, as AWS's), the internet host. NATs attach with
+    `attach_nat`; private route tables point at them with `route_private`. Every namespace is
+    removed by `close()`, also when building fails."""
+
+    def __init__(self, zones: Sequence[Zone], prefix: str = "nt", internet_mtu: int = 1500,
+                 internet_host_mtu: int = 9001, block_pmtud: bool = True,
+                 filter_inbound: bool = True) -> None:
+        self.zones = list(zones)
+        self.tag = tag = f"{prefix}{os.getpid() % 100000}x{next(_serial)}"
+        self.router, self.igw, self.internet = f"{tag}-vpc", f"{tag}-igw", f"{tag}-inet"
+        self.private_hosts = {zone.letter: f"{tag}-priv{zone.letter}" for zone in self.zones}
+        self.namespaces = [self.router, self.igw, self.internet, *self.private_hosts.values()]
         self.scratch = Path(tempfile.mkdtemp(prefix=f"{tag}-"))
-        self.script = shipped_script(self.scratch)
         self.fake_bin = self.scratch / "bin"
         self.calls_log = self.scratch / "calls.log"
         self._processes: list[subprocess.Popen[str]] = []
         try:
-            self._build(internet_mtu, block_pmtud, filter_inbound)
+            self._build(internet_mtu, internet_host_mtu, block_pmtud, filter_inbound)
             self._make_stand_ins()
         except BaseException:
             self.close()
@@ -138,69 +166,100 @@ class Topology:
     def _address(self, namespace: str, interface: str, cidr: str) -> None:
         self.ns(namespace, "ip", "addr", "add", cidr, "dev", interface)
 
-    def _build(self, internet_mtu: int, block_pmtud: bool, filter_inbound: bool) -> None:
-        for namespace in self.namespaces:
-            run(["ip", "netns", "add", namespace])
-            self.ns(namespace, "ip", "link", "set", "lo", "up")
-        self._link(self.private, "eth0", self.router, "to-priv", 9001)
-        self._link(self.nat, self.nat_interface, self.router, "to-nat", 9001)
-        self._link(self.router, "to-igw", self.igw, "to-vpc", internet_mtu)
-        self._link(self.igw, "to-inet", self.internet, "eth0", 9001)
-        self._address(self.private, "eth0", f"{PRIVATE_HOST}/20")
-        self._address(self.router, "to-priv", f"{PRIVATE_GATEWAY}/20")
-        self._address(self.nat, self.nat_interface, f"{NAT_PRIVATE}/20")
-        self._address(self.router, "to-nat", f"{PUBLIC_GATEWAY}/20")
-        self._address(self.router, "to-igw", f"{TRANSIT_VPC}/30")
+    def add_namespace(self, namespace: str) -> None:
+        run(["ip", "netns", "add", namespace])
+        self.namespaces.append(namespace)
+        self.ns(namespace, "ip", "link", "set", "lo", "up")
+
+    def _build(self, internet_mtu: int, internet_host_mtu: int, block_pmtud: bool,
+               filter_inbound: bool) -> None:
+        for namespace in list(self.namespaces):
+            self.namespaces.remove(namespace)
+            self.add_namespace(namespace)
+        router = self.router
+        for zone in self.zones:
+            host = self.private_hosts[zone.letter]
+            self._link(host, "eth0", router, f"to-priv-{zone.letter}", 9001)
+            self._address(host, "eth0", f"{zone.private_host}/20")
+            self._address(router, f"to-priv-{zone.letter}", f"{zone.private_gateway}/20")
+            self.ns(host, "ip", "route", "add", "default", "via", zone.private_gateway)
+        for zone in self.zones:
+            # the zone's private route table: the VPC's private subnets, then 0.0.0.0/0 → a
+            # NAT (route_private); a NAT that is gone leaves a blackhole, as AWS's does,
+            # never a fall-through to the public subnets' table
+            for other in self.zones:
+                self.ns(router, "ip", "route", "add", other.private_cidr, "dev",
+                        f"to-priv-{other.letter}", "table", zone.table)
+            self.ns(router, "ip", "route", "add", "unreachable", "default", "metric", "9999",
+                    "table", zone.table)
+            self.ns(router, "ip", "rule", "add", "iif", f"to-priv-{zone.letter}", "lookup",
+                    zone.table)
+        self._link(router, "to-igw", self.igw, "to-vpc", internet_mtu)
+        self._link(self.igw, "to-inet", self.internet, "eth0", internet_host_mtu)
+        self._address(router, "to-igw", f"{TRANSIT_VPC}/30")
         self._address(self.igw, "to-vpc", f"{TRANSIT_IGW}/30")
         self._address(self.igw, "to-inet", f"{INTERNET_GATEWAY_OUTSIDE}/24")
         self._address(self.internet, "eth0", f"{INTERNET_HOST}/24")
-
-        self.ns(self.private, "ip", "route", "add", "default", "via", PRIVATE_GATEWAY)
-        self.ns(self.nat, "ip", "route", "add", "default", "via", PUBLIC_GATEWAY)
         self.ns(self.internet, "ip", "route", "add", "default", "via", INTERNET_GATEWAY_OUTSIDE)
-
-        # VPC router: the public subnet's table (main) goes to the internet gateway; what comes
-        # from the private subnet uses the private route table, 0.0.0.0/0 → the NAT.
-        for namespace in (self.router, self.igw):
+        for namespace in (router, self.igw):
             self.ns(namespace, "sysctl", "-q", "-w", "net.ipv4.ip_forward=1")
-        self.ns(self.router, "ip", "route", "add", "default", "via", TRANSIT_IGW)
-        for route in (["10.0.128.0/20", "dev", "to-priv"], ["10.0.0.0/20", "dev", "to-nat"],
-                      ["default", "via", NAT_PRIVATE, "dev", "to-nat"]):
-            self.ns(self.router, "ip", "route", "add", *route, "table", PRIVATE_TABLE)
-        self.ns(self.router, "ip", "rule", "add", "iif", "to-priv", "lookup", PRIVATE_TABLE)
-
-        # Internet gateway: stateless 1:1 NAT for the NAT's address, as AWS's is; with no
-        # connection tracking here, the NAT's table is the only one on the path.
+        # the public subnets' table (main): 0.0.0.0/0 → the internet gateway
+        self.ns(router, "ip", "route", "add", "default", "via", TRANSIT_IGW)
         self.ns(self.igw, "ip", "route", "add", VPC_CIDR, "via", TRANSIT_VPC)
-        run(["ip", "netns", "exec", self.igw, "nft", "-f", "-"], input=(
-            "table ip internet_gateway {\n"
-            "  chain inbound { type filter hook prerouting priority -300; policy accept;\n"
-            f"    notrack ip daddr {NAT_PUBLIC} ip daddr set {NAT_PRIVATE}\n  }}\n"
-            "  chain outbound { type filter hook postrouting priority 100; policy accept;\n"
-            f'    oifname "to-inet" ip saddr {NAT_PRIVATE} ip saddr set {NAT_PUBLIC}\n  }}\n'
-            "}\n"))
-        self.ns(self.igw, "iptables", "-A", "FORWARD", "-o", "to-inet", "-s", NAT_PRIVATE,
-                "-j", "ACCEPT")
+
+        # Internet gateway: stateless 1:1 NAT for each NAT's address, as AWS's is; with no
+        # connection tracking here, the NAT's table is the only one on the path.
+        rules = ["table ip internet_gateway {",
+                 "  chain inbound { type filter hook prerouting priority -300; policy accept;"]
+        rules += [f"    ip daddr {z.public_ip} notrack ip daddr set {z.nat_address}"
+                  for z in self.zones]
+        rules += ["  }",
+                  "  chain outbound { type filter hook postrouting priority 100; policy accept;"]
+        rules += [f'    oifname "to-inet" ip saddr {z.nat_address} ip saddr set {z.public_ip}'
+                  for z in self.zones]
+        rules += ["  }", "}"]
+        run(["ip", "netns", "exec", self.igw, "nft", "-f", "-"], input="\n".join(rules) + "\n")
+        # like AWS's: only addresses with a public mapping pass between the VPC and the
+        # internet (a private host never reaches it unless a NAT masquerades it)
+        for zone in self.zones:
+            self.ns(self.igw, "iptables", "-A", "FORWARD", "-o", "to-inet", "-s",
+                    zone.nat_address, "-j", "ACCEPT")
+            if filter_inbound:
+                self.ns(self.igw, "iptables", "-A", "FORWARD", "-i", "to-inet", "-d",
+                        zone.nat_address, "-j", "ACCEPT")
         self.ns(self.igw, "iptables", "-A", "FORWARD", "-o", "to-inet", "-s", VPC_CIDR,
                 "-j", "DROP")
         if filter_inbound:
-            self.ns(self.igw, "iptables", "-A", "FORWARD", "-i", "to-inet", "!", "-d",
-                    NAT_PRIVATE, "-j", "DROP")
+            self.ns(self.igw, "iptables", "-A", "FORWARD", "-i", "to-inet", "-j", "DROP")
         if block_pmtud:
             # Where the path narrows, "fragmentation needed" never reaches the sender.
-            for namespace in (self.router, self.igw):
+            for namespace in (router, self.igw):
                 self.ns(namespace, "iptables", "-A", "OUTPUT", "-p", "icmp", "--icmp-type",
                         "fragmentation-needed", "-j", "DROP")
+
+    def attach_nat(self, zone: Zone, namespace: str, interface: str = "ens5") -> None:
+        """A NAT instance's namespace joins the zone's public subnet (a link that died with
+        an earlier NAT's namespace is replaced)."""
+        self.ns(self.router, "ip", "link", "del", f"to-nat-{zone.letter}", check=False)
+        self._link(namespace, interface, self.router, f"to-nat-{zone.letter}", 9001)
+        self._address(namespace, interface, f"{zone.nat_address}/20")
+        self.ns(namespace, "ip", "route", "add", "default", "via", zone.public_gateway)
+        self._address(self.router, f"to-nat-{zone.letter}", f"{zone.public_gateway}/20")
+
+    def route_private(self, zone: Zone, nat_zone: Zone, check: bool = True
+                      ) -> subprocess.CompletedProcess[str]:
+        """The zone's private route table: 0.0.0.0/0 → the NAT of `nat_zone`."""
+        return self.ns(self.router, "ip", "route", "replace", "default", "via",
+                       nat_zone.nat_address, "dev", f"to-nat-{nat_zone.letter}", "metric", "0",
+                       "table", zone.table, check=check)
 
     def add_host(self, suffix: str, attach_to: str, host: str, gateway: str,
                  prefix: int) -> str:
         """Another host, in a namespace of its own, on a new link to `attach_to` (a router of
         this topology): `host`/`prefix` on its side, `gateway`/`prefix` on the router's, its
         default route via the gateway. Removed with the rest by `close()`."""
-        namespace = self.nat.replace("-nat", f"-{suffix}")
-        run(["ip", "netns", "add", namespace])
-        self.namespaces.append(namespace)
-        self.ns(namespace, "ip", "link", "set", "lo", "up")
+        namespace = f"{self.tag}-{suffix}"
+        self.add_namespace(namespace)
         self._link(namespace, "eth0", attach_to, f"to-{suffix}", 1500)
         self._address(namespace, "eth0", f"{host}/{prefix}")
         self._address(attach_to, f"to-{suffix}", f"{gateway}/{prefix}")
@@ -208,13 +267,17 @@ class Topology:
         return namespace
 
     def _make_stand_ins(self) -> None:
-        """PATH for the script: real ip/sysctl/iptables, recording stand-ins for the rest."""
+        """PATH for the NATs: real ip/sysctl/iptables, recording stand-ins for the package
+        manager and systemd, and an ethtool that prints the NAT's copy of recorded ENA
+        statistics (NAT_TESTBED_ETHTOOL, which a test may change)."""
         self.fake_bin.mkdir()
         for tool in ("ip", "sysctl", "iptables"):
             (self.fake_bin / tool).symlink_to(shutil.which(tool) or tool)
         recorder = f'#!/bin/sh\necho "$(basename "$0") $*" >>{self.calls_log}\n'
         for tool in ("systemctl", "dnf", "yum"):
             self.write_stand_in(tool, recorder)
+        self.write_stand_in("ethtool", '#!/bin/sh\n[ "$1" = -S ] || { echo "test bed ethtool: '
+                            '-S only" >&2; exit 1; }\nexec cat "$NAT_TESTBED_ETHTOOL"\n')
 
     def write_stand_in(self, tool: str, body: str) -> None:
         path = self.fake_bin / tool
@@ -223,6 +286,71 @@ class Topology:
 
     def calls(self) -> list[str]:
         return self.calls_log.read_text().splitlines() if self.calls_log.exists() else []
+
+    # --- traffic ----------------------------------------------------------------------------
+    def start(self, namespace: str, *probe_args: str) -> subprocess.Popen[str]:
+        """Start a probe in the background; waits until it says it is listening."""
+        process = subprocess.Popen(["ip", "netns", "exec", namespace, sys.executable, PROBE,
+                                    *probe_args], stdout=subprocess.PIPE,
+                                   stderr=subprocess.STDOUT, text=True)
+        self._processes.append(process)
+        assert process.stdout is not None
+        line = process.stdout.readline()
+        if "listening" not in line:
+            raise RuntimeError(f"probe {probe_args} did not start: {line}")
+        return process
+
+    def probe(self, namespace: str, *probe_args: str,
+              wait: float = 5) -> subprocess.CompletedProcess[str]:
+        """Run a probe client; `wait` is how long it waits for the peer before giving up."""
+        return run(["ip", "netns", "exec", namespace, "env", f"PROBE_TIMEOUT={wait}",
+                    sys.executable, PROBE, *probe_args], check=False, timeout=wait * 20 + 30)
+
+    @staticmethod
+    def finish(process: subprocess.Popen[str], grace: float = 10) -> str:
+        """Wait for a bounded probe to end (or stop it) and return what it printed."""
+        try:
+            output, _ = process.communicate(timeout=grace)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            output, _ = process.communicate()
+        return output
+
+    def close(self) -> None:
+        for process in self._processes:
+            if process.poll() is None:
+                process.kill()
+                process.wait()
+        for namespace in self.namespaces:
+            run(["ip", "netns", "del", namespace], check=False)
+        shutil.rmtree(self.scratch, ignore_errors=True)
+
+    def __enter__(self) -> Network:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
+
+
+class Topology(Network):
+    """One AZ with one NAT instance (a namespace with a single interface, routed to at once):
+    the bed the data-path tests and the benchmark run the bootstrap script in."""
+
+    def __init__(self, nat_interface: str = "ens5", internet_mtu: int = 1500,
+                 block_pmtud: bool = True, filter_inbound: bool = True) -> None:
+        super().__init__([ZONE_A], "nt", internet_mtu=internet_mtu,
+                         block_pmtud=block_pmtud, filter_inbound=filter_inbound)
+        self.nat_interface = nat_interface
+        self.nat, self.private = f"{self.tag}-nat", self.private_hosts[ZONE_A.letter]
+        self.nat_link = f"to-nat-{ZONE_A.letter}"  # the router's side of the NAT's link
+        try:
+            self.add_namespace(self.nat)
+            self.attach_nat(ZONE_A, self.nat, nat_interface)
+            self.route_private(ZONE_A, ZONE_A)
+            self.script = shipped_script(self.scratch)
+        except BaseException:
+            self.close()
+            raise
 
     # --- running the bootstrap script on the "instance" ------------------------------------------
     def run_on_nat(self, shell: str, env: dict[str, str] | None = None,
@@ -273,46 +401,6 @@ class Topology:
         return "\n".join(line.split(" [")[0] for line in dump.splitlines()
                          if line.startswith(":"))
 
-    # --- traffic ----------------------------------------------------------------------------
-    def start(self, namespace: str, *probe_args: str) -> subprocess.Popen[str]:
-        """Start a probe in the background; waits until it says it is listening."""
-        process = subprocess.Popen(["ip", "netns", "exec", namespace, sys.executable, PROBE,
-                                    *probe_args], stdout=subprocess.PIPE,
-                                   stderr=subprocess.STDOUT, text=True)
-        self._processes.append(process)
-        assert process.stdout is not None
-        line = process.stdout.readline()
-        if "listening" not in line:
-            raise RuntimeError(f"probe {probe_args} did not start: {line}")
-        return process
-
-    def probe(self, namespace: str, *probe_args: str,
-              wait: float = 5) -> subprocess.CompletedProcess[str]:
-        """Run a probe client; `wait` is how long it waits for the peer before giving up."""
-        return run(["ip", "netns", "exec", namespace, "env", f"PROBE_TIMEOUT={wait}",
-                    sys.executable, PROBE, *probe_args], check=False, timeout=wait * 20 + 30)
-
-    @staticmethod
-    def finish(process: subprocess.Popen[str], grace: float = 10) -> str:
-        """Wait for a bounded probe to end (or stop it) and return what it printed."""
-        try:
-            output, _ = process.communicate(timeout=grace)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            output, _ = process.communicate()
-        return output
-
-    def close(self) -> None:
-        for process in self._processes:
-            if process.poll() is None:
-                process.kill()
-                process.wait()
-        for namespace in self.namespaces:
-            run(["ip", "netns", "del", namespace], check=False)
-        shutil.rmtree(self.scratch, ignore_errors=True)
 
     def __enter__(self) -> Topology:
         return self
-
-    def __exit__(self, *_: object) -> None:
-        self.close()

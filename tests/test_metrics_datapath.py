@@ -15,8 +15,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from testbed.ha import ECHO_PORT, INTERNET_HOST, LAB_METRICS, ZONES, HaLab
-from testbed.topology import PROBE
+from testbed.ha import ECHO_PORT, LAB_METRICS, ZONES, HaLab
+from testbed.topology import INTERNET_HOST, PROBE
 from tests import needs
 
 pytestmark = pytest.mark.datapath
