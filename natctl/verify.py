@@ -75,6 +75,14 @@ class Account:
     network_acls: list[dict[str, Any]]
     nats: dict[str, list[dict[str, Any]]]  # NAT AZ → its instances (HA: the group's)
     missing_groups: list[str] = field(default_factory=list)  # HA: groups that do not exist
+    groups: dict[str, dict[str, Any]] = field(default_factory=dict)  # HA: NAT AZ → its group
+
+    def live_interface(self, zone: str, interface: str) -> bool:
+        """A running NAT of `zone` holds `interface` (a route to it leads somewhere)."""
+        return any(instance["State"]["Name"] == "running" and
+                   interface in (instance["InstanceId"], *(
+                       i["NetworkInterfaceId"] for i in instance.get("NetworkInterfaces", [])))
+                   for instance in self.nats.get(zone, []))
 
     def gateway_attached(self, vpc: str) -> bool:
         return self.internet_gateway is not None and any(
@@ -97,11 +105,13 @@ class Account:
 
 
 def nat_instance_ids(session: Any, outputs: StackOutputs
-                     ) -> tuple[dict[str, list[str]], list[str]]:
+                     ) -> tuple[dict[str, list[str]], list[str], dict[str, dict[str, Any]]]:
     """NAT AZ → its instances now (high availability: its Auto Scaling group's, but those on
-    their way out), and the AZs whose group does not exist. verify and status both ask."""
+    their way out), the AZs whose group does not exist, and NAT AZ → its group as AWS
+    describes it. verify and status both ask."""
     instance_ids: dict[str, list[str]] = {zone: [] for zone in outputs.nat_zones}
     missing_groups = []
+    described: dict[str, dict[str, Any]] = {}
     if outputs.high_availability:
         names = outputs.auto_scaling_group_names
         groups = session.client("autoscaling").describe_auto_scaling_groups(
@@ -111,13 +121,14 @@ def nat_instance_ids(session: Any, outputs: StackOutputs
             if name not in found:
                 missing_groups.append(zone)
                 continue
+            described[zone] = found[name]
             instance_ids[zone] = [i["InstanceId"] for i in found[name]["Instances"]
                                   if i.get("LifecycleState") not in ("Terminating",
                                                                      "Terminated")]
     else:
         for zone, instance in outputs.nat_instance_ids.items():
             instance_ids[zone] = [instance]
-    return instance_ids, missing_groups
+    return instance_ids, missing_groups, described
 
 
 def read_account(session: Any, outputs: StackOutputs) -> Account:
@@ -132,7 +143,7 @@ def read_account(session: Any, outputs: StackOutputs) -> Account:
         subnets={s["SubnetId"]: s for s in ec2.describe_subnets(Filters=by_vpc)["Subnets"]},
         route_tables=ec2.describe_route_tables(Filters=by_vpc)["RouteTables"],
         network_acls=ec2.describe_network_acls(Filters=by_vpc)["NetworkAcls"], nats={})
-    instance_ids, account.missing_groups = nat_instance_ids(session, outputs)
+    instance_ids, account.missing_groups, account.groups = nat_instance_ids(session, outputs)
     wanted = sorted({i for ids in instance_ids.values() for i in ids})
     instances = {}
     if wanted:
@@ -372,16 +383,35 @@ def check_private_route(ec2: Any, zone: str, outputs: StackOutputs,
     for nat_zone, instance_id in outputs.nat_instance_ids.items():
         nat_of.setdefault(instance_id, nat_zone)
     expected = outputs.nat_network_interface_ids.get(home) or outputs.nat_instance_ids.get(home, "")
-    repoint = (f"`aws ec2 replace-route --route-table-id {ours} --destination-cidr-block "
-               f"0.0.0.0/0 --network-interface-id {expected}` (Pulumi leaves this route to the "
-               "agents)") if outputs.high_availability else REFRESH
+    verb = "create-route" if route is None else "replace-route"
+    repoint = REFRESH + (f" (it creates 0.0.0.0/0 → {expected})" if route is None else
+                         f" (it points 0.0.0.0/0 back at {expected})")
+    if outputs.high_availability:
+        # Pulumi leaves this route to the agents: point it at a NAT that is there, the AZ's
+        # own if it holds its interface, else a working NAT of another AZ
+        live = [(home, expected)] + [
+            (z, i) for z, i in outputs.nat_network_interface_ids.items() if z != home]
+        usable = next(((z, i) for z, i in live if account.live_interface(z, i)), None)
+        if usable is None:
+            repoint = (f"no NAT of this stack holds its interface ({', '.join(i for _, i in live)}"
+                       "): a route to one would be a blackhole. Get the NATs back first (see "
+                       "the \"NAT instance running\" checks), then the agents set the routes")
+        else:
+            aside = "" if usable[0] == home else (
+                f" (the NAT in {usable[0]}, until {home}'s is back on {expected}; the agents "
+                "move it back then)")
+            repoint = (f"`aws ec2 {verb} --route-table-id {ours} --destination-cidr-block "
+                       f"0.0.0.0/0 --network-interface-id {usable[1]}`{aside}")
     if route is None:
         return CheckResult(zone, check, False, f"route table {ours} has no 0.0.0.0/0 route: "
-                           "private hosts cannot reach the internet. Fix: "
-                           f"{REFRESH if not outputs.high_availability else repoint}")
+                           f"private hosts cannot reach the internet. Fix: {repoint}")
     target = _target(route)
     target_zone = nat_of.get(target)
-    if route.get("State") == "blackhole" or target_gone(ec2, target, target_zone, account):
+    # with high availability the interface is the NAT: one no running NAT holds leads nowhere
+    dead_interface = outputs.high_availability and target.startswith("eni-") and \
+        target_zone is not None and not account.live_interface(target_zone, target)
+    if route.get("State") == "blackhole" or dead_interface or \
+            target_gone(ec2, target, target_zone, account):
         whose = f" (the NAT in {target_zone})" if target_zone else ""
         return CheckResult(zone, check, False, f"0.0.0.0/0 in {ours} is a blackhole: its target "
                            f"{target}{whose} is gone or detached. Fix: "
@@ -403,7 +433,7 @@ def check_private_route(ec2: Any, zone: str, outputs: StackOutputs,
     if target_zone is not None:
         return CheckResult(zone, check, False, f"0.0.0.0/0 in {ours} goes to the NAT in "
                            f"{target_zone}, not {home}'s: cross-AZ charges, and {target_zone}'s "
-                           f"failure cuts this AZ too. Fix: {REFRESH}")
+                           f"failure cuts this AZ too. Fix: {repoint}")
     return CheckResult(zone, check, False, f"0.0.0.0/0 in {ours} goes to {target}, not a NAT of "
                        f"this stack. Fix: {repoint}")
 
@@ -579,6 +609,19 @@ def verify(session: Any, outputs: StackOutputs, connectivity: bool = False,
             results.append(CheckResult(zone, "NAT instance running", False, no_nat(
                 zone, outputs, account)))
         for instance in live:
+            placed = instance.get("Placement", {}).get("AvailabilityZone", zone)
+            if placed != zone:
+                source = (f"auto_scaling_group_names.{zone} = "
+                          f"{outputs.auto_scaling_group_names.get(zone)}"
+                          if outputs.high_availability else
+                          f"nat_instance_ids.{zone} = {instance['InstanceId']}")
+                results.append(CheckResult(zone, "NAT in its own AZ", False, (
+                    f"the NAT the outputs give {zone} ({instance['InstanceId']}) runs in "
+                    f"{placed}: {source} names {placed}'s, so every check of {zone}'s NAT "
+                    f"would be about another AZ. Fix: pass this stack's own outputs, unedited "
+                    f"(`pulumi stack output --json`); if they say so themselves, {REFRESH} "
+                    "(it reads the stack's resources back)")))
+                continue
             results.extend(check_nat(ec2, zone, instance, outputs))
     for zone in outputs.availability_zones:
         results.append(check_public_route(zone, outputs, account))
@@ -597,7 +640,16 @@ def no_nat(zone: str, outputs: StackOutputs, account: Account) -> str:
     if outputs.high_availability:
         group = outputs.auto_scaling_group_names[zone]
         if zone in account.missing_groups:
-            return f"Auto Scaling group {group} does not exist. Fix: {REFRESH}"
+            return (f"Auto Scaling group {group} does not exist. Fix: {REFRESH} (it creates "
+                    "the group again, which launches the AZ's NAT on its interface)")
+        described = account.groups.get(zone, {})
+        sizes = [described.get(k) for k in ("MinSize", "MaxSize", "DesiredCapacity")]
+        if described and (sizes[1] == 0 or sizes[2] == 0):
+            return (f"Auto Scaling group {group} was scaled to 0 (min {sizes[0]}, max "
+                    f"{sizes[1]}, desired {sizes[2]}): it launches nothing. Fix: `aws "
+                    f"autoscaling update-auto-scaling-group --auto-scaling-group-name {group} "
+                    "--min-size 1 --max-size 1 --desired-capacity 1`, or "
+                    f"{REFRESH} (it sets the group back to one instance)")
         return (f"Auto Scaling group {group} has no instance: the AZ's routes are on another "
                 "AZ's NAT, or nowhere. The group launches a new one within minutes; if not, "
                 f"read its activity (`aws autoscaling describe-scaling-activities "

@@ -34,6 +34,8 @@ from __future__ import annotations
 
 import datetime
 import itertools
+import os
+import signal
 import socket
 import subprocess
 import sys
@@ -54,7 +56,7 @@ from nat.design.ha import agent_settings
 from nat.design.userdata import render_user_data
 from nat.inputs.settings import HighAvailabilitySettings
 from nat.inputs.tuning import TuningOverrides
-from nat.instance.agent import STATUS_PORT, MetricsSettings
+from nat.instance.agent import MetricsSettings
 from nat.instance.agent import Settings as AgentSettings
 from testbed.topology import (
     INTERNET_HOST,
@@ -76,6 +78,8 @@ MOTO_SERVER = str(Path(sys.executable).with_name("moto_server"))
 REGION = "us-east-1"
 ECHO_PORT = 8080
 API_PORT = 5000
+PROXY_PORT = 5001  # what the agents call: testbed/apiproxy.py in front of moto_server
+API_PROXY = str(Path(__file__).with_name("apiproxy.py"))
 API_FROM_TESTS = "203.0.113.253"  # the internet host's side of the test process's veth
 TEST_SIDE = "203.0.113.254"
 _serial = itertools.count()
@@ -145,8 +149,13 @@ class HaLab:
 
     def __init__(self, failback_after: float = 5, replace_after: float = 5,
                  propagation: float = 0.0, high_availability: bool = True,
-                 metrics: MetricsSettings | None = None) -> None:
+                 metrics: MetricsSettings | None = None,
+                 rollout_check: float | None = None) -> None:
+        """The agents run with their production timings for everything that detects a
+        fault (probes, peers, route reads); what only waits is shorter: failback and
+        replacement after 5 s, and the rollout check when a test sets it."""
         self.failback_after, self.replace_after = failback_after, replace_after
+        self.rollout_check = rollout_check
         self.propagation = propagation
         self.high_availability = high_availability
         self.metrics = metrics
@@ -196,6 +205,11 @@ class HaLab:
     def _start_internet(self) -> None:
         self.processes.append(self._background("inet", [sys.executable, PROBE, "serve",
                                                         str(ECHO_PORT)], "listening"))
+        # the agents call "AWS" through a proxy that can cut its answers short
+        self.api_fault = self.scratch / "api-fault"
+        self.processes.append(self._background("inet", [
+            sys.executable, API_PROXY, str(PROXY_PORT), str(self.api_fault),
+            f"http://127.0.0.1:{API_PORT}"], "listening"))
         moto = subprocess.Popen(["ip", "netns", "exec", self.names["inet"], MOTO_SERVER, "-H",
                                  "0.0.0.0", "-p", str(API_PORT)], stdout=subprocess.DEVNULL,
                                 stderr=subprocess.DEVNULL, text=True)
@@ -341,8 +355,10 @@ class HaLab:
             [(self.tables[letter], z.name) for letter, z in ZONES.items()],
             HighAvailabilitySettings(True, (f"{INTERNET_HOST}:{ECHO_PORT}",),
                                      int(self.failback_after)), release, self.metrics)
-        return replace(settings, replace_after=self.replace_after, never_healthy_grace=60,
-                       route_refresh=5, rollout_check=2)
+        settings = replace(settings, replace_after=self.replace_after, never_healthy_grace=60)
+        if self.rollout_check is not None:
+            settings = replace(settings, rollout_check=self.rollout_check)
+        return settings
 
     def start_nat(self, letter: str) -> Nat:
         """A NAT instance boots in AZ `letter`: the group's current instance on the AZ's
@@ -376,14 +392,20 @@ class HaLab:
         environment = {"PATH": f"{self.fake_bin}:/usr/sbin:/usr/bin:/sbin:/bin",
                        "NAT_CONSOLE": "/dev/null", "NAT_ROUTE_WAIT": "2",
                        "PYTHONUNBUFFERED": "1",
-                       "AWS_ENDPOINT_URL": f"http://{INTERNET_HOST}:{API_PORT}",
+                       "AWS_ENDPOINT_URL": f"http://{INTERNET_HOST}:{PROXY_PORT}",
                        "NAT_TESTBED_ETHTOOL": str(scratch / "ethtool-S.txt"),
                        "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
         exports = " ".join(f"{k}='{v}'" for k, v in environment.items())
         agent = self.agent_settings(release) is not None
+        # what systemd does with the unit user data installed: ExecStart, and Restart=always
+        # after RestartSec (the unit's, or what a test sets: 0 is `systemctl restart`)
+        restart_sec = nat.scratch / "restart-sec"
         shell = f"{mounts} && export {exports} && /bin/bash {user_data}" + (
-            " && exec $(sed -n 's/^ExecStart=//p' /etc/systemd/system/nat-agent.service)"
-            if agent else " && exec sleep infinity")
+            " && unit=/etc/systemd/system/nat-agent.service"
+            " && command=$(sed -n 's/^ExecStart=//p' $unit)"
+            " && while :; do $command; echo \"nat-agent exited ($?)\";"
+            f" sleep $(cat {restart_sec} 2>/dev/null || sed -n 's/^RestartSec=//p' $unit);"
+            " done" if agent else " && exec sleep infinity")
         with nat.log.open("w") as log:
             booted = subprocess.Popen(["ip", "netns", "exec", namespace, "unshare", "--mount",
                                        "--propagation", "private", "/bin/bash", "-c", shell],
@@ -463,14 +485,118 @@ class HaLab:
 
     @contextmanager
     def partition(self) -> Iterator[float]:
-        """The NATs cannot hear each other (their status port is cut at the router); each
-        still reaches the internet."""
-        rule = ["FORWARD", "-p", "udp", "--dport", str(STATUS_PORT), "-j", "DROP"]
-        self.ns("router", "iptables", "-I", *rule)
+        """The NATs cannot reach each other at all (cut at the router); each still reaches
+        the internet."""
+        a, b = (zone.nat_address for zone in ZONES.values())
+        rules = [["FORWARD", "-s", a, "-d", b, "-j", "DROP"],
+                 ["FORWARD", "-s", b, "-d", a, "-j", "DROP"]]
+        for rule in rules:
+            self.ns("router", "iptables", "-I", *rule)
         try:
             yield time.monotonic()
         finally:
-            self.ns("router", "iptables", "-D", *rule)
+            for rule in rules:
+                self.ns("router", "iptables", "-D", *rule)
+
+    # --- faults of the agent and of what it talks to --------------------------------------
+    def agent_pid(self, letter: str) -> int:
+        """The running agent of AZ `letter`'s NAT (the supervisor's child)."""
+        supervisor = self.nats[letter].processes[-1].pid
+        found = run(["pgrep", "-f", "nat-agent run"], check=False).stdout.split()
+        for pid in found:
+            parents = run(["ps", "-o", "ppid=", "-p", pid], check=False).stdout.split()
+            if parents and self._descends(int(parents[0]), supervisor):
+                return int(pid)
+        raise RuntimeError(f"no agent runs on NAT {letter}")
+
+    @staticmethod
+    def _descends(pid: int, ancestor: int) -> bool:
+        while pid > 1:
+            if pid == ancestor:
+                return True
+            parents = run(["ps", "-o", "ppid=", "-p", str(pid)], check=False).stdout.split()
+            if not parents:
+                return False
+            pid = int(parents[0])
+        return False
+
+    def restart_agent(self, letter: str, after: float | None = None) -> float:
+        """The agent dies (SIGKILL: a crash, an OOM kill); the supervisor starts it again
+        after `after` seconds (None: the unit's RestartSec; 0: `systemctl restart`). Its NAT
+        forwards on all the while. Returns when it died."""
+        nat = self.nats[letter]
+        restart_sec = nat.scratch / "restart-sec"
+        if after is None:
+            restart_sec.unlink(missing_ok=True)
+        else:
+            restart_sec.write_text(f"{after}\n")
+        pid = self.agent_pid(letter)
+        moment = time.monotonic()
+        os.kill(pid, signal.SIGKILL)
+        return moment
+
+    @contextmanager
+    def frozen_agent(self, letter: str) -> Iterator[float]:
+        """The agent stopped (SIGSTOP), then resumed; its NAT forwards on."""
+        pid = self.agent_pid(letter)
+        os.kill(pid, signal.SIGSTOP)
+        try:
+            yield time.monotonic()
+        finally:
+            os.kill(pid, signal.SIGCONT)
+
+    @contextmanager
+    def api_answers_cut_short(self) -> Iterator[float]:
+        """Every API call the agents make gets HTTP 200 and 30 bytes of its answer."""
+        self.api_fault.write_text("truncate\n")
+        try:
+            yield time.monotonic()
+        finally:
+            self.api_fault.unlink(missing_ok=True)
+
+    def _gateway_rules(self, letter: str, match: list[str]) -> list[list[str]]:
+        address = ZONES[letter].nat_address
+        return [["FORWARD", "-o", "to-inet", "-s", address, *match],
+                ["FORWARD", "-i", "to-inet", "-d", address, *match]]
+
+    @contextmanager
+    def internet_cut(self, *letters: str) -> Iterator[float]:
+        """The NATs' internet side is cut at the internet gateway (their private side and
+        the link between them stay up; the API, on the internet, is cut for them too)."""
+        rules = [rule for letter in letters for rule in self._gateway_rules(letter,
+                                                                            ["-j", "DROP"])]
+        for rule in rules:
+            self.ns("igw", "iptables", "-I", *rule)
+        try:
+            yield time.monotonic()
+        finally:
+            for rule in rules:  # restore_internet may have removed some already
+                self.ns("igw", "iptables", "-D", *rule, check=False)
+
+    @contextmanager
+    def lossy_internet(self, letter: str, percent: int) -> Iterator[float]:
+        """`percent` of the packets lost each way on the NAT's internet side (nftables'
+        numgen: this kernel has no netem)."""
+        address = ZONES[letter].nat_address
+        table = f"loss_{letter}"
+        run(["ip", "netns", "exec", self.names["igw"], "nft", "-f", "-"], input=(
+            f"table ip {table} {{\n"
+            "  chain forward { type filter hook forward priority -10; policy accept;\n"
+            f'    oifname "to-inet" ip saddr {address} numgen random mod 100 < {percent} drop\n'
+            f'    iifname "to-inet" ip daddr {address} numgen random mod 100 < {percent} drop\n'
+            "  }\n}\n"))
+        try:
+            yield time.monotonic()
+        finally:
+            run(["ip", "netns", "exec", self.names["igw"], "nft", "delete", "table", "ip",
+                 table], check=False)
+
+    def restore_internet(self, letter: str) -> None:
+        for rule in self._gateway_rules(letter, ["-j", "DROP"]):
+            self.ns("igw", "iptables", "-D", *rule, check=False)
+
+    def agent_log(self, letter: str) -> str:
+        return self.nats[letter].log.read_text()
 
     def watch(self, letter: str, seconds: float) -> subprocess.Popen[str]:
         """The private host of AZ `letter` probes the internet host every 100 ms."""

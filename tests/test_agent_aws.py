@@ -128,7 +128,8 @@ def _view(me: str, settings: Settings, routes: dict[str, str],
     reachable = {z: z not in down for z in order}
     return View(me=me, order=order, healthy={z: reachable[z] for z in order},
                 reachable=reachable, sees_me=dict.fromkeys(order, True), routes=dict(routes),
-                owners=dict(settings.route_tables), failback_after=60)
+                owners=dict(settings.route_tables), failback_after=60,
+                dead={z: z in down for z in order})
 
 
 def test_asks_the_group_for_a_new_instance_at_once(aws: AgentAws, stack: dict[str, Any],

@@ -14,8 +14,12 @@ from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 
 from nat.instance.agent import (
+    BROKEN,
+    DEGRADED,
+    HEALTHY,
+    STARTING,
     Change,
-    Hysteresis,
+    Health,
     Peers,
     Settings,
     View,
@@ -37,13 +41,21 @@ OWNERS = {RT[A]: A, RT[B]: B, RT[C]: C}
 def view(me: str, healthy: dict[str, bool], routes: Mapping[str, str | None],
          reachable: dict[str, bool] | None = None, sees_me: dict[str, bool] | None = None,
          gone: dict[str, bool] | None = None, healthy_for: float = 0.0,
-         order: list[str] | None = None) -> View:
+         order: list[str] | None = None, broken: dict[str, bool] | None = None,
+         dead: dict[str, bool] | None = None, ratio: dict[str, float] | None = None,
+         seen_healthy_for: dict[str, float] | None = None) -> View:
+    """By default a NAT that is not healthy says so (broken) and one that is silent is dead:
+    what the agent concludes once a NAT has judged itself and its kernel is checked."""
     order = order or ORDER
     reachable = reachable or dict.fromkeys(order, True)
     return View(me=me, order=order, healthy=healthy, reachable=reachable,
                 sees_me=sees_me or dict.fromkeys(order, True), routes=dict(routes),
                 owners={t: z for t, z in OWNERS.items() if z in order}, gone=gone or {},
-                my_healthy_for=healthy_for, failback_after=60)
+                my_healthy_for=healthy_for, failback_after=60,
+                broken=broken if broken is not None else {
+                    z: not healthy.get(z, False) for z in order},
+                dead=dead if dead is not None else {z: not reachable.get(z) for z in order},
+                ratio=ratio or {}, seen_healthy_for=seen_healthy_for or {})
 
 
 ALL_UP = dict.fromkeys(ORDER, True)
@@ -163,21 +175,99 @@ def test_a_holder_that_cannot_be_reached_keeps_the_route_unless_aws_says_it_is_g
 
 
 def test_a_single_lost_probe_changes_nothing() -> None:
-    health = Hysteresis(threshold=3, healthy=True)
-    assert health.update(False, 1) is False and health.healthy
+    health = Health(threshold=3, state=HEALTHY)
+    assert health.update(False, 1) is False and health.healthy and not health.last_ok
     assert health.update(True, 2) is False and health.healthy  # the streak resets
     assert health.update(False, 3) is False
     assert health.update(False, 4) is False
-    assert health.update(False, 5) is True and not health.healthy
+    assert health.update(False, 5) is True and health.state == BROKEN
     assert health.lasted(7) == 2
     # and coming back takes three good probes too
     assert [health.update(True, t) for t in (8, 9, 10)] == [False, False, True]
     assert health.healthy and health.ever_healthy
 
 
-def test_a_new_nat_starts_unhealthy() -> None:
-    booting = Hysteresis(threshold=3)
-    assert not booting.healthy and not booting.ever_healthy
+def test_a_starting_nat_has_no_verdict_until_its_first_probes() -> None:
+    """A new agent (a restart, a new instance) judges nothing before it has probed: the first
+    probe that passes makes it healthy, three failures in a row broken."""
+    booting = Health(threshold=3)
+    assert booting.state == STARTING and not booting.healthy and not booting.ever_healthy
+    assert booting.update(True, 1) is True and booting.healthy and booting.ever_healthy
+    failing = Health(threshold=3)
+    assert [failing.update(False, t) for t in (1, 2, 3)] == [False, False, True]
+    assert failing.state == BROKEN and not failing.ever_healthy
+    stalled = Health(threshold=3, state=HEALTHY)
+    stalled.restart(50)
+    assert stalled.state == STARTING and stalled.lasted(55) == 5 and not stalled.results
+
+
+def test_a_nat_losing_a_share_of_its_probes_is_degraded_and_recovers() -> None:
+    """Over a window of 20 probes: below 85 % passed is degraded, healthy again from 95 %;
+    one lost probe in twenty is nothing."""
+    health = Health(threshold=3, window=20, state=HEALTHY)
+    for t in range(20):
+        health.update(t != 7, t)
+    assert health.healthy and health.ratio == 0.95
+    changes = [health.update(t % 3 != 0, 20 + t) for t in range(20)]  # a third lost
+    assert health.state == DEGRADED and changes.count(True) == 1
+    assert health.ratio < 0.85
+    for t in range(40, 60):
+        health.update(True, t)
+    assert health.healthy and health.ratio >= 0.95
+    # broken, then passing again: healthy only if the window is clean enough
+    broken = Health(threshold=3, window=10, state=HEALTHY)
+    for t, ok in enumerate([True] * 4 + [False] * 3 + [True] * 3):
+        broken.update(ok, t)
+    assert broken.state == DEGRADED  # 7 of 10 passed
+
+
+# --- a NAT that says nothing is not a NAT that forwards nothing ---------------------------------
+def test_a_starting_or_silent_but_alive_nat_keeps_its_routes() -> None:
+    """An agent restarting (or its NAT just booted) has not judged its data path: neither
+    its peers nor itself move its AZ. A silent agent whose kernel still answers keeps its AZ
+    too, until silence_limit; only a dead one (its kernel silent too) is taken over."""
+    starting = {A: False, B: True, C: True}
+    not_broken = dict.fromkeys(ORDER, False)
+    for me in ORDER:
+        assert decide(view(me, starting, NORMAL, broken=not_broken)) == []
+    silent = {A: False, B: True, C: True}
+    assert decide(view(B, silent, NORMAL, reachable=silent, dead={A: False})) == []
+    assert decide(view(B, silent, NORMAL, reachable=silent, dead={A: True})) == [
+        Change(RT[A], B, f"the NAT in {A} does not answer")]
+
+
+def test_a_degraded_nat_is_left_for_a_clearly_better_one_only() -> None:
+    two = [A, B]
+    routes = {RT[A]: A, RT[B]: B}
+    unhealthy_a = {A: False, B: True}
+    lossy = view(B, unhealthy_a, routes, order=two, broken={A: False, B: False},
+                 ratio={A: 0.55, B: 1.0})
+    lossy_change = [
+        Change(RT[A], B, f"the NAT in {A} passes 55% of its probes, the one in {B} 100%")]
+    assert decide(lossy) == lossy_change
+    # A hands its own AZ over for the same reason
+    assert decide(view(A, unhealthy_a, routes, order=two, broken={A: False, B: False},
+                       ratio={A: 0.55, B: 1.0})) == lossy_change
+    # not clearly worse (both lose probes: the cause is upstream), or no better NAT: stay
+    assert decide(view(B, unhealthy_a, routes, order=two, broken={A: False, B: False},
+                       ratio={A: 0.82, B: 0.97})) == []
+    assert decide(view(B, {A: False, B: False}, routes, order=two,
+                       broken={A: False, B: False}, ratio={A: 0.5, B: 0.6})) == []
+
+
+def test_failback_counts_from_when_the_holder_saw_the_owner_healthy() -> None:
+    """A NAT back from a freeze may think it has been healthy for long; the NAT holding its
+    AZ has seen it healthy only since it answered again."""
+    failed_over = {RT[A]: B, RT[B]: B}
+    two = [A, B]
+    up = {A: True, B: True}
+    assert decide(view(A, up, failed_over, order=two, healthy_for=999,
+                       seen_healthy_for={B: 2.0})) == []
+    assert decide(view(A, up, failed_over, order=two, healthy_for=999,
+                       seen_healthy_for={B: 61.0})) == [
+        Change(RT[A], A, "failback: healthy for 999 s")]
+    assert decide(view(A, up, failed_over, order=two, healthy_for=10,
+                       seen_healthy_for={B: 61.0})) == []
 
 
 # --- two NATs that cannot see each other: the routes settle ------------------------------------
@@ -193,10 +283,15 @@ def simulate(nats: list[str], sees: dict[tuple[str, str], bool], data_path: dict
             reachable = {z: z == me or sees[(me, z)] for z in nats}
             healthy = {z: reachable[z] and data_path[z] for z in nats}
             sees_me = {z: sees[(z, me)] and data_path[me] for z in nats if z != me}
+            # a silent NAT counts as dead here (its kernel unreachable too: a partition or a
+            # dead instance); one that answers says whether its data path works
             for change in decide(View(me=me, order=nats, healthy=healthy, reachable=reachable,
                                       sees_me=sees_me, routes=routes, owners=owners,
                                       gone=gone or {}, my_healthy_for=round_number * 10.0,
-                                      failback_after=60)):
+                                      failback_after=60,
+                                      broken={z: reachable[z] and not data_path[z]
+                                              for z in nats},
+                                      dead={z: not reachable[z] for z in nats})):
                 routes[change.route_table] = change.target
         history.append(dict(routes))
     return history

@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 
+from nat.design.userdata import agent_script
 from nat.instance.agent import (
     DROP_CAUSES,
     METRIC_UNITS,
@@ -227,9 +228,15 @@ def test_settings_without_high_availability_are_metrics_only() -> None:
     assert isinstance(settings.metrics, MetricsSettings)
 
 
-def test_the_agent_runs_on_python_3_9() -> None:
-    """Amazon Linux 2023's python3 is 3.9: no newer syntax or library calls."""
+@pytest.mark.parametrize("shipped", [False, True], ids=["source", "as-user-data-carries-it"])
+def test_the_agent_runs_on_python_3_9(shipped: bool, tmp_path: Path) -> None:
+    """Amazon Linux 2023's python3 is 3.9: no newer syntax or library calls, in the source
+    and in the minified text user data carries."""
     agent = Path(__file__).parents[1] / "nat" / "instance" / "agent.py"
+    if shipped:
+        agent = tmp_path / "nat-agent.py"
+        agent.write_text(agent_script())
+        compile(agent.read_text(), str(agent), "exec")
     vermin = Path(sys.executable).with_name("vermin")
     result = subprocess.run([str(vermin), "--target=3.9-", "--violations",
                              "--no-tips", "--eval-annotations", str(agent)],

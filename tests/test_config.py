@@ -199,7 +199,7 @@ MONITORING_AND_HA_BAD_VALUES: list[tuple[dict[str, str], str]] = [
      'nat-instance-vpc:alarmTopicArn = "platform-alarms": not an SNS topic ARN. Fix: give one '
      "like arn:aws:sns:us-east-1:123456789012:nat-alarms"),
     ({"metricsPublishIntervalSeconds": "90"},
-     "nat-instance-vpc:metricsPublishIntervalSeconds = 90: not a whole number of minutes. Fix: "
+     "nat-instance-vpc:metricsPublishIntervalSeconds = 90: not a multiple of 60. Fix: "
      "use a multiple of 60 from 60 to 900"),
     ({"monitoring": "false", "monitoringDashboard": "true"},
      "nat-instance-vpc:monitoringDashboard = true: has no effect while nat-instance-vpc:"

@@ -220,7 +220,7 @@ def test_no_dashboard_by_default(run: Any) -> None:
     ({"metricsNamespace": "nat instances"},
      'nat-instance-vpc:metricsNamespace = "nat instances": not a CloudWatch namespace'),
     ({"metricsPublishIntervalSeconds": 90},
-     "nat-instance-vpc:metricsPublishIntervalSeconds = 90: not a whole number of minutes"),
+     "nat-instance-vpc:metricsPublishIntervalSeconds = 90: not a multiple of 60"),
     ({"metricsPublishIntervalSeconds": 3600},
      "nat-instance-vpc:metricsPublishIntervalSeconds = 3600: out of range 60..900"),
 ])

@@ -91,3 +91,49 @@ def test_agent_names_are_settings_of_the_agent() -> None:
         f"metrics.{f.name}" for f in fields(agent.MetricsSettings)}
     named = [entry.agent for entry in OPTIONS if entry.agent]
     assert named and set(named) <= names
+
+
+def test_the_tables_views() -> None:
+    assert options.fields("", "NatInstances") == (
+        "vpc_id", "vpc_cidr_blocks", "availability_zones", "public_subnet_ids",
+        "private_route_table_ids", "private_cidr_blocks", "instance", "access", "single_nat",
+        "high_availability", "monitoring", "tags")
+    assert options.fields("", "NatInstanceVpc") == (
+        "availability_zones", "vpc_cidr", "public_subnet_cidrs", "private_subnet_cidrs",
+        "instance", "access", "single_nat", "high_availability", "monitoring", "tags")
+    assert options.fields("instance.conntrack", "NatInstances") == (
+        "max_entries", "tcp_established_timeout", "tcp_time_wait_timeout")
+    assert options.shared_fields() == ("instance", "access", "single_nat", "high_availability",
+                                       "monitoring", "tags")
+    assert [entry.stack_key for entry in options.stack_options()] == [
+        "azCount", "availabilityZones", "vpcCidr", "publicSubnetCidrs", "privateSubnetCidrs",
+        "natInstanceType", "sshCidr", "allowSshFromAnywhere", "keyName", "amiId",
+        "enableTestRules", "singleNat", "useElasticIp", "enableSsm", "highAvailability",
+        "healthCheckTargets", "failbackAfterSeconds", "monitoring", "metricsNamespace",
+        "detailedMetrics", "metricsPublishIntervalSeconds", "monitoringAlarms",
+        "monitoringDashboard", "alarmTopicArn", "createAlarmTopic", "conntrackMax",
+        "conntrackTcpEstablishedTimeout", "conntrackTcpTimeWaitTimeout"]
+    assert options.option("vpc_cidr", "NatInstanceVpc").default == "10.0.0.0/16"
+    assert options.option("availability_zones").required  # NatInstances' own entry
+    with pytest.raises(KeyError, match="vpc_cidr"):
+        options.option("vpc_cidr")  # NatInstanceVpc's field only
+    assert options.default("single_nat") is False
+
+
+def test_every_value_read_from_args_has_its_check() -> None:
+    """Strings and lists of the options both components share are read by their entry's
+    own check; integers by their bounds."""
+    for entry in OPTIONS:
+        if entry.components == options.BOTH and entry.kind in ("string", "array"):
+            assert entry.check is not None, entry.path
+
+
+def test_a_docstring_is_wrapped_and_refuses_what_would_break_it() -> None:
+    assert options._docstring("a b", "    ") == '    """a b"""\n'
+    long = "word " * 30 + "a-hyphenated-word-that-must-stay-whole at the end"
+    wrapped = options._docstring(long, "    ")
+    assert "a-hyphenated-word-that-must-stay-whole" in wrapped.replace("\n    ", " ")
+    assert all(len(line) <= 99 for line in wrapped.splitlines())
+    for bad in ('ends with a quote"', 'has """ inside', "has a \\ inside"):
+        with pytest.raises(ValueError, match="cannot go in a docstring"):
+            options._docstring(bad, "")

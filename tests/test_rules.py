@@ -33,7 +33,9 @@ def test_every_optional_row() -> None:
         ("outbound", "0.0.0.0/0", "icmp", -1, -1),
         ("outbound", P1, "tcp", 22, 22), ("outbound", P2, "tcp", 22, 22),
         ("inbound", NAT_SECURITY_GROUP, "udp", 7654, 7654),
-        ("outbound", NAT_SECURITY_GROUP, "udp", 7654, 7654)]
+        ("outbound", NAT_SECURITY_GROUP, "udp", 7654, 7654),
+        ("inbound", NAT_SECURITY_GROUP, "tcp", 7654, 7654),
+        ("outbound", NAT_SECURITY_GROUP, "tcp", 7654, 7654)]
 
 
 def test_each_rule_says_why_in_its_rows_words() -> None:
@@ -43,4 +45,4 @@ def test_each_rule_says_why_in_its_rows_words() -> None:
     assert rules[0].description == "HTTP from private servers"
     # test rules and HA rows only when asked for
     assert len(expand_rules(PRIVATE, None, True)) == 6 + 3 + 2
-    assert len(expand_rules(PRIVATE, None, False, True)) == 6 + 2
+    assert len(expand_rules(PRIVATE, None, False, True)) == 6 + 4

@@ -218,7 +218,7 @@ def test_vpc_bad_zones_are_named() -> None:
      "highAvailability.failbackAfterSeconds = 9: out of range 10..3600. Fix: use an integer "
      "from 10 to 3600"),
     ({"monitoring": {"publish_interval_seconds": 90}},
-     "monitoring.publishIntervalSeconds = 90: not a whole number of minutes. Fix: use a "
+     "monitoring.publishIntervalSeconds = 90: not a multiple of 60. Fix: use a "
      "multiple of 60 from 60 to 900"),
     ({"monitoring": {"enabled": False, "dashboard": True}},
      "monitoring.dashboard = true: has no effect while monitoring.enabled is false. Fix: remove "
@@ -376,3 +376,21 @@ def test_the_same_output_given_twice_is_refused_and_distinct_outputs_are_not() -
                                             "private_route_table_ids": {A: [Eventual()],
                                                                         B: [Eventual()]}})
     assert settings.availability_zones == (A, B)
+
+
+def test_options_with_other_tags() -> None:
+    tagged = NatOptions(single_nat=True).with_tags({"owner": "me"})
+    assert tagged == NatOptions(single_nat=True, tags={"owner": "me"})
+
+
+def test_targets_given_are_kept_as_a_tuple() -> None:
+    settings = nat_instances_settings("n", {**EXISTING, "high_availability": {
+        "enabled": True, "health_check_targets": ["example.com:443"]}})
+    assert settings.options.high_availability.health_check_targets == ("example.com:443",)
+
+
+def test_a_string_option_given_another_type() -> None:
+    with pytest.raises(ArgumentsError) as raised:
+        nat_instances_settings("n", {**EXISTING, "access": {"ssh_cidr": 24}})
+    assert raised.value.problems == [
+        "access.sshCidr = 24: not a string. Fix: give a string"]

@@ -71,14 +71,23 @@ def test_heredoc_bodies_are_kept_verbatim() -> None:
 
 
 def test_the_shipped_agent_is_the_same_program() -> None:
-    """Same statements, minus docstrings and function annotations."""
+    """Same classes, functions and calls, minus docstrings and annotations; the names at
+    module level (what log lines, agent.json and the tests name) unchanged."""
     def skeleton(tree: ast.AST) -> list[str]:
         return sorted(type(node).__name__ + ":" + getattr(node, "name", "")
                       for node in ast.walk(tree)
-                      if isinstance(node, (ast.FunctionDef, ast.ClassDef, ast.Assign,
-                                           ast.Call, ast.If, ast.For, ast.While, ast.Try)))
-    assert skeleton(ast.parse(agent_script())) == skeleton(ast.parse(AGENT_PATH.read_text()))
+                      if isinstance(node, (ast.FunctionDef, ast.ClassDef, ast.Call, ast.If,
+                                           ast.For, ast.While, ast.Try)))
+    shipped, source = ast.parse(agent_script()), ast.parse(AGENT_PATH.read_text())
+    assert skeleton(shipped) == skeleton(source)
     assert '"""' not in agent_script()
+
+    def module_names(tree: ast.Module) -> set[str]:
+        return {node.name for node in tree.body
+                if isinstance(node, (ast.FunctionDef, ast.ClassDef))} | {
+            target.id for node in tree.body if isinstance(node, ast.Assign)
+            for target in node.targets if isinstance(target, ast.Name)}
+    assert module_names(shipped) == module_names(source)
 
 
 CLOUD_INIT_READS = """
@@ -215,3 +224,17 @@ def test_agent_settings_are_written_as_the_agent_reads_them() -> None:
     assert parse_user_data(render_user_data(cidrs, TuningOverrides())).agent is None
     with pytest.raises(UserDataError, match="not user data of nat-instance-vpc"):
         parse_user_data("#!/bin/bash\necho hi\n")
+
+
+def test_what_user_data_says_is_read_from_its_own_places() -> None:
+    cidrs = [IPv4Network("10.0.0.0/16")]
+    text = render_user_data(cidrs, TuningOverrides.from_values({"max_entries": 65536}))
+    # a marker met again later (in the bootstrap script's text, say) changes nothing
+    assert parse_user_data(text + "<<'NAT_TUNING_END'\nX=1\nNAT_TUNING_END\n").tuning == (
+        "NAT_CONNTRACK_MAX=65536",)
+    for broken in (text.replace("NAT_TUNING_END", "OTHER_END"),
+                   text.replace("NAT_VPC_CIDRS=", "OTHER=")):
+        with pytest.raises(UserDataError) as raised:
+            parse_user_data(broken)
+        assert str(raised.value) == ("not user data of nat-instance-vpc (no NAT_VPC_CIDRS or "
+                                     "tuning)")

@@ -194,7 +194,8 @@ def test_drift_is_repaired_with_a_refresh(deployed: tuple[Any, Any, Any]) -> Non
     ec2.delete_route(RouteTableId=outputs["private_route_table_ids"][A],
                      DestinationCidrBlock="0.0.0.0/0")
     detail = failures(session, outputs)[(A, "private route → NAT in its AZ")]
-    assert detail.endswith("Fix: `pulumi up --refresh`")
+    assert detail.endswith("Fix: `pulumi up --refresh` (it creates 0.0.0.0/0 → "
+                           f"{outputs['nat_network_interface_ids'][A]})")
 
 
 # --- the outputs document -----------------------------------------------------------------------
@@ -304,12 +305,13 @@ def deploy_ha(session: Any) -> dict[str, Any]:
         outputs["auto_scaling_group_names"][zone] = name
     outputs["nat_instance_ids"] = {}
     outputs["nat_for_private_subnet"] = {}
-    ec2.authorize_security_group_ingress(GroupId=outputs["security_group_id"], IpPermissions=[
-        {"IpProtocol": "udp", "FromPort": 7654, "ToPort": 7654,
-         "UserIdGroupPairs": [{"GroupId": outputs["security_group_id"]}]}])
-    ec2.authorize_security_group_egress(GroupId=outputs["security_group_id"], IpPermissions=[
-        {"IpProtocol": "udp", "FromPort": 7654, "ToPort": 7654,
-         "UserIdGroupPairs": [{"GroupId": outputs["security_group_id"]}]}])
+    for protocol in ("udp", "tcp"):  # the status exchange; a silent agent's kernel
+        permission = [{"IpProtocol": protocol, "FromPort": 7654, "ToPort": 7654,
+                       "UserIdGroupPairs": [{"GroupId": outputs["security_group_id"]}]}]
+        ec2.authorize_security_group_ingress(GroupId=outputs["security_group_id"],
+                                             IpPermissions=permission)
+        ec2.authorize_security_group_egress(GroupId=outputs["security_group_id"],
+                                            IpPermissions=permission)
     return outputs
 
 
@@ -350,10 +352,15 @@ def test_an_empty_group_and_a_missing_group(aws: Any) -> None:
         AutoScalingGroupName=f"nat-{A}", ShouldDecrementDesiredCapacity=True)
     outputs["auto_scaling_group_names"][B] = "nat-gone"
     found = results_ha(aws, outputs)
-    assert found[(A, "NAT instance running")].detail.startswith(
-        f"Auto Scaling group nat-{A} has no instance")
+    # its one instance taken out and the capacity with it: nothing will be launched
+    assert found[(A, "NAT instance running")].detail == (
+        f"Auto Scaling group nat-{A} was scaled to 0 (min 0, max 1, desired 0): it launches "
+        f"nothing. Fix: `aws autoscaling update-auto-scaling-group --auto-scaling-group-name "
+        f"nat-{A} --min-size 1 --max-size 1 --desired-capacity 1`, or `pulumi up --refresh` "
+        "(it sets the group back to one instance)")
     assert found[(B, "NAT instance running")].detail == (
-        "Auto Scaling group nat-gone does not exist. Fix: `pulumi up --refresh`")
+        "Auto Scaling group nat-gone does not exist. Fix: `pulumi up --refresh` (it creates "
+        "the group again, which launches the AZ's NAT on its interface)")
 
 
 def test_the_cli_reports_degraded_and_still_passes(aws: Any, tmp_path: Path,

@@ -48,6 +48,13 @@ GUIDE_RULES: tuple[GuideRule, ...] = (
               "status from the other NATs (high availability)", ha_only=True),
     GuideRule("outbound", "nat_security_group", "udp", STATUS_PORT,
               "status to the other NATs (high availability)", ha_only=True),
+    # a silent agent is not a dead NAT: a peer's kernel answering (accepting or refusing)
+    # a TCP handshake on the status port tells the two apart
+    GuideRule("inbound", "nat_security_group", "tcp", STATUS_PORT,
+              "is the NAT up, when its agent is silent (high availability)", ha_only=True),
+    GuideRule("outbound", "nat_security_group", "tcp", STATUS_PORT,
+              "is the other NAT up, when its agent is silent (high availability)",
+              ha_only=True),
 )
 
 PEER_LABELS = {

@@ -6,7 +6,6 @@ namespaces, so what is tested is what boots.
 
 from __future__ import annotations
 
-import ast
 import base64
 import gzip
 import hashlib
@@ -16,6 +15,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from ipaddress import IPv4Network
 from pathlib import Path
+
+import python_minifier
 
 from nat.inputs.tuning import TuningOverrides
 from nat.instance.agent import Settings
@@ -58,26 +59,17 @@ def bootstrap_script() -> str:
 
 
 def agent_script() -> str:
-    """The agent as user data carries it: nat/instance/agent.py without its comments, docstrings and
-    function annotations (an ast round trip: the same statements), so it fits EC2's 16 KB
-    beside the bootstrap script. The HA test bed runs this text, taken from the rendered
-    user data."""
-    tree = ast.parse(AGENT_PATH.read_text())
-    for node in ast.walk(tree):
-        if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)) \
-                and node.body and isinstance(node.body[0], ast.Expr) \
-                and isinstance(node.body[0].value, ast.Constant) \
-                and isinstance(node.body[0].value.value, str):
-            node.body = node.body[1:] or [ast.Pass()]
-        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
-            node.returns = None
-            arguments = node.args
-            for argument in (*arguments.posonlyargs, *arguments.args, *arguments.kwonlyargs,
-                             arguments.vararg, arguments.kwarg):
-                if argument is not None:
-                    argument.annotation = None
+    """The agent as user data carries it: nat/instance/agent.py minified (python-minifier:
+    no comments, docstrings or annotations, local names shortened; module-level names, and
+    so every name a log line or a test reads, kept), so that it fits EC2's 16 KB of user
+    data beside the bootstrap script. The HA test bed runs this text, taken from the
+    rendered user data."""
+    minified = python_minifier.minify(
+        AGENT_PATH.read_text(), remove_annotations=True, remove_literal_statements=True,
+        rename_locals=True, rename_globals=False, hoist_literals=False,
+        remove_asserts=False, remove_debug=False)
     return "#!/usr/bin/env python3\n# nat-agent (nat-instance-vpc): see nat/instance/agent.py\n" + \
-        ast.unparse(tree) + "\n"
+        minified + "\n"
 
 
 def heredoc(path: str, text: str, marker: str, mode: str) -> str:
@@ -127,9 +119,9 @@ class UserDataContents:
 
 
 def _between(text: str, start: str, end: str) -> str | None:
-    if start not in text:
-        return None
-    return text.split(start, 1)[1].split(end, 1)[0]
+    """What follows the first `start` up to the next `end`; None without `start`."""
+    _, found, after = text.partition(start)
+    return after.partition(end)[0] if found else None
 
 
 def parse_user_data(user_data: str) -> UserDataContents:

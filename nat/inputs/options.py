@@ -104,12 +104,6 @@ class Option:
         return self.type_name or PYTHON_TYPES[self.kind]
 
 
-def _ssh_cidr_text(problems: Problems, path: str, value: object) -> Any:
-    # the width rule needs allowSshFromAnywhere: settings.py applies it (a rule between two
-    # options); here only the text
-    return validation.text(problems, path, value)
-
-
 OPTIONS: tuple[Option, ...] = (
     # --- where the NATs go: the components' own wiring -----------------------------------------
     Option("vpc_id", "id", "The VPC, e.g. `vpc.vpcId` of an awsx.ec2.Vpc, or an aws.ec2.Vpc's "
@@ -161,7 +155,9 @@ OPTIONS: tuple[Option, ...] = (
            stack_key="sshCidr",
            stack_description="Operator network's public range allowed to SSH to the NATs (the "
            "guide's port 22 rule). Default: none, so no SSH rule at all.",
-           check=_ssh_cidr_text),
+           # the width rule needs allowSshFromAnywhere: settings.py applies it (a rule
+           # between two options); here only the text
+           check=validation.text),
     Option("access.allow_ssh_from_anywhere", "boolean", "Must be true to accept an sshCidr "
            "wider than /8 such as 0.0.0.0/0. Not recommended.", default=False,
            stack_key="allowSshFromAnywhere"),
@@ -340,7 +336,7 @@ def default(path: str) -> Any:
     return option(path).default
 
 
-def fields(group: str, component: Component = "NatInstances") -> tuple[str, ...]:
+def fields(group: str, component: Component) -> tuple[str, ...]:
     """The field names directly inside `group` ("" for the component's top level)."""
     return tuple(entry.field for entry in of(component) if entry.group == group)
 

@@ -15,11 +15,11 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from ipaddress import IPv4Network
-from typing import Any
+from typing import Any, cast
 
 from nat.inputs import options, validation
 from nat.inputs.instance_types import architecture_by_name
-from nat.inputs.options import OPTIONS, Option
+from nat.inputs.options import OPTIONS, Check, Option
 from nat.inputs.tuning import TuningOverrides
 from nat.inputs.validation import AWS_MAX_PREFIX, AWS_MIN_PREFIX, Problems
 
@@ -155,18 +155,15 @@ def read_value(problems: Problems, entry: Option, value: object) -> Any:
     if entry.kind == "boolean":
         return validation.boolean(problems, entry.path, value)
     if entry.kind == "integer":
-        assert entry.minimum is not None and entry.maximum is not None
-        number = validation.integer(problems, entry.path, value, entry.minimum, entry.maximum)
+        low, high = cast(int, entry.minimum), cast(int, entry.maximum)  # the table's test
+        number = validation.integer(problems, entry.path, value, low, high)
         if number is not None and entry.multiple_of and number % entry.multiple_of:
-            problems.fail(entry.path, number, "not a whole number of minutes"
-                          if entry.multiple_of == 60 else f"not a multiple of "
-                          f"{entry.multiple_of}", f"use a multiple of {entry.multiple_of} "
-                          f"from {entry.minimum} to {entry.maximum}")
+            problems.fail(entry.path, number, f"not a multiple of {entry.multiple_of}",
+                          f"use a multiple of {entry.multiple_of} from {low} to {high}")
             return None
         return number
-    if entry.check is not None:
-        return entry.check(problems, entry.path, value)
-    return validation.text(problems, entry.path, value)
+    # strings and lists: each has its own check (a test of the table holds every one to it)
+    return cast(Check, entry.check)(problems, entry.path, value)
 
 
 def read_group(problems: Problems, container: Mapping[str, Any], path: str
@@ -177,9 +174,7 @@ def read_group(problems: Problems, container: Mapping[str, Any], path: str
                "NatInstances" in entry.components]
     given = group(problems, container, path, [entry.field for entry in members])
     values: dict[str, Any] = {}
-    for entry in members:
-        if entry.kind == "object":
-            continue
+    for entry in (member for member in members if member.kind != "object"):
         checked = None if given.get(entry.field) is None else \
             read_value(problems, entry, given[entry.field])
         values[entry.field] = entry.default if checked is None else checked
@@ -218,9 +213,7 @@ def read_options(problems: Problems, args: Mapping[str, Any]) -> NatOptions:
 def read_high_availability(problems: Problems, args: Mapping[str, Any],
                            use_elastic_ip: bool) -> HighAvailabilitySettings:
     values, _ = read_group(problems, args, "high_availability")
-    # an empty list of targets is the default list (there must be something to reach)
-    values["health_check_targets"] = tuple(values["health_check_targets"] or options.default(
-        "high_availability.health_check_targets"))
+    values["health_check_targets"] = tuple(values["health_check_targets"])
     if values["enabled"] and use_elastic_ip is False:
         problems.fail("instance.use_elastic_ip", False, "high availability keeps each AZ's "
                       "public address on a network interface that outlives its instances, so "

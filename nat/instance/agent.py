@@ -41,6 +41,7 @@ import contextlib
 import datetime
 import hashlib
 import hmac
+import http.client
 import ipaddress
 import json
 import os
@@ -93,7 +94,7 @@ class MetricsSettings:
 
 # the agent's own timings: written to agent.json only when they differ (the test bed's)
 TIMINGS = ("probe_interval", "unhealthy_after", "replace_after", "never_healthy_grace",
-           "route_refresh", "rollout_check")
+           "route_refresh", "rollout_check", "silence_limit", "stall_after")
 
 
 @dataclass
@@ -113,6 +114,10 @@ class Settings:
     never_healthy_grace: float = 600.0  # a NAT that never got healthy since boot
     route_refresh: float = 15.0  # seconds between reads of the route tables when all is quiet
     rollout_check: float = 60.0
+    # a peer silent this long is taken over even though its kernel still answers (an agent
+    # that does not come back is not a restart)
+    silence_limit: float = 20.0
+    stall_after: float = 5.0  # no probe for this long: this agent was stopped
 
     def __post_init__(self) -> None:
         if isinstance(self.metrics, dict):
@@ -168,14 +173,32 @@ class View:
 
     me: str
     order: list[str]
-    healthy: dict[str, bool]  # my view: reachable and reporting a working data path
-    reachable: dict[str, bool]
+    healthy: dict[str, bool]  # a NAT to send traffic to: says its data path works, and did now
+    reachable: dict[str, bool]  # answers the status exchange
     sees_me: dict[str, bool]  # each peer's own view of me
     routes: dict[str, str | None]  # route table → zone of its target (None: no live NAT)
     owners: dict[str, str]
     failback_after: float  # seconds (the options table's failbackAfterSeconds)
     gone: dict[str, bool] = field(default_factory=dict)  # AWS says the NAT is no more
     my_healthy_for: float = 0.0
+    # answers, and says its data path is broken (or it is stepping down): an AZ is taken
+    # from a NAT for what it says, not for what it has not said yet (an agent starting)
+    broken: dict[str, bool] = field(default_factory=dict)
+    # silent, and either its kernel does not answer either or it has been silent too long:
+    # an agent that stops talking is not a data path that stops forwarding
+    dead: dict[str, bool] = field(default_factory=dict)
+    ratio: dict[str, float] = field(default_factory=dict)  # probes passed, recent window
+    # how long each peer has seen me healthy, without a break: failback counts from there
+    seen_healthy_for: dict[str, float] = field(default_factory=dict)
+
+
+DEGRADED_MARGIN = 0.2  # a NAT passing this much less of its probes than another is left
+
+
+def degraded(view: View, zone: str, other: str) -> bool:
+    """`zone` loses clearly more of its probes than `other` (which is healthy)."""
+    return view.ratio.get(zone, 1.0) + DEGRADED_MARGIN <= view.ratio.get(other, 1.0) and \
+        bool(view.healthy.get(other)) and not view.healthy.get(zone)
 
 
 def desired_target(owner: str, order: Sequence[str], healthy: dict[str, bool]) -> str | None:
@@ -193,10 +216,14 @@ def desired_target(owner: str, order: Sequence[str], healthy: dict[str, bool]) -
 def decide(view: View) -> list[Change]:
     """The route changes this NAT makes now.
 
-    A route is moved only for a reason: its NAT is unhealthy (normal state), reports itself
-    unhealthy or is gone (failed-over state), or its owner is back (failback, confirmed by the
-    NAT holding it). The NAT that becomes the target makes the change, and a NAT handing its
-    own routes over pushes them; anyone else waits, so concurrent writes agree.
+    A route is moved only for a reason: its NAT says its data path is broken, loses clearly
+    more probes than a healthy one, is dead (silent, and its kernel silent too, or silent for
+    long) or gone (AWS says so); or its owner is back (failback, once the NAT holding the
+    route has seen it healthy for failbackAfterSeconds). The NAT that becomes the target
+    makes the change, and a NAT handing its own routes over pushes them; anyone else waits,
+    so concurrent writes agree. A NAT that has not yet judged its data path (an agent just
+    started) is neither a reason to move nor a place to move to. With no healthy NAT, every
+    route stays where it is.
     """
     changes = []
     # A NAT cut off from most others does not take their AZs for their silence alone (it
@@ -211,18 +238,26 @@ def decide(view: View) -> list[Change]:
         if current is None:
             reason = "its route leads to no live NAT"
         elif current == owner:
-            if view.reachable.get(owner) and not view.healthy.get(owner):
+            if view.reachable.get(owner) and view.broken.get(owner):
                 reason = f"the NAT in {owner} is unhealthy"
-            elif not view.reachable.get(owner) and quorum:
+            elif view.reachable.get(owner) and degraded(view, owner, target):
+                reason = (f"the NAT in {owner} passes {view.ratio.get(owner, 0):.0%} of its "
+                          f"probes, the one in {target} {view.ratio.get(target, 0):.0%}")
+            elif not view.reachable.get(owner) and quorum and view.dead.get(owner):
                 reason = f"the NAT in {owner} does not answer"
-        elif current == view.me and not view.healthy.get(view.me):
+        elif current == view.me and (view.broken.get(view.me) or
+                                     degraded(view, view.me, target)):
             reason = "handing over"
-        elif view.reachable.get(current) and not view.healthy.get(current):
+        elif view.reachable.get(current) and (view.broken.get(current) or
+                                              degraded(view, current, target)):
             reason = f"the NAT in {current} reports a broken data path"
         elif not view.reachable.get(current) and view.gone.get(current):
             reason = f"the NAT in {current} is gone"
         elif target == owner == view.me and view.reachable.get(current) and \
-                view.sees_me.get(current) and view.my_healthy_for >= view.failback_after:
+                view.sees_me.get(current) and min(
+                    view.my_healthy_for,
+                    view.seen_healthy_for.get(current, view.my_healthy_for)) >= \
+                view.failback_after:
             reason = f"failback: healthy for {view.my_healthy_for:.0f} s"
         if reason is not None and view.me in (target, current):
             changes.append(Change(table, target, reason))
@@ -263,27 +298,76 @@ def rollout_due(me: str, order: Sequence[str], up_to_date: dict[str, bool],
     return all(up_to_date.get(zone) for zone in order[:list(order).index(me)])
 
 
-class Hysteresis:
-    """Healthy or not, flipping only after `threshold` results in a row the other way."""
+STARTING, HEALTHY, DEGRADED, BROKEN = "starting", "healthy", "degraded", "broken"
 
-    def __init__(self, threshold: int, healthy: bool = False) -> None:
+
+class Health:
+    """This NAT's data path, judged probe by probe.
+
+    starting: no verdict yet (an agent just started or woke up: its NAT may well forward);
+    the first probe that passes makes it healthy, `threshold` failures in a row broken.
+    healthy → broken on `threshold` failures in a row; broken → healthy on `threshold`
+    passes in a row. Over the last `window` probes, a NAT passing fewer than `degraded_below`
+    is degraded (it loses connections, though not every probe), and healthy again from
+    `recovered_above`: one lost probe never changes anything.
+    """
+
+    def __init__(self, threshold: int, window: int = 20, degraded_below: float = 0.85,
+                 recovered_above: float = 0.95, state: str = STARTING) -> None:
         self.threshold = threshold
-        self.healthy = healthy
-        self.streak = 0
+        self.results: collections.deque[bool] = collections.deque(maxlen=window)
+        self.degraded_below, self.recovered_above = degraded_below, recovered_above
+        self.state = state
+        self.streak = 0  # results in a row that disagree with the state
         self.since = time.monotonic()
-        self.ever_healthy = healthy
+        self.ever_healthy = state == HEALTHY
+        self.last_ok = state == HEALTHY
+
+    @property
+    def healthy(self) -> bool:
+        return self.state == HEALTHY
+
+    @property
+    def ratio(self) -> float:
+        return sum(self.results) / len(self.results) if self.results else 1.0
+
+    def _become(self, state: str, now: float) -> bool:
+        changed = state != self.state
+        if changed:
+            self.state, self.since, self.streak = state, now, 0
+            self.ever_healthy = self.ever_healthy or state == HEALTHY
+        return changed
 
     def update(self, ok: bool, now: float) -> bool:
-        """Record one result; True when the state flipped."""
-        if ok == self.healthy:
-            self.streak = 0
-            return False
-        self.streak += 1
-        if self.streak < self.threshold:
-            return False
-        self.healthy, self.streak, self.since = ok, 0, now
-        self.ever_healthy = self.ever_healthy or ok
-        return True
+        """Record one probe; True when the state changed."""
+        self.results.append(ok)
+        self.last_ok = ok
+        full = len(self.results) == self.results.maxlen
+        if self.state == STARTING:
+            if ok:
+                return self._become(HEALTHY, now)
+            self.streak += 1
+            return self._become(BROKEN, now) if self.streak >= self.threshold else False
+        if self.state == BROKEN:
+            self.streak = self.streak + 1 if ok else 0
+            if self.streak < self.threshold:
+                return False
+            return self._become(DEGRADED if full and self.ratio < self.recovered_above
+                                else HEALTHY, now)
+        self.streak = 0 if ok else self.streak + 1
+        if self.streak >= self.threshold:
+            return self._become(BROKEN, now)
+        if self.state == HEALTHY and full and self.ratio < self.degraded_below:
+            return self._become(DEGRADED, now)
+        if self.state == DEGRADED and self.ratio >= self.recovered_above:
+            return self._become(HEALTHY, now)
+        return False
+
+    def restart(self, now: float) -> None:
+        """After a stall (the agent frozen): what was seen before counts for nothing."""
+        self._become(STARTING, now)
+        self.results.clear()
+        self.last_ok = False
 
     def lasted(self, now: float) -> float:
         return now - self.since
@@ -385,6 +469,13 @@ def sign(method: str, url: str, region: str, service: str, body: bytes,
     return headers
 
 
+# what one HTTP exchange with an API can raise: the connection (OSError: refused, reset,
+# timed out), the HTTP layer (a body cut short: IncompleteRead), the answer (not XML, not
+# text)
+CALL_FAILURES = (OSError, urllib.error.URLError, http.client.HTTPException,
+                 ElementTree.ParseError, ValueError, UnicodeError)
+
+
 class Aws:
     """EC2, Auto Scaling and CloudWatch Query APIs (XML answers)."""
 
@@ -401,6 +492,18 @@ class Aws:
         return f"https://{service}.{self.region}.{suffix}/"
 
     def call(self, service: str, action: str, params: dict[str, str]) -> ElementTree.Element:
+        """One API call. Every way it can fail (refused, reset, cut short, timed out, an
+        answer that is not XML, throttled, no credentials) raises AwsError: one failed step
+        for the caller, never a crash of the agent."""
+        try:
+            return self._call(service, action, params)
+        except AwsError:
+            raise
+        except CALL_FAILURES as error:
+            raise AwsError("RequestFailed", f"{action}: {type(error).__name__}: "
+                           f"{str(error)[:200]}") from None
+
+    def _call(self, service: str, action: str, params: dict[str, str]) -> ElementTree.Element:
         body = urllib.parse.urlencode({"Action": action, "Version": API_VERSIONS[service],
                                        **params}).encode()
         url = self.endpoint(service)
@@ -573,15 +676,23 @@ def connect(host: str, port: int, timeout: float) -> bool:
 
 
 def probe_helper() -> int:
-    """Inside the probe namespace: one "connect HOST PORT TIMEOUT" per line, "ok" or "fail"."""
-    print("ready", flush=True)
-    for line in sys.stdin:
-        words = line.split()
-        if len(words) != 4 or words[0] != "connect":
-            print("fail", flush=True)
-            continue
-        print("ok" if connect(words[1], int(words[2]), float(words[3])) else "fail",
-              flush=True)
+    """Inside the probe namespace: one "connect HOST PORT TIMEOUT" per line, "ok" or "fail".
+    Ends quietly when the agent has gone (its pipe closed), as when it hands its instance
+    back to the Auto Scaling group."""
+    try:
+        print("ready", flush=True)
+        for line in sys.stdin:
+            words = line.split()
+            if len(words) != 4 or words[0] != "connect":
+                print("fail", flush=True)
+                continue
+            print("ok" if connect(words[1], int(words[2]), float(words[3])) else "fail",
+                  flush=True)
+    except (BrokenPipeError, ValueError, OSError):
+        pass
+    # no flush of a closed pipe at exit
+    with contextlib.suppress(OSError):
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
     return 0
 
 
@@ -932,7 +1043,42 @@ class Collector:
 
 
 # --- the agent -----------------------------------------------------------------------------------
+class FailureLog:
+    """A failed step is logged once: the same failure again is only counted, and said with
+    the line that tells it has ended (a flaky API must not flood the journal)."""
+
+    def __init__(self, what: str) -> None:
+        self.what = what
+        self.last = ""
+        self.repeats = 0
+
+    def failed(self, error: BaseException) -> None:
+        text = f"{type(error).__name__}: {error}"
+        if text == self.last:
+            self.repeats += 1
+            return
+        self._said_again()
+        log(f"{self.what} failed, trying again: {text}")
+        self.last = text
+
+    def succeeded(self) -> None:
+        if self.last:
+            self._said_again()
+            log(f"{self.what} works again")
+            self.last = ""
+
+    def _said_again(self) -> None:
+        if self.repeats:
+            log(f"{self.what}: the same failure {self.repeats} more time(s)")
+        self.repeats = 0
+
+
 class Agent:
+    """Two threads: the prober judges this NAT's data path and talks to the peers every
+    second and never waits on AWS; the main loop reads and moves routes, checks rollouts and
+    asks for replacements (AWS calls, which may be slow or fail while the internet side is
+    down), woken at once when any NAT's health changes."""
+
     def __init__(self, settings: Settings, aws: Aws, metadata: Metadata,
                  probe: ProbeNamespace, failovers: Tally | None = None) -> None:
         self.settings = settings
@@ -950,7 +1096,9 @@ class Agent:
                              f"({settings.nats}): wrong agent.json")
         self.me = mine[0]
         self.eni_zone = {nat["eni"]: zone for zone, nat in settings.nats.items()}
-        self.health = Hysteresis(settings.unhealthy_after)
+        self.lock = threading.Lock()
+        self.health = Health(settings.unhealthy_after)
+        self.health_changed = threading.Event()
         self.retiring = False
         self.up_to_date: bool | None = None  # unknown until this NAT has asked its group
         self.pending_logged = False
@@ -959,27 +1107,96 @@ class Agent:
         self.foreign: set[str] = set()  # route tables pointed elsewhere by hand (logged once)
         self.retiring_since = 0.0
         self.round_number = 0
+        self.last_round = time.monotonic()
         self.gone: dict[str, tuple[float, bool]] = {}
+        self.dead: dict[str, bool] = {}  # silent peers judged dead (prober's latest)
+        self.seen_healthy_since: dict[str, float] = {}  # peer → since when seen healthy
         self.direct_ok = True
         self.asked_for_replacement = False
         self.peers = Peers(self.me, settings.nats, settings.unhealthy_after, self.status,
                            settings.status_port)
 
+    # --- what this NAT knows and tells ---------------------------------------------------------
+    def _mine(self) -> tuple[str, bool, float, float]:
+        """(state, last probe passed, ratio, since) of this NAT's data path."""
+        with self.lock:
+            return self.health.state, self.health.last_ok, self.health.ratio, self.health.since
+
     def status(self) -> dict[str, Any]:
         now = time.monotonic()
-        view = {zone: self._healthy(zone) for zone in self.settings.order}
-        # "up_to_date" is what agents of earlier releases read during a rollout to this one
+        state, last_ok, ratio, since = self._mine()
+        healthy = state == HEALTHY and not self.retiring
+        view = {zone: round(self._seen_healthy_for(zone, now), 1)
+                for zone in self.settings.order}
+        # "healthy", "up_to_date" and a view's truth are what agents of earlier releases read
         return {"zone": self.me, "instance": self.instance, "retiring": self.retiring,
-                "healthy": self.health.healthy and not self.retiring,
-                "healthy_for": self.health.lasted(now) if self.health.healthy else 0.0,
+                "healthy": healthy, "state": state, "last_ok": last_ok,
+                "ratio": round(ratio, 3), "healthy_for": now - since if healthy else 0.0,
                 "up_to_date": self.up_to_date, "release": self.settings.release, "view": view}
 
-    def _healthy(self, zone: str) -> bool:
+    def _seen_healthy_for(self, zone: str, now: float) -> float:
         if zone == self.me:
-            return self.health.healthy and not self.retiring
+            state, _, _, since = self._mine()
+            return now - since if state == HEALTHY and not self.retiring else 0.0
+        seen = self.seen_healthy_since.get(zone)
+        return 0.0 if seen is None else now - seen
+
+    def _peer(self, zone: str) -> tuple[str, bool, float, bool]:
+        """(state, last probe passed, ratio, retiring) as the peer last told them; an agent
+        of an earlier release says healthy or not."""
         report = self.peers.report(zone)
-        return self.peers.reachable(zone) and bool(report.get("healthy")) and \
-            not report.get("retiring")
+        state = report.get("state") or (HEALTHY if report.get("healthy") else BROKEN)
+        return (str(state), bool(report.get("last_ok", True)),
+                float(report.get("ratio", 1.0)), bool(report.get("retiring")))
+
+    def _healthy(self, zone: str) -> bool:
+        """A NAT to send traffic to: healthy, its last probe passed, not stepping down."""
+        if zone == self.me:
+            state, last_ok, _, _ = self._mine()
+            return state == HEALTHY and last_ok and not self.retiring
+        state, last_ok, _, retiring = self._peer(zone)
+        return self.peers.reachable(zone) and state == HEALTHY and last_ok and not retiring
+
+    def _broken(self, zone: str) -> bool:
+        if zone == self.me:
+            return self._mine()[0] == BROKEN or self.retiring
+        state, _, _, retiring = self._peer(zone)
+        return self.peers.reachable(zone) and (state == BROKEN or retiring)
+
+    def _ratio(self, zone: str) -> float:
+        return self._mine()[2] if zone == self.me else self._peer(zone)[2]
+
+    def _health_key(self) -> tuple[Any, ...]:
+        return tuple((self._healthy(z), self._broken(z), self.dead.get(z, False))
+                     for z in self.settings.order)
+
+    def kernel_answers(self, zone: str) -> bool:
+        """A TCP handshake, or its refusal, from the peer's kernel on the status port: the
+        instance is up and its network works, whatever its agent does."""
+        address = (self.settings.nats[zone]["address"], self.settings.status_port)
+        try:
+            with socket.create_connection(address, timeout=0.3):
+                return True
+        except ConnectionRefusedError:
+            return True
+        except OSError:
+            return False
+
+    def _observe_peers(self, now: float) -> None:
+        for zone in self.settings.order:
+            if zone == self.me:
+                continue
+            state, _, _, retiring = self._peer(zone)
+            if self.peers.reachable(zone) and state == HEALTHY and not retiring:
+                self.seen_healthy_since.setdefault(zone, now)
+            else:
+                self.seen_healthy_since.pop(zone, None)
+            if self.peers.reachable(zone):
+                self.dead[zone] = False
+                continue
+            silent_for = now - self.peers.heard.get(zone, self.started)
+            self.dead[zone] = silent_for >= self.settings.silence_limit or \
+                not self.kernel_answers(zone)
 
     def read_routes(self) -> None:
         """Each route table's 0.0.0.0/0 target as a NAT's zone; None for a blackhole (its
@@ -1013,11 +1230,19 @@ class Agent:
         return gone
 
     def view(self) -> View:
+        now = time.monotonic()
         order = self.settings.order
         reachable = {zone: zone == self.me or self.peers.reachable(zone) for zone in order}
         holders = {zone for zone in self.routes.values() if zone}
         gone = {zone: self.is_gone(zone) for zone in holders
                 if zone != self.me and not reachable[zone]}
+        seen: dict[str, float] = {}
+        for zone in order:
+            if zone == self.me:
+                continue
+            told = self.peers.report(zone).get("view", {}).get(self.me)
+            # an agent of an earlier release says only whether it sees this NAT healthy
+            seen[zone] = float("inf") if told is True else float(told or 0.0)
         return View(me=self.me, order=order,
                     healthy={zone: self._healthy(zone) for zone in order},
                     reachable=reachable,
@@ -1027,10 +1252,12 @@ class Agent:
                     # only tables whose route was read: no knowledge, no move
                     owners={table: owner for table, owner in self.settings.route_tables.items()
                             if table in self.routes},
-                    gone=gone,
-                    my_healthy_for=self.health.lasted(time.monotonic())
-                    if self.health.healthy else 0.0,
-                    failback_after=float(self.settings.failback_after or 0))
+                    gone=gone, my_healthy_for=self._seen_healthy_for(self.me, now),
+                    failback_after=float(self.settings.failback_after or 0),
+                    broken={zone: self._broken(zone) for zone in order},
+                    dead={zone: self.dead.get(zone, False) for zone in order},
+                    ratio={zone: self._ratio(zone) for zone in order},
+                    seen_healthy_for=seen)
 
     def apply(self, changes: list[Change]) -> None:
         for change in changes:
@@ -1060,15 +1287,24 @@ class Agent:
                 "then asking for a new instance")
             self.retiring = True
             self.retiring_since = time.monotonic()
-            self.routes_read = 0.0
+            self.health_changed.set()
         elif not self.up_to_date and not self.retiring and not self.pending_logged:
             log(f"release {wanted} pending: waiting for the other NATs to be healthy and the "
                 "AZs before this one to be updated")
             self.pending_logged = True
 
-    def step(self, now: float, targets: Sequence[tuple[str, int]]) -> None:
-        """One second: ask the peers, test the data path while they answer, then act."""
-        before = {zone: self._healthy(zone) for zone in self.settings.order}
+    # --- the prober: every second, no AWS calls ------------------------------------------------
+    def probe_round(self, now: float, targets: Sequence[tuple[str, int]]) -> None:
+        """Ask the peers, test the data path while they answer, count who answered."""
+        stalled = now - self.last_round
+        self.last_round = now
+        if stalled > self.settings.stall_after:
+            with self.lock:
+                self.health.restart(now)
+            self.seen_healthy_since.clear()
+            log(f"no probe for {stalled:.0f} s (the agent was stopped): judging the data path "
+                "afresh")
+        before = self._health_key()
         self.peers.ask()
         self.round_number += 1
         if not self.probe.alive():
@@ -1079,20 +1315,29 @@ class Agent:
         rotated = [targets[(self.round_number + i) % len(targets)]
                    for i in range(min(2, len(targets)))] if targets else []
         ok = self.probe.reach(rotated, timeout=min(0.4, self.settings.probe_interval / 3))
-        if self.health.update(ok, now):
-            log(f"data path {'works' if ok else 'broken'} ({self.settings.unhealthy_after} "
-                "probes in a row)")
-        if not self.health.healthy:
+        with self.lock:
+            changed = self.health.update(ok, now)
+            state, ratio = self.health.state, self.health.ratio
+        if changed:
+            log(f"data path {'works' if state == HEALTHY else state} ({ratio:.0%} of the last "
+                f"{len(self.health.results)} probes passed)")
+        if state == BROKEN:
             self.direct_ok = any(connect(host, port, 0.4) for host, port in rotated)
         time.sleep(max(0.0, min(0.5, self.settings.probe_interval / 2) -
                        (time.monotonic() - now)))
         self.peers.collect()
-        if {zone: self._healthy(zone) for zone in self.settings.order} != before:
+        self._observe_peers(time.monotonic())
+        if self._health_key() != before:
+            self.health_changed.set()
+
+    # --- the main loop: routes, rollout, replacement (AWS) -------------------------------------
+    def act(self, now: float) -> None:
+        if self.health_changed.is_set():
+            self.health_changed.clear()
             self.routes_read = 0.0  # health changed: act on fresh routes
         if now - self.routes_read >= self.settings.route_refresh:
             self.read_routes()
         self.apply(decide(self.view()))
-
         if self.retiring:
             # handed over: every route this NAT owns read back, pointing at another NAT, and
             # none pointing here (an unread or missing route is not handed over)
@@ -1103,10 +1348,14 @@ class Agent:
                 self.replace("rolling out a new launch template" + (
                     ": routes handed over" if handed_over else ": routes not handed over in "
                     "30 s, the other NATs will take them when this one is gone"))
-        elif not self.health.healthy and not self.asked_for_replacement:
+            return
+        with self.lock:
+            broken_for = self.health.lasted(now) if self.health.state == BROKEN else None
+            ever_healthy = self.health.ever_healthy
+        if broken_for is not None and not self.asked_for_replacement:
             peer_ok = any(self._healthy(zone) for zone in self.settings.order if zone != self.me)
-            if replacement_due(self.health.lasted(now), self.health.ever_healthy,
-                               now - self.started, peer_ok, self.direct_ok, self.settings):
+            if replacement_due(broken_for, ever_healthy, now - self.started, peer_ok,
+                               self.direct_ok, self.settings):
                 self.replace("data path broken")
 
     def replace(self, why: str) -> None:
@@ -1116,25 +1365,42 @@ class Agent:
         self.aws.set_unhealthy(self.instance)
         self.asked_for_replacement = True
 
+    def _probe_forever(self, targets: list[tuple[str, int]]) -> None:
+        inside = [ipaddress.IPv4Network(c) for c in self._vpc_cidrs()]
+        resolved_at = time.monotonic()
+        failures = FailureLog("probing")
+        while True:
+            now = time.monotonic()
+            try:
+                if now - resolved_at > 300 or not targets:
+                    targets = resolve(self.settings.targets, inside) or targets
+                    resolved_at = now
+                self.probe_round(now, targets)
+                failures.succeeded()
+            except Exception as error:  # never an exit: the next round tries
+                failures.failed(error)
+            time.sleep(max(0.0, self.settings.probe_interval - (time.monotonic() - now)))
+
     def run(self) -> None:
         inside = [ipaddress.IPv4Network(c) for c in self._vpc_cidrs()]
         targets = resolve(self.settings.targets, inside)
-        resolved_at = time.monotonic()
-        rollout_at = 0.0
         log(f"in {self.me}, probing {targets} from the probe namespace")
+        threading.Thread(target=self._probe_forever, args=(targets,), daemon=True).start()
+        rollout_at = 0.0
+        failures = FailureLog("a step (routes, rollout)")
         while True:
             now = time.monotonic()
-            if now - resolved_at > 300 or not targets:
-                targets = resolve(self.settings.targets, inside) or targets
-                resolved_at = now
             try:
-                self.step(now, targets)
+                self.act(now)
                 if now - rollout_at >= self.settings.rollout_check:
                     rollout_at = now
                     self.check_rollout()
-            except (AwsError, OSError, urllib.error.URLError, KeyError, ValueError) as error:
-                log(f"step failed, trying again next second: {error}")
-            time.sleep(max(0.0, self.settings.probe_interval - (time.monotonic() - now)))
+                failures.succeeded()
+            except Exception as error:  # never an exit: the next step tries
+                failures.failed(error)
+            # the next step in a second, or at once when some NAT's health changes
+            self.health_changed.wait(max(0.0, self.settings.probe_interval -
+                                         (time.monotonic() - now)))
 
     def _vpc_cidrs(self) -> list[str]:
         try:
