@@ -167,13 +167,14 @@ def check_stack(ec2: Any, outputs: StackOutputs, account: Account) -> list[Check
     attached = account.gateway_attached(vpc)
     if gateway is None:
         detail = (f"{igw} does not exist: nothing in the VPC reaches the internet. Fix: "
-                  f"{REFRESH}")
+                  f"{REFRESH} (it creates the internet gateway again, attached, and the public "
+                  "route to it)")
     elif attached:
         detail = f"{igw} is attached to {vpc}"
     else:
         detail = (f"{igw} is not attached to {vpc}: the public route leads nowhere (a "
                   f"blackhole). Fix: `aws ec2 attach-internet-gateway --internet-gateway-id "
-                  f"{igw} --vpc-id {vpc}`, or {REFRESH}")
+                  f"{igw} --vpc-id {vpc}`, or {REFRESH} (it attaches it again)")
     results.append(CheckResult(STACK_WIDE, "internet gateway attached", attached, detail))
     return results
 
@@ -226,7 +227,8 @@ def check_nat(ec2: Any, zone: str, instance: dict[str, Any], outputs: StackOutpu
                           "IMDSv2 required" if tokens == "required" else
                           f"IMDS tokens are {tokens}: IMDSv1 is allowed. Fix: `aws ec2 "
                           f"modify-instance-metadata-options --instance-id {instance_id} "
-                          f"--http-tokens required`, or {REFRESH}"))
+                          f"--http-tokens required`, or {REFRESH} (it sets tokens to required "
+                          "again)"))
 
     # the rules in force are the union of every group on the instance and its interfaces
     groups = {g["GroupId"] for g in instance.get("SecurityGroups", [])} | {
@@ -235,7 +237,7 @@ def check_nat(ec2: Any, zone: str, instance: dict[str, Any], outputs: StackOutpu
     extra = sorted(groups - {ours})
     if ours not in groups:
         detail = (f"the NAT's groups are {', '.join(sorted(groups)) or 'none'}, without the "
-                  f"stack's {ours}. Fix: {REFRESH}")
+                  f"stack's {ours}. Fix: {REFRESH} (it puts the NAT back in {ours} alone)")
     elif extra:
         others = "; ".join(describe_group_rules(ec2, g) for g in extra)
         detail = (f"besides {ours}, the NAT has {others}: its rules are no longer the guide's "
@@ -243,7 +245,7 @@ def check_nat(ec2: Any, zone: str, instance: dict[str, Any], outputs: StackOutpu
                   f"{'them' if len(extra) > 1 else 'it'} (`aws ec2 "
                   f"modify-network-interface-attribute --network-interface-id "
                   f"{interfaces[0]['NetworkInterfaceId'] if interfaces else '<interface>'} "
-                  f"--groups {ours}`), or {REFRESH}")
+                  f"--groups {ours}`), or {REFRESH} (it leaves {ours} alone on the NAT)")
     else:
         detail = f"only {ours}, on the instance and every interface"
     results.append(result("security groups: only the stack's", ours in groups and not extra,
@@ -276,7 +278,8 @@ def check_public_address(ec2: Any, zone: str, instance: dict[str, Any],
                   f"Fix: {REFRESH} (it re-associates the stack's Elastic IP {expected})")
     else:
         detail = (f"the NAT leaves from {public_ip}, not the stack's Elastic IP {expected}: "
-                  f"partners' allow-lists will refuse it. Fix: {REFRESH}")
+                  f"partners' allow-lists will refuse it. Fix: {REFRESH} (it associates "
+                  f"{expected} with the NAT again)")
     return CheckResult(zone, "public address", False, detail)
 
 
@@ -299,18 +302,20 @@ def check_public_route(zone: str, outputs: StackOutputs, account: Account) -> Ch
     igw, vpc = outputs.internet_gateway_id, outputs.vpc_id
     if subnet not in account.subnets:
         return CheckResult(zone, check, False, f"public subnet {subnet} is not in {vpc} (deleted "
-                           f"outside Pulumi?). Fix: {REFRESH}")
+                           f"outside Pulumi?). Fix: {REFRESH} (it creates the subnet again, and "
+                           "what stood in it)")
     table, own = account.table_of(subnet)
     if table is None:
         return CheckResult(zone, check, False, f"{vpc} has no route table for public subnet "
-                           f"{subnet}. Fix: {REFRESH}")
+                           f"{subnet}. Fix: {REFRESH} (it creates the public route table again and "
+                           "associates the subnet)")
     name = table["RouteTableId"] + ("" if own else " (the VPC's main table: the subnet has no "
                                     "table of its own)")
     route = _default_route(table)
     if route is None:
         return CheckResult(zone, check, False, f"route table {name} of public subnet {subnet} "
                            f"has no 0.0.0.0/0 route: the NAT cannot reach the internet. Fix: "
-                           f"{REFRESH}")
+                           f"{REFRESH} (it creates 0.0.0.0/0 → {igw})")
     target, state = _target(route), route.get("State", "active")
     if target == igw and not account.gateway_attached(vpc):
         state = "blackhole"  # AWS says so; an emulator may not
@@ -320,10 +325,11 @@ def check_public_route(zone: str, outputs: StackOutputs, account: Account) -> Ch
         return CheckResult(zone, check, False, f"0.0.0.0/0 in {name} goes to {igw}, which is "
                            f"not attached to {vpc}: the route is a blackhole. Fix: `aws ec2 "
                            f"attach-internet-gateway --internet-gateway-id {igw} --vpc-id "
-                           f"{vpc}`, or {REFRESH}")
+                           f"{vpc}`, or {REFRESH} (it attaches it again)")
     return CheckResult(zone, check, False, f"0.0.0.0/0 in {name} goes to {target}"
                        f"{' (a blackhole)' if state == 'blackhole' else ''}, not the stack's "
-                       f"internet gateway {igw}. Fix: {REFRESH}")
+                       f"internet gateway {igw}. Fix: {REFRESH} (it points 0.0.0.0/0 back at "
+                       f"{igw})")
 
 
 def target_gone(ec2: Any, target: str, target_zone: str | None, account: Account) -> bool:
@@ -355,7 +361,8 @@ def check_private_route(ec2: Any, zone: str, outputs: StackOutputs,
     home = outputs.nat_zone_for_private_subnet[zone]
     if subnet not in account.subnets:
         return CheckResult(zone, check, False, f"private subnet {subnet} is not in "
-                           f"{outputs.vpc_id} (deleted outside Pulumi?). Fix: {REFRESH}")
+                           f"{outputs.vpc_id} (deleted outside Pulumi?). Fix: {REFRESH} (it "
+                           "creates the subnet again, with its route table)")
     table, own = account.table_of(subnet)
     if table is None or not own or table["RouteTableId"] != ours:
         association = next((a for t in account.route_tables for a in t.get("Associations", [])
@@ -370,7 +377,7 @@ def check_private_route(ec2: Any, zone: str, outputs: StackOutputs,
                    f"{ours} --subnet-id {subnet}`")
         return CheckResult(zone, check, False, f"private subnet {subnet} is associated with "
                            f"{now}, not the stack's {ours}. Fix: associate it back: {command}, "
-                           f"or {REFRESH}")
+                           f"or {REFRESH} (it associates the subnet with {ours} again)")
     route = _default_route(table)
     nat_of: dict[str, str] = {}  # a route target (interface or instance) → its NAT's AZ
     for nat_zone, interface in outputs.nat_network_interface_ids.items():
@@ -512,7 +519,8 @@ def check_security_group(ec2: Any, outputs: StackOutputs) -> list[CheckResult]:
         "SecurityGroups"]
     if not found:
         return [CheckResult(STACK_WIDE, "security group = guide's table", False,
-                            f"{group} does not exist. Fix: {REFRESH}")]
+                            f"{group} does not exist. Fix: {REFRESH} (it creates the group "
+                            "again with the guide's rules, and puts the NATs in it)")]
     expected = expand_rules(list(outputs.private_subnet_cidrs.values()), outputs.ssh_cidr,
                             outputs.test_rules_enabled, outputs.high_availability)
     expected_keys = {(r.direction, r.cidr, r.protocol, r.from_port, r.to_port): r
@@ -527,7 +535,8 @@ def check_security_group(ec2: Any, outputs: StackOutputs) -> list[CheckResult]:
         CheckResult(STACK_WIDE, "no SSH from 0.0.0.0/0", not open_ssh,
                     "SSH is not open to the internet" if not open_ssh else
                     f"{group} allows SSH from 0.0.0.0/0 ({describe_rule(open_ssh[0])}). Fix: "
-                    f"revoke it ({REFRESH}); allow only your network's public range (sshCidr)"),
+                    f"revoke it ({REFRESH} restores {group}'s rules); allow only your "
+                    "network's public range (sshCidr)"),
         CheckResult(STACK_WIDE, "security group = guide's table", not missing and not extra,
                     f"{len(expected)} rules, exactly the guide's table" if not missing and
                     not extra else

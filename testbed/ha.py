@@ -77,6 +77,8 @@ LAB_METRICS = MetricsSettings(namespace="NatInstance", group="nat-instance-vpc/l
 MOTO_SERVER = str(Path(sys.executable).with_name("moto_server"))
 REGION = "us-east-1"
 ECHO_PORT = 8080
+# the agents' health-check targets: two, as in production (any one answering is enough)
+TARGET_PORTS = (8080, 8081)
 API_PORT = 5000
 PROXY_PORT = 5001  # what the agents call: testbed/apiproxy.py in front of moto_server
 API_PROXY = str(Path(__file__).with_name("apiproxy.py"))
@@ -203,8 +205,9 @@ class HaLab:
         self.ns("inet", "ip", "link", "set", "aws0", "up")
 
     def _start_internet(self) -> None:
-        self.processes.append(self._background("inet", [sys.executable, PROBE, "serve",
-                                                        str(ECHO_PORT)], "listening"))
+        for port in TARGET_PORTS:
+            self.processes.append(self._background("inet", [sys.executable, PROBE, "serve",
+                                                            str(port)], "listening"))
         # the agents call "AWS" through a proxy that can cut its answers short
         self.api_fault = self.scratch / "api-fault"
         self.processes.append(self._background("inet", [
@@ -353,7 +356,8 @@ class HaLab:
         settings = agent_settings(
             REGION, {z.name: (self.eni[letter], z.nat_address) for letter, z in ZONES.items()},
             [(self.tables[letter], z.name) for letter, z in ZONES.items()],
-            HighAvailabilitySettings(True, (f"{INTERNET_HOST}:{ECHO_PORT}",),
+            HighAvailabilitySettings(True, tuple(f"{INTERNET_HOST}:{port}"
+                                                 for port in TARGET_PORTS),
                                      int(self.failback_after)), release, self.metrics)
         settings = replace(settings, replace_after=self.replace_after, never_healthy_grace=60)
         if self.rollout_check is not None:
@@ -570,8 +574,8 @@ class HaLab:
         try:
             yield time.monotonic()
         finally:
-            for rule in rules:  # restore_internet may have removed some already
-                self.ns("igw", "iptables", "-D", *rule, check=False)
+            for rule in rules:
+                self.ns("igw", "iptables", "-D", *rule)
 
     @contextmanager
     def lossy_internet(self, letter: str, percent: int) -> Iterator[float]:
@@ -590,10 +594,6 @@ class HaLab:
         finally:
             run(["ip", "netns", "exec", self.names["igw"], "nft", "delete", "table", "ip",
                  table], check=False)
-
-    def restore_internet(self, letter: str) -> None:
-        for rule in self._gateway_rules(letter, ["-j", "DROP"]):
-            self.ns("igw", "iptables", "-D", *rule, check=False)
 
     def agent_log(self, letter: str) -> str:
         return self.nats[letter].log.read_text()

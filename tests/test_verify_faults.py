@@ -173,7 +173,8 @@ def test_a_private_subnet_moved_to_the_public_table(deployed: tuple[Any, Any, An
         f"private subnet {private} is associated with {outputs['public_route_table_id']} (the "
         f"public route table), not the stack's {outputs['private_route_table_ids'][A]}. Fix: "
         f"associate it back: `aws ec2 replace-route-table-association --association-id {moved} "
-        f"--route-table-id {outputs['private_route_table_ids'][A]}`, or `pulumi up --refresh`")
+        f"--route-table-id {outputs['private_route_table_ids'][A]}`, or `pulumi up --refresh` "
+        f"(it associates the subnet with {outputs['private_route_table_ids'][A]} again)")
 
 
 def test_a_private_subnet_on_the_main_table(deployed: tuple[Any, Any, Any]) -> None:

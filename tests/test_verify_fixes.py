@@ -65,6 +65,11 @@ def aws_cli(session: Any, command: str) -> Any:
     return getattr(client, re.sub(r"(?<!^)(?=[A-Z])", "_", operation).lower())(**params)
 
 
+def says_what_a_refresh_changes(detail: str) -> bool:
+    return all(re.match(r" (\(it [a-z]|restores )", rest)
+               for rest in detail.split("`pulumi up --refresh`")[1:])
+
+
 def verify(session: Any, outputs: dict[str, Any]) -> list[CheckResult]:
     return verify_stack(session, stack_outputs(outputs, "test outputs"))
 
@@ -178,6 +183,8 @@ def test_the_printed_fix_repairs_the_fault(aws: Any, fault: str) -> None:
     inject(aws, outputs)
     broken = [r for r in verify(aws, outputs) if not r.passed]
     assert broken, f"{fault}: verify found nothing"
+    for result in broken:  # a refresh offered says what it will change
+        assert says_what_a_refresh_changes(result.detail), result.detail
     commands = [c for r in broken for c in COMMAND.findall(r.detail.split("Fix:", 1)[-1])
                 if c.startswith("aws ")]
     assert commands, [r.detail for r in broken]
@@ -212,6 +219,11 @@ def test_a_refresh_says_what_it_will_change(aws: Any) -> None:
     ec2.delete_route(RouteTableId=outputs["private_route_table_ids"][A],
                      DestinationCidrBlock="0.0.0.0/0")
     ec2.terminate_instances(InstanceIds=[outputs["nat_instance_ids"][B]])
-    for result in verify(aws, outputs):
-        if not result.passed and "`pulumi up --refresh`" in result.detail:
-            assert re.search(r"`pulumi up --refresh` \(it [a-z]", result.detail), result.detail
+    ec2.detach_internet_gateway(InternetGatewayId=outputs["internet_gateway_id"],
+                                VpcId=outputs["vpc_id"])
+    refreshes = [r.detail for r in verify(aws, outputs)
+                 if not r.passed and "`pulumi up --refresh`" in r.detail]
+    assert len(refreshes) >= 3
+    for detail in refreshes:
+        assert says_what_a_refresh_changes(detail), detail
+    assert not says_what_a_refresh_changes("Fix: `pulumi up --refresh`. Then")
