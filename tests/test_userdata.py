@@ -77,7 +77,7 @@ def test_the_shipped_agent_is_the_same_program() -> None:
         return sorted(type(node).__name__ + ":" + getattr(node, "name", "")
                       for node in ast.walk(tree)
                       if isinstance(node, (ast.FunctionDef, ast.ClassDef, ast.Call, ast.If,
-                                           ast.For, ast.While, ast.Try)))
+                                           ast.For, ast.While, ast.Try, ast.Assert)))
     shipped, source = ast.parse(agent_script()), ast.parse(AGENT_PATH.read_text())
     assert skeleton(shipped) == skeleton(source)
     assert '"""' not in agent_script()

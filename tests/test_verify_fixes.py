@@ -94,24 +94,24 @@ def gateway_detached(session: Any, outputs: dict[str, Any]) -> None:
         InternetGatewayId=outputs["internet_gateway_id"], VpcId=outputs["vpc_id"])
 
 
+def private_association(ec2: Any, outputs: dict[str, Any]) -> str:
+    """AZ a's private subnet's association with its route table."""
+    subnet = outputs["private_subnet_ids"][A]
+    table = ec2.describe_route_tables(Filters=[{"Name": "association.subnet-id",
+                                                "Values": [subnet]}])["RouteTables"][0]
+    return str(next(a["RouteTableAssociationId"] for a in table["Associations"]
+                    if a.get("SubnetId") == subnet))
+
+
 def private_subnet_on_the_public_table(session: Any, outputs: dict[str, Any]) -> None:
     ec2 = session.client("ec2")
-    table = ec2.describe_route_tables(Filters=[{"Name": "association.subnet-id", "Values": [
-        outputs["private_subnet_ids"][A]]}])["RouteTables"][0]
-    association = next(a for a in table["Associations"]
-                       if a.get("SubnetId") == outputs["private_subnet_ids"][A])
-    ec2.replace_route_table_association(
-        AssociationId=association["RouteTableAssociationId"],
-        RouteTableId=outputs["public_route_table_id"])
+    ec2.replace_route_table_association(AssociationId=private_association(ec2, outputs),
+                                        RouteTableId=outputs["public_route_table_id"])
 
 
 def private_subnet_on_the_main_table(session: Any, outputs: dict[str, Any]) -> None:
     ec2 = session.client("ec2")
-    table = ec2.describe_route_tables(Filters=[{"Name": "association.subnet-id", "Values": [
-        outputs["private_subnet_ids"][A]]}])["RouteTables"][0]
-    association = next(a for a in table["Associations"]
-                       if a.get("SubnetId") == outputs["private_subnet_ids"][A])
-    ec2.disassociate_route_table(AssociationId=association["RouteTableAssociationId"])
+    ec2.disassociate_route_table(AssociationId=private_association(ec2, outputs))
 
 
 def second_group_on_the_nat(session: Any, outputs: dict[str, Any]) -> None:
