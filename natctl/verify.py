@@ -20,7 +20,13 @@ from ipaddress import IPv4Network
 from typing import Any
 
 from nat.design.rules import ANYWHERE, NAT_SECURITY_GROUP, SecurityGroupRule, expand_rules
-from natctl.nacl import blocked, nat_subnet_flows, private_subnet_flows
+from natctl.nacl import (
+    PROTOCOL_NUMBERS,
+    Blocked,
+    blocked,
+    nat_subnet_flows,
+    private_subnet_flows,
+)
 from natctl.outputs import InputError, StackOutputs, parse_outputs, stack_outputs
 
 __all__ = ["CheckResult", "InputError", "outputs_from_stack", "parse_outputs", "render_json",
@@ -218,8 +224,11 @@ def check_nat(ec2: Any, zone: str, instance: dict[str, Any], outputs: StackOutpu
         "off on the instance and all its network interfaces" if not on else
         f"source/dest check is on for {', '.join(on)}: the NAT drops traffic that is not its "
         "own. Fix: disable it (EC2 console: Actions → Networking → Change source/destination "
-        f"check; or `aws ec2 modify-instance-attribute --instance-id {instance_id} "
-        "--no-source-dest-check`, and `modify-network-interface-attribute` for each interface)"))
+        "check), or: " + " ".join(
+            f"`aws ec2 modify-instance-attribute --instance-id {instance_id} "
+            "--no-source-dest-check`" if where.startswith("instance") else
+            f"`aws ec2 modify-network-interface-attribute --network-interface-id "
+            f"{where.split()[-1]} --no-source-dest-check`" for where in on)))
 
     results.append(check_public_address(ec2, zone, instance, outputs))
     tokens = instance.get("MetadataOptions", {}).get("HttpTokens") or "unset"
@@ -477,14 +486,34 @@ def check_network_acls(zone: str, outputs: StackOutputs, account: Account
             continue
         shown = "; ".join(b.describe() for b in denied[:4]) + (
             f"; and {len(denied) - 4} more" if len(denied) > 4 else "")
+        commands = " ".join(f"`{c}`" for c in allow_commands(acl_id, entries, denied))
         results.append(CheckResult(
             zone, check, False,
             f"{acl_id} on {kind} subnet {subnet} blocks {shown}. NACLs are stateless: each "
             "direction needs its allow rule, replies come back to ports 1024-65535. Fix: add "
-            "allow rules numbered below the denying ones (`aws ec2 create-network-acl-entry "
-            f"--network-acl-id {acl_id} ...`), or associate the subnet with an ACL that allows "
-            "these flows (the VPC's default ACL allows everything)"))
+            f"allow rules numbered below the denying ones: {commands}; or associate the subnet "
+            "with an ACL that allows these flows (the VPC's default ACL allows everything)"))
     return results
+
+
+def allow_commands(acl_id: str, entries: Sequence[Mapping[str, Any]],
+                   denied: Sequence[Blocked]) -> list[str]:
+    """One `create-network-acl-entry` per blocked flow, each numbered just below the rule that
+    denies it (below 32767 for the final `*`) with a number that direction does not use."""
+    used = {(bool(e.get("Egress")), int(e["RuleNumber"])) for e in entries}
+    commands = []
+    for block in denied:
+        flow = block.flow
+        number = (32767 if block.rule == "*" else int(block.rule)) - 1
+        while (flow.egress, number) in used and number > 1:
+            number -= 1
+        used.add((flow.egress, number))
+        commands.append(
+            f"aws ec2 create-network-acl-entry --network-acl-id {acl_id} --rule-number "
+            f"{number} --protocol {PROTOCOL_NUMBERS[flow.protocol]} --port-range "
+            f"From={block.from_port},To={block.to_port} --cidr-block {flow.peer} "
+            f"--rule-action allow {'--egress' if flow.egress else '--no-egress'}")
+    return commands
 
 
 def live_rules(ec2: Any, group_id: str, own_group: str) -> set[SecurityGroupRule]:

@@ -144,6 +144,16 @@ class Watch:
         return {seen for t, seen in self.attempts if seen and t > moment}
 
 
+def end(process: subprocess.Popen[str]) -> None:
+    """Kill a process and, if it leads a session, everything in it (a NAT's supervisor leaves
+    no agent behind)."""
+    try:
+        os.killpg(process.pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        if process.poll() is None:
+            process.kill()
+
+
 class HaLab:
     """Two AZs' NATs as Auto Scaling groups see them: the shared test bed (testbed.topology
     Network) with both zones, moto_server as AWS on the internet host, and a NAT boot helper
@@ -411,9 +421,12 @@ class HaLab:
             f" sleep $(cat {restart_sec} 2>/dev/null || sed -n 's/^RestartSec=//p' $unit);"
             " done" if agent else " && exec sleep infinity")
         with nat.log.open("w") as log:
+            # a session of its own: the instance's every process (the supervisor, the agent,
+            # its probe helper) ends together, as an instance's do
             booted = subprocess.Popen(["ip", "netns", "exec", namespace, "unshare", "--mount",
                                        "--propagation", "private", "/bin/bash", "-c", shell],
-                                      stdout=log, stderr=subprocess.STDOUT, text=True)
+                                      stdout=log, stderr=subprocess.STDOUT, text=True,
+                                      start_new_session=True)
         nat.processes.append(booted)
         self._wait_for(nat, "probe namespace up" if self.high_availability else
                        "metrics: " if agent else "NAT ready")
@@ -465,7 +478,7 @@ class HaLab:
         nat = self.nats[letter]
         moment = time.monotonic()
         for process in nat.processes:
-            process.kill()
+            end(process)
         run(["ip", "netns", "del", nat.namespace], check=False)
         for process in nat.processes:
             process.wait()
@@ -633,9 +646,8 @@ class HaLab:
         self._stop.set()
         for nat in self.nats.values():
             for process in nat.processes:
-                if process.poll() is None:
-                    process.kill()
-                    process.wait()
+                end(process)
+                process.wait()
         for process in self.processes:
             if process.poll() is None:
                 process.kill()
