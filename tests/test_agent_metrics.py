@@ -156,6 +156,8 @@ def test_the_first_reading_is_a_baseline_then_one_sample_each() -> None:
 @pytest.mark.parametrize("error", [lambda: AwsError("ServiceUnavailable", "down"),
                                    lambda: AwsError("503", "busy"),
                                    lambda: urllib.error.URLError("connection refused"),
+                                   # what Aws.call makes of a failed call: kept, not dropped
+                                   lambda: AwsError("RequestFailed", "PutMetricData: timed out"),
                                    lambda: OSError("network unreachable")])
 def test_an_outage_keeps_the_newest_samples_and_memory_flat(
         error: Callable[[], Exception]) -> None:

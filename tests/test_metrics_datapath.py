@@ -15,7 +15,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from testbed.ha import ECHO_PORT, LAB_METRICS, ZONES, HaLab
+from testbed.ha import ECHO_PORT, LAB_METRICS, PROXY_PORT, ZONES, HaLab
 from testbed.topology import INTERNET_HOST, PROBE
 from tests import needs
 
@@ -97,7 +97,7 @@ def test_allowance_drops_are_counted_by_cause_and_summed(lab: HaLab) -> None:
 
 def test_a_cloudwatch_outage_leaves_forwarding_alone_and_is_caught_up(lab: HaLab) -> None:
     nat = lab.nats["a"]
-    block = ["OUTPUT", "-p", "tcp", "-d", INTERNET_HOST, "--dport", "5000", "-j", "DROP"]
+    block = ["OUTPUT", "-p", "tcp", "-d", INTERNET_HOST, "--dport", str(PROXY_PORT), "-j", "DROP"]
     watcher = lab.watch("a", 60)
     time.sleep(1)
     lab.ns(nat.namespace, "iptables", "-I", *block)

@@ -802,7 +802,9 @@ TRAFFIC = {"bytes_out": "BytesOutToDestination", "bytes_in": "BytesInFromDestina
 CONNTRACK_COUNT = "/proc/sys/net/netfilter/nf_conntrack_count"
 CONNTRACK_STAT = "/proc/net/stat/nf_conntrack"
 PUT_METRIC_DATA_BATCH = 500  # data points per request (CloudWatch takes up to 1,000)
-TRANSIENT = {"Throttling", "ThrottlingException", "RequestLimitExceeded", "ServiceUnavailable",
+# RequestFailed: the call itself failed (no connection, cut short, not an answer): try again
+TRANSIENT = {"RequestFailed", "Throttling", "ThrottlingException", "RequestLimitExceeded",
+             "ServiceUnavailable",
              "InternalFailure", "InternalServiceError", "RequestExpired", "ExpiredToken",
              "ExpiredTokenException", "RequestTimeout", "IncompleteSignature"}
 
