@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
 import itertools
 import time
@@ -118,6 +119,43 @@ def test_both_unhealthy_means_no_move() -> None:
     routes = {RT[A]: A, RT[B]: B}
     for me in two:
         assert decide(view(me, down, routes, order=two)) == []
+
+
+def test_a_nat_whose_last_good_probe_predates_the_fault_is_no_target_yet() -> None:
+    """One upstream failure seen a moment apart: A has judged itself broken, B has not probed
+    since it saw that. Neither B (taking) nor A (handing over) moves A's AZ until B has
+    passed a probe after seeing A in trouble; the blackhole and failback need no such word."""
+    two = [A, B]
+    routes = {RT[A]: A, RT[B]: B}
+    health = {A: False, B: True}
+    for me in two:
+        unsure = dataclasses.replace(view(me, health, routes, order=two),
+                                     vouches={A: frozenset(), B: frozenset()})
+        assert decide(unsure) == [], me
+        sure = dataclasses.replace(unsure, vouches={A: frozenset(), B: frozenset({A})})
+        assert decide(sure) == [Change(RT[A], B, f"the NAT in {A} is unhealthy")], me
+        # a peer that does not say (an earlier release) is taken at its word
+        assert decide(dataclasses.replace(unsure, vouches={})) == decide(sure)
+    # silent and dead, or gone: the same rule
+    dead = dataclasses.replace(view(B, health, routes, order=two,
+                                    reachable={A: False, B: True}),
+                               vouches={B: frozenset()})
+    assert decide(dead) == []
+    assert decide(dataclasses.replace(dead, vouches={B: frozenset({A})})) == [
+        Change(RT[A], B, f"the NAT in {A} does not answer")]
+    gone = dataclasses.replace(view(B, health, {RT[A]: C, RT[B]: B, RT[C]: B},
+                                    reachable={A: True, B: True, C: False}, gone={C: True}),
+                               vouches={B: frozenset({A})})
+    assert decide(gone) == []
+    assert decide(dataclasses.replace(gone, vouches={B: frozenset({C})})) == [
+        Change(RT[A], B, f"the NAT in {C} is gone")]
+    # a blackhole route has no NAT to vouch for; a failback moves onto a NAT that works
+    assert decide(dataclasses.replace(view(A, ALL_UP, {**NORMAL, RT[A]: None}),
+                                      vouches={A: frozenset()})) == [
+        Change(RT[A], A, "its route leads to no live NAT")]
+    assert decide(dataclasses.replace(view(A, ALL_UP, {**NORMAL, RT[A]: B}, healthy_for=60),
+                                      vouches={A: frozenset(), B: frozenset()})) == [
+        Change(RT[A], A, "failback: healthy for 60 s")]
 
 
 def test_a_blackhole_route_is_pulled_by_its_desired_nat() -> None:
@@ -452,3 +490,58 @@ def test_a_late_answer_counts_in_the_next_round() -> None:
         assert peers.misses[B] == 0 and peers.reachable(B)
     finally:
         peers.socket.close()
+
+
+class StubProbe:
+    """The probe namespace's answers, set by the test."""
+
+    passes = True
+
+    @staticmethod
+    def primary() -> tuple[str, str]:
+        return "ens5", "10.0.0.10/24"
+
+    def alive(self) -> bool:
+        return True
+
+    def setup(self) -> str:
+        return "ens5"
+
+    def reach(self, targets: object, timeout: float) -> bool:
+        return self.passes
+
+
+class StubMetadata:
+    def get(self, _: str) -> str:
+        return "i-0123456789abcdef0"
+
+
+def test_a_nat_vouches_for_a_peer_in_trouble_only_after_its_own_next_passing_probe() -> None:
+    from nat.instance.agent import Agent
+
+    settings = Settings(region="us-east-1", targets=[], route_tables={"rtb-a": A, "rtb-b": B},
+                        failback_after=60, status_port=0, probe_interval=0.2,
+                        nats={A: {"eni": "eni-a", "address": "10.0.0.10"},
+                              B: {"eni": "eni-b", "address": "10.0.1.10"}})
+    probe = StubProbe()
+    nat = Agent(settings, None, StubMetadata(), probe)  # type: ignore[arg-type]
+    targets = [("198.51.100.10", 80)]
+    nat.probe_round(time.monotonic(), targets)  # a passing probe before B's trouble
+    nat.peers.reports[B] = {"state": BROKEN, "healthy": False, "vouches": [A]}
+    nat.peers.misses[B] = 0
+    nat._observe_peers(time.monotonic())
+    assert nat.probe_soon.is_set()  # B's AZ may come here: probe again at once
+    assert nat.vouches() == frozenset() and nat.status()["vouches"] == []
+    probe.passes = False
+    nat.probe_round(time.monotonic(), targets)
+    assert nat.vouches() == frozenset()  # its probe since failed: no word for B
+    probe.passes = True
+    nat.probe_round(time.monotonic(), targets)
+    assert nat.vouches() == frozenset({B}) and nat.status()["vouches"] == [B]
+    assert nat.view().vouches == {A: frozenset({B}), B: frozenset({A})}
+    # B healthy again: out of trouble, and a new trouble needs a new probe
+    nat.peers.reports[B] = {"state": HEALTHY, "healthy": True, "last_ok": True}
+    nat.peers.misses[B] = 0
+    nat._observe_peers(time.monotonic())
+    assert nat.vouches() == frozenset()
+    assert nat.view().vouches == {A: frozenset()}  # B says nothing: an earlier release

@@ -190,6 +190,9 @@ class View:
     ratio: dict[str, float] = field(default_factory=dict)  # probes passed, recent window
     # how long each peer has seen me healthy, without a break: failback counts from there
     seen_healthy_for: dict[str, float] = field(default_factory=dict)
+    # each NAT → the NATs in trouble it has passed a probe since it saw them so; a NAT not
+    # listed (an agent of an earlier release) is taken at its word
+    vouches: dict[str, frozenset[str]] = field(default_factory=dict)
 
 
 DEGRADED_MARGIN = 0.2  # a NAT passing this much less of its probes than another is left
@@ -199,6 +202,14 @@ def degraded(view: View, zone: str, other: str) -> bool:
     """`zone` loses clearly more of its probes than `other` (which is healthy)."""
     return view.ratio.get(zone, 1.0) + DEGRADED_MARGIN <= view.ratio.get(other, 1.0) and \
         bool(view.healthy.get(other)) and not view.healthy.get(zone)
+
+
+def vouched(view: View, target: str, zone: str) -> bool:
+    """`target` has passed a probe since it saw `zone` in trouble. One upstream failure is
+    seen by two NATs a moment apart (their probes are not in step): a NAT whose last good
+    probe predates the fault is no place to move to yet."""
+    said = view.vouches.get(target)
+    return said is None or zone in said
 
 
 def desired_target(owner: str, order: Sequence[str], healthy: dict[str, bool]) -> str | None:
@@ -222,8 +233,9 @@ def decide(view: View) -> list[Change]:
     route has seen it healthy for failbackAfterSeconds). The NAT that becomes the target
     makes the change, and a NAT handing its own routes over pushes them; anyone else waits,
     so concurrent writes agree. A NAT that has not yet judged its data path (an agent just
-    started) is neither a reason to move nor a place to move to. With no healthy NAT, every
-    route stays where it is.
+    started) is neither a reason to move nor a place to move to, nor is one that has not
+    probed since it saw the fault (`vouched`). With no healthy NAT, every route stays where
+    it is.
     """
     changes = []
     # A NAT cut off from most others does not take their AZs for their silence alone (it
@@ -235,6 +247,7 @@ def decide(view: View) -> list[Change]:
         if target is None or target == current:
             continue
         reason = None
+        troubled = current  # the NAT the route leaves for a fault of its own
         if current is None:
             reason = "its route leads to no live NAT"
         elif current == owner:
@@ -259,7 +272,9 @@ def decide(view: View) -> list[Change]:
                     view.seen_healthy_for.get(current, view.my_healthy_for)) >= \
                 view.failback_after:
             reason = f"failback: healthy for {view.my_healthy_for:.0f} s"
-        if reason is not None and view.me in (target, current):
+            troubled = None
+        if reason is not None and view.me in (target, current) and (
+                troubled is None or vouched(view, target, troubled)):
             changes.append(Change(table, target, reason))
     return changes
 
@@ -1113,6 +1128,9 @@ class Agent:
         self.gone: dict[str, tuple[float, bool]] = {}
         self.dead: dict[str, bool] = {}  # silent peers judged dead (prober's latest)
         self.seen_healthy_since: dict[str, float] = {}  # peer → since when seen healthy
+        self.trouble_seen: dict[str, float] = {}  # peer → since when seen not healthy
+        self.passed_at = 0.0  # when this NAT's last passing probe ended
+        self.probe_soon = threading.Event()  # a peer fell into trouble: probe again now
         self.direct_ok = True
         self.asked_for_replacement = False
         self.peers = Peers(self.me, settings.nats, settings.unhealthy_after, self.status,
@@ -1134,7 +1152,14 @@ class Agent:
         return {"zone": self.me, "instance": self.instance, "retiring": self.retiring,
                 "healthy": healthy, "state": state, "last_ok": last_ok,
                 "ratio": round(ratio, 3), "healthy_for": now - since if healthy else 0.0,
-                "up_to_date": self.up_to_date, "release": self.settings.release, "view": view}
+                "up_to_date": self.up_to_date, "release": self.settings.release, "view": view,
+                "vouches": sorted(self.vouches())}
+
+    def vouches(self) -> frozenset[str]:
+        """The peers in trouble this NAT has passed a probe since it saw them so."""
+        with self.lock:
+            return frozenset(zone for zone, since in self.trouble_seen.items()
+                             if self.passed_at > since)
 
     def _seen_healthy_for(self, zone: str, now: float) -> float:
         if zone == self.me:
@@ -1170,7 +1195,7 @@ class Agent:
 
     def _health_key(self) -> tuple[Any, ...]:
         return tuple((self._healthy(z), self._broken(z), self.dead.get(z, False))
-                     for z in self.settings.order)
+                     for z in self.settings.order) + (self.vouches(),)
 
     def kernel_answers(self, zone: str) -> bool:
         """A TCP handshake, or its refusal, from the peer's kernel on the status port: the
@@ -1193,6 +1218,13 @@ class Agent:
                 self.seen_healthy_since.setdefault(zone, now)
             else:
                 self.seen_healthy_since.pop(zone, None)
+            healthy = self._healthy(zone)
+            with self.lock:
+                if healthy:
+                    self.trouble_seen.pop(zone, None)
+                elif zone not in self.trouble_seen:
+                    self.trouble_seen[zone] = now
+                    self.probe_soon.set()  # its AZ may come here: judge this NAT afresh
             if self.peers.reachable(zone):
                 self.dead[zone] = False
                 continue
@@ -1259,7 +1291,15 @@ class Agent:
                     broken={zone: self._broken(zone) for zone in order},
                     dead={zone: self.dead.get(zone, False) for zone in order},
                     ratio={zone: self._ratio(zone) for zone in order},
-                    seen_healthy_for=seen)
+                    seen_healthy_for=seen, vouches=self._vouches_by_zone())
+
+    def _vouches_by_zone(self) -> dict[str, frozenset[str]]:
+        vouches = {self.me: self.vouches()}
+        for zone in self.settings.order:
+            said = self.peers.report(zone).get("vouches") if zone != self.me else None
+            if isinstance(said, list):  # an agent of an earlier release does not say
+                vouches[zone] = frozenset(str(z) for z in said)
+        return vouches
 
     def apply(self, changes: list[Change]) -> None:
         for change in changes:
@@ -1318,6 +1358,8 @@ class Agent:
                    for i in range(min(2, len(targets)))] if targets else []
         ok = self.probe.reach(rotated, timeout=min(0.4, self.settings.probe_interval / 3))
         with self.lock:
+            if ok:
+                self.passed_at = time.monotonic()
             changed = self.health.update(ok, now)
             state, ratio = self.health.state, self.health.ratio
         if changed:
@@ -1373,6 +1415,7 @@ class Agent:
         failures = FailureLog("probing")
         while True:
             now = time.monotonic()
+            self.probe_soon.clear()
             try:
                 if now - resolved_at > 300 or not targets:
                     targets = resolve(self.settings.targets, inside) or targets
@@ -1381,7 +1424,8 @@ class Agent:
                 failures.succeeded()
             except Exception as error:  # never an exit: the next round tries
                 failures.failed(error)
-            time.sleep(max(0.0, self.settings.probe_interval - (time.monotonic() - now)))
+            self.probe_soon.wait(max(0.0, self.settings.probe_interval -
+                                     (time.monotonic() - now)))
 
     def run(self) -> None:
         inside = [ipaddress.IPv4Network(c) for c in self._vpc_cidrs()]
