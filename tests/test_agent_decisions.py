@@ -527,9 +527,11 @@ def test_a_nat_vouches_for_a_peer_in_trouble_only_after_its_own_next_passing_pro
     nat = Agent(settings, None, StubMetadata(), probe)  # type: ignore[arg-type]
     targets = [("198.51.100.10", 80)]
     nat.probe_round(time.monotonic(), targets)  # a passing probe before B's trouble
+    nat.gone[B] = (time.monotonic(), True)  # asked AWS before B was heard (at boot)
     nat.peers.reports[B] = {"state": BROKEN, "healthy": False, "vouches": [A]}
     nat.peers.misses[B] = 0
     nat._observe_peers(time.monotonic())
+    assert B not in nat.gone  # B answers: that old word is stale
     assert nat.probe_soon.is_set()  # B's AZ may come here: probe again at once
     assert nat.vouches() == frozenset() and nat.status()["vouches"] == []
     probe.passes = False

@@ -125,7 +125,9 @@ def test_six_azs_of_user_data_fit_ec2s_16_kib(run: Any) -> None:
                                                           for i in range(8)])
     for template in graph.of_type(TEMPLATE):
         packed = len(template.inputs["userData"]) * 3 // 4
-        assert packed < EC2_USER_DATA_LIMIT - 1024, packed  # 1 KiB to spare
+        # half a KiB to spare (0.8 KiB today): the next agent features need the agent
+        # delivered another way than inside user data
+        assert packed < EC2_USER_DATA_LIMIT - 512, packed
 
 
 def test_the_release_changes_with_what_is_launched_and_only_then(run: Any) -> None:
@@ -154,13 +156,19 @@ def test_the_agents_may_write_only_to_this_stacks_routes_and_groups(run: Any) ->
     assert routes == {"Sid": "MoveThisStacksRoutes", "Effect": "Allow",
                       "Action": "ec2:ReplaceRoute",
                       "Resource": [f"arn:aws:ec2:us-east-1:{MOCK_ACCOUNT}:route-table/{t}"
-                                   for t in tables]}
+                                   for t in tables],
+                      # a route table of another VPC, however its id got here, grants nothing
+                      "Condition": {"StringEquals": {
+                          "ec2:Vpc": f"arn:aws:ec2:us-east-1:{MOCK_ACCOUNT}:vpc/"
+                                     f"{graph.exports['vpc_id']}"}}}
     group_tag = health["Condition"]["StringEquals"][f"aws:ResourceTag/{HA_GROUP_TAG}"]
     assert health["Action"] == "autoscaling:SetInstanceHealth"
     assert health["Resource"].startswith(f"arn:aws:autoscaling:us-east-1:{MOCK_ACCOUNT}:")
     for group in graph.of_type(GROUP):
         tags = {t["key"]: t["value"] for t in group.inputs["tags"]}
-        assert tags[HA_GROUP_TAG] == group_tag == "nat-instance-vpc/ha/ha-nat"
+        # unique per deployment: organization/project/stack/component/VPC
+        assert tags[HA_GROUP_TAG] == group_tag == \
+            f"organization/nat-instance-vpc/ha/ha-nat/{graph.exports['vpc_id']}"
     # nothing else: no address moves, no interface changes, no wildcard writes
     assert len(document["Statement"]) == 3
     role = graph.named("ha-nat-role")

@@ -1194,8 +1194,8 @@ class Agent:
         return self._mine()[2] if zone == self.me else self._peer(zone)[2]
 
     def _health_key(self) -> tuple[Any, ...]:
-        return tuple((self._healthy(z), self._broken(z), self.dead.get(z, False))
-                     for z in self.settings.order) + (self.vouches(),)
+        return (*[(self._healthy(z), self._broken(z), self.dead.get(z, False))
+                  for z in self.settings.order], self.vouches())
 
     def kernel_answers(self, zone: str) -> bool:
         """A TCP handshake, or its refusal, from the peer's kernel on the status port: the
@@ -1227,6 +1227,9 @@ class Agent:
                     self.probe_soon.set()  # its AZ may come here: judge this NAT afresh
             if self.peers.reachable(zone):
                 self.dead[zone] = False
+                # AWS's word on a NAT not yet heard (its interface not yet attached, at
+                # boot) is stale once it answers: a later silence asks AWS afresh
+                self.gone.pop(zone, None)
                 continue
             silent_for = now - self.peers.heard.get(zone, self.started)
             self.dead[zone] = silent_for >= self.settings.silence_limit or \
