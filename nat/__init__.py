@@ -2,7 +2,10 @@
 
 The components, importable from Python programs:
 
-    from nat import NatInstances, NatInstanceVpc
+    from nat import NatInstances, NatInstanceVpc, NatInstancesArgs, HighAvailabilityArgs
+
+The package is typed (py.typed): mypy and pyright check the args' keys.
+`nat.testing.NatMocks` answers the lookups the components make, for a program's unit tests.
 
 They load on first use, so the pure modules (config, rules, settings…) stay quick to import.
 """
@@ -20,7 +23,9 @@ if TYPE_CHECKING:
     from nat.inputs.args import (
         AccessArgs,
         ConntrackArgs,
+        HighAvailabilityArgs,
         InstanceArgs,
+        MonitoringArgs,
         NatInstancesArgs,
         NatInstanceVpcArgs,
     )
@@ -28,14 +33,16 @@ if TYPE_CHECKING:
 _EXPORTS = {
     "NatInstances": "nat.components.nat_instances", "NatInstanceVpc": "nat.components.vpc",
     **dict.fromkeys(("NatInstancesArgs", "NatInstanceVpcArgs", "InstanceArgs", "AccessArgs",
-                     "ConntrackArgs"), "nat.inputs.args"),
+                     "ConntrackArgs", "HighAvailabilityArgs", "MonitoringArgs"),
+                    "nat.inputs.args"),
 }
-__all__ = ["AccessArgs", "ConntrackArgs", "InstanceArgs", "NatInstanceVpc", "NatInstanceVpcArgs",
-           "NatInstances", "NatInstancesArgs"]
+__all__ = ["AccessArgs", "ConntrackArgs", "HighAvailabilityArgs", "InstanceArgs",
+           "MonitoringArgs", "NatInstanceVpc", "NatInstanceVpcArgs", "NatInstances",
+           "NatInstancesArgs"]
 
-
-def __getattr__(name: str) -> Any:
-    if name not in _EXPORTS:
-        raise AttributeError(f"module 'nat' has no attribute {name!r}")
-    import importlib
-    return getattr(importlib.import_module(_EXPORTS[name]), name)
+if not TYPE_CHECKING:  # type checkers see the imports above: a wrong name is an error there
+    def __getattr__(name: str) -> Any:
+        if name not in _EXPORTS:
+            raise AttributeError(f"module 'nat' has no attribute {name!r}")
+        import importlib
+        return getattr(importlib.import_module(_EXPORTS[name]), name)

@@ -15,6 +15,7 @@ import pulumi
 import pulumi_aws as aws
 from pulumi.runtime.config import CONFIG, get_config_env
 
+from nat.components.nat_instances import warnings_to_pulumi
 from nat.components.vpc import NatInstanceVpc
 from nat.inputs.config import (
     PROJECT,
@@ -64,7 +65,8 @@ def all_config() -> dict[str, object]:
 def build_stack(name: str | None = None) -> NatInstanceVpc:
     config = all_config()
     region = stack_region({"region": pulumi.Config("aws").get("region")})
-    stack = parse_stack_config(config_namespace_values(config, PROJECT), PROJECT, region)
+    with warnings_to_pulumi():
+        stack = parse_stack_config(config_namespace_values(config, PROJECT), PROJECT, region)
     zones_result = aws.get_availability_zones(
         state="available",
         filters=[aws.GetAvailabilityZonesFilterArgs(name="opt-in-status",

@@ -26,7 +26,7 @@ from pulumi.resource import ResourceOptions
 from nat import PACKAGE_NAME, __version__
 from nat.components.nat_instances import NatInstances
 from nat.components.vpc import NatInstanceVpc
-from nat.inputs.validation import ArgumentsError, camel_case
+from nat.inputs.validation import CALLER_SPELLING, ArgumentsError, camel_case
 
 NAMESPACE = "nat-instance-vpc"
 COMPONENTS = [NatInstances, NatInstanceVpc]
@@ -49,6 +49,8 @@ class NatComponentProvider(ComponentProvider):
 
     def construct(self, name: str, resource_type: str, inputs: Any,
                   options: ResourceOptions | None = None) -> ConstructResult:
+        # the component names fields as this caller (another language) spells them
+        spelling = CALLER_SPELLING.set(camel_case)
         try:
             return super().construct(name, resource_type, inputs, options)
         except ComponentInitError as error:
@@ -58,6 +60,8 @@ class NatComponentProvider(ComponentProvider):
                 {"property_path": camel_case(field), "reason": problem}
                 for field, problem in zip(error.inner.fields, error.inner.problems, strict=True)
             ]) from None
+        finally:
+            CALLER_SPELLING.reset(spelling)
 
 
 def provider() -> NatComponentProvider:

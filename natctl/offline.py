@@ -7,7 +7,6 @@ graph (type, name, inputs, parent, options) and the stack's exports.
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import json
 import runpy
 from collections.abc import Callable, Mapping
@@ -19,23 +18,21 @@ import pulumi
 from pulumi.runtime import mocks as pulumi_mocks
 from pulumi.runtime import rpc
 
-from nat.inputs.instance_types import architecture_by_name
+from nat.testing import (
+    ID_PREFIXES,
+    MOCK_ACCOUNT,
+    MOCK_AMI,
+    MOCK_MEMORY_MIB,
+    MOCK_PUBLIC_IP_PREFIX,
+    NatMocks,
+)
+
+# the mocks moved into the package (nat.testing); the project's tests still import them here
+__all__ = ["ID_PREFIXES", "MOCK_ACCOUNT", "MOCK_AMI", "MOCK_MEMORY_MIB", "MOCK_PUBLIC_IP_PREFIX",
+           "AwsMocks", "Graph", "ProgramError", "run_program", "run_under_mocks"]
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 DEFAULT_REGION = "us-east-1"
-# Documentation ranges (RFC 5737) for the addresses a mock hands out.
-MOCK_PUBLIC_IP_PREFIX = "203.0.113."
-ID_PREFIXES = {
-    "aws:ec2/vpc:Vpc": "vpc", "aws:ec2/subnet:Subnet": "subnet",
-    "aws:ec2/routeTable:RouteTable": "rtb", "aws:ec2/internetGateway:InternetGateway": "igw",
-    "aws:ec2/securityGroup:SecurityGroup": "sg", "aws:ec2/route:Route": "r",
-    "aws:ec2/routeTableAssociation:RouteTableAssociation": "rtbassoc",
-    "aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule": "sgr",
-    "aws:vpc/securityGroupEgressRule:SecurityGroupEgressRule": "sgr",
-    "aws:ec2/eipAssociation:EipAssociation": "eipassoc",
-}
-MOCK_AMI = {"arm64": "ami-0a1b2c3d4e5f60718", "x86_64": "ami-0f1e2d3c4b5a69788"}
-MOCK_ACCOUNT = "123456789012"
 
 
 @dataclass
@@ -78,118 +75,8 @@ class Graph:
         return dict(sorted(counts.items()))
 
 
-# What AWS's instance-type lookup answers for a few sizes (MiB), for the mocks only; the
-# architecture comes from the naming rule, as it would from AWS.
-MOCK_MEMORY_MIB = {"nano": 512, "micro": 1024, "small": 2048, "medium": 4096, "large": 8192,
-                   "xlarge": 16384}
-
-
-class AwsMocks(pulumi.runtime.Mocks):
-    """Deterministic ids and the computed outputs the program reads.
-
-    `subnets` and `route_tables` ({id: {"vpcId": …, "availabilityZone": …}}) answer the
-    lookups NatInstances makes for plain ids.
-    """
-
-    def __init__(self, region: str, zone_count: int = 6) -> None:
-        self.region = region
-        self.zone_names = [f"{region}{letter}" for letter in "abcdef"[:zone_count]]
-        self.invokes: list[tuple[str, dict[str, Any]]] = []
-        self.counter = 0
-        self.subnets: dict[str, dict[str, str]] = {}
-        self.route_tables: dict[str, dict[str, str]] = {}
-
-    def call(self, args: pulumi.runtime.MockCallArgs) -> dict[str, Any]:  # type: ignore[override]
-        # A dict, never (dict, None): the mock monitor iterates the second item.
-        self.invokes.append((args.token, dict(args.args)))
-        if args.token == "aws:index/getAvailabilityZones:getAvailabilityZones":
-            return {"names": self.zone_names,
-                    "zoneIds": [f"use1-az{i + 1}" for i in range(len(self.zone_names))],
-                    "id": self.region}
-        if args.token == "aws:ssm/getParameter:getParameter":
-            architecture = "arm64" if args.args["name"].endswith("arm64") else "x86_64"
-            return {"name": args.args["name"], "value": MOCK_AMI[architecture],
-                    "type": "String", "id": args.args["name"]}
-        if args.token == "aws:ec2/getInstanceType:getInstanceType":
-            instance_type = args.args["instanceType"]
-            size = instance_type.partition(".")[2]
-            return {"instanceType": instance_type, "id": instance_type,
-                    "supportedArchitectures": [architecture_by_name(instance_type)],
-                    "memorySize": MOCK_MEMORY_MIB.get(size, 16384)}
-        if args.token == "aws:index/getPartition:getPartition":
-            return {"partition": "aws", "dnsSuffix": "amazonaws.com", "id": "aws"}
-        if args.token == "aws:index/getRegion:getRegion":
-            return {"region": self.region, "name": self.region, "id": self.region}
-        if args.token == "aws:index/getCallerIdentity:getCallerIdentity":
-            return {"accountId": MOCK_ACCOUNT, "arn": f"arn:aws:iam::{MOCK_ACCOUNT}:user/ops",
-                    "userId": "AIDAMOCK", "id": MOCK_ACCOUNT}
-        if args.token == "aws:ec2/getSubnet:getSubnet":
-            return {"id": args.args["id"], **self.subnets[args.args["id"]]}
-        if args.token == "aws:ec2/getRouteTable:getRouteTable":
-            if "subnetId" in args.args:  # the table associated with a subnet
-                subnet_id = args.args["subnetId"]
-                table_id = "rtb-" + subnet_id.removeprefix("subnet-")
-                return {"id": table_id, "routeTableId": table_id, "subnetId": subnet_id,
-                        "vpcId": self.subnets[subnet_id]["vpcId"]}
-            table_id = args.args["routeTableId"]
-            return {"id": table_id, "routeTableId": table_id, **self.route_tables[table_id]}
-        return {}
-
-    def new_resource(self, args: pulumi.runtime.MockResourceArgs) -> tuple[str, dict[str, Any]]:
-        """Ids and addresses derived from the resource's type and name: the same on every run
-        (registration order varies), and distinct within a stack."""
-        self.counter += 1
-        short = ID_PREFIXES.get(args.typ, args.typ.split(":")[-1].lower())
-        digest = hashlib.sha256(f"{args.typ}/{args.name}".encode()).hexdigest()[:17]
-        host = int(digest, 16) % 250 + 1
-        resource_id = f"{short}-{digest}"
-        outputs = dict(args.inputs)
-        if args.typ == "aws:ec2/instance:Instance":
-            resource_id = f"i-{digest}"
-            outputs.update(primaryNetworkInterfaceId=f"eni-{digest}",
-                           privateIp=f"10.255.0.{host}",
-                           publicIp=f"{MOCK_PUBLIC_IP_PREFIX}{host}")
-        elif args.typ == "aws:ec2/eip:Eip":
-            resource_id = f"eipalloc-{digest}"
-            outputs.update(allocationId=resource_id, publicIp=f"{MOCK_PUBLIC_IP_PREFIX}{host}")
-        elif args.typ == "aws:iam/role:Role":
-            outputs.update(name=args.name, arn=f"arn:aws:iam::123456789012:role/{args.name}")
-        elif args.typ == "aws:iam/instanceProfile:InstanceProfile":
-            outputs.update(name=args.name)
-        elif args.typ == "aws:ec2/networkInterface:NetworkInterface":
-            resource_id = f"eni-{digest}"
-            outputs.update(privateIp=f"10.254.0.{host}")
-        elif args.typ == "aws:ec2/launchTemplate:LaunchTemplate":
-            resource_id = f"lt-{digest}"
-            outputs.update(latestVersion=1)
-        elif args.typ == "aws:autoscaling/group:Group":
-            resource_id = f"{args.name}-{digest[:8]}"
-            outputs.update(name=resource_id)
-        elif args.typ in ("aws:cloudwatch/metricAlarm:MetricAlarm", "aws:sns/topic:Topic"):
-            # auto-named as Pulumi does: the resource name and a random suffix
-            auto_name = f"{args.name}-{digest[:7]}"
-            service = "cloudwatch" if "cloudwatch" in args.typ else "sns"
-            kind = "alarm:" if service == "cloudwatch" else ""
-            outputs.update(name=auto_name, arn=f"arn:aws:{service}:{self.region}:"
-                                               f"{MOCK_ACCOUNT}:{kind}{auto_name}")
-        elif args.typ == "awsx:ec2:Vpc":  # its outputs only: some share an input's name
-            outputs = self._awsx_vpc(args.inputs)
-        return resource_id, outputs
-
-    def _awsx_vpc(self, inputs: dict[str, Any]) -> dict[str, Any]:
-        """awsx.ec2.Vpc is a component of another package: what it would output, in its order
-        (subnets listed AZ by AZ, in availabilityZoneNames' order)."""
-        zones = inputs.get("availabilityZoneNames") or self.zone_names[:3]
-        self.counter += 1
-        base = self.counter
-        ids: dict[str, list[str]] = {"public": [], "private": []}
-        for zone in zones:
-            for kind in ("public", "private"):
-                subnet_id = f"subnet-{base:09x}{len(self.subnets):08x}"
-                ids[kind].append(subnet_id)
-                self.subnets[subnet_id] = {"vpcId": f"vpc-{base:017x}", "availabilityZone": zone}
-        return {"vpcId": f"vpc-{base:017x}", "publicSubnetIds": ids["public"],
-                "privateSubnetIds": ids["private"], "isolatedSubnetIds": []}
+class AwsMocks(NatMocks):
+    """The package's mocks (nat.testing), as the project's tests and `plan` use them."""
 
 
 class RecordingMonitor(pulumi_mocks.MockMonitor):
@@ -234,6 +121,17 @@ class ProgramError(Exception):
     """
 
     registered: int = 0
+    registrations: list[dict[str, Any]] = []  # noqa: RUF012 (set per instance when raised)
+
+
+def deploy_time_refusal(error: BaseException) -> pulumi.RunError | None:
+    """The RunError a failed apply raised, under the SDK's "While processing input" wrappers."""
+    seen: BaseException | None = error
+    while seen is not None:
+        if isinstance(seen, pulumi.RunError):
+            return seen
+        seen = seen.__cause__ or (None if seen.__suppress_context__ else seen.__context__)
+    return None
 
 
 def alias_urn(alias: Any, type_token: str, name: str, urn: str) -> str:
@@ -296,9 +194,16 @@ def run_under_mocks(body: Callable[[], Any], config: Mapping[str, Any] | None = 
             return pulumi.Output.from_input(outputs).apply(exports.update)
 
         try:
-            pulumi.runtime.test(program_body)()  # type: ignore[no-untyped-call]
+            try:
+                pulumi.runtime.test(program_body)()  # type: ignore[no-untyped-call]
+            except Exception as error:  # refused at deploy time (a check of outputs)
+                refusal = deploy_time_refusal(error)
+                if refusal is None:
+                    raise
+                raise ProgramError(str(refusal)) from None
         except ProgramError as error:
             error.registered = len(monitor.registrations)
+            error.registrations = list(monitor.registrations)
             raise
     finally:
         pulumi.runtime.set_all_config({})

@@ -30,6 +30,11 @@ def check(shape: dict[str, Any], spec: dict[str, Any], document: dict[str, Any],
     """Problems with one value (its shape) against its schema spec."""
     kind = shape["kind"]
     if kind == "expression":
+        # a plain field takes a value known when the program runs: TypeScript's types (from
+        # the schema) refuse an output there, and so does the engine
+        if spec.get("plain") and not shape.get("plain"):
+            return [f"{where}: plain (a literal or a variable holding one), got "
+                    f"{shape['text']} ({shape.get('type', 'an expression')})"]
         return []
     if kind == "unreadable":
         return [f"{where}: cannot be read ({shape['text']})"]
@@ -73,17 +78,20 @@ def check_component(component: str, args: dict[str, Any]) -> list[str]:
     return problems
 
 
-def yaml_shape(value: Any) -> dict[str, Any]:
+def yaml_shape(value: Any, config: frozenset[str] = frozenset()) -> dict[str, Any]:
+    """A YAML value's shape; `${key}` of the program's config is a plain value (known when
+    the program runs), any other interpolation (a resource's output) is not."""
     if isinstance(value, str):
-        return {"kind": "expression", "text": value} if value.startswith("${") \
-            else {"kind": "string", "value": value}
+        return {"kind": "expression", "text": value,
+                "plain": value.removeprefix("${").removesuffix("}") in config} \
+            if value.startswith("${") else {"kind": "string", "value": value}
     if isinstance(value, bool):
         return {"kind": "boolean", "value": value}
     if isinstance(value, (int, float)):
         return {"kind": "number", "value": value}
     if isinstance(value, list):
-        return {"kind": "array", "items": [yaml_shape(v) for v in value]}
-    return {"kind": "object", "properties": {k: yaml_shape(v) for k, v in value.items()}}
+        return {"kind": "array", "items": [yaml_shape(v, config) for v in value]}
+    return {"kind": "object", "properties": {k: yaml_shape(v, config) for k, v in value.items()}}
 
 
 def test_the_checker_catches_what_it_must() -> None:
@@ -99,6 +107,12 @@ def test_the_checker_catches_what_it_must() -> None:
         "NatInstanceVpc.instance.instanceType: a string is expected, got 3",
         "NatInstanceVpc.singleNat: a boolean is expected, got 'yes'",
         "NatInstanceVpc.vpcCird: no such property"]
+    # an output where the schema says plain (a resource's, in YAML); config is plain
+    outputs = yaml_shape({"availabilityZones": ["${vpc.zone}"], "vpcCidr": "${cidr}"},
+                         frozenset({"cidr"}))
+    assert check_component("NatInstanceVpc", outputs) == [
+        "NatInstanceVpc.availabilityZones[0]: plain (a literal or a variable holding one), got "
+        "${vpc.zone} (an expression)"]
     assert check_component("NatInstances", yaml_shape({})) == [
         f"NatInstances.{name}: required, not given" for name in
         schema()["resources"]["nat:index:NatInstances"]["requiredInputs"]]
@@ -114,7 +128,8 @@ def test_the_yaml_example() -> None:
     for name, resource in ours.items():
         component = resource["type"].split(":")[-1]
         assert f"nat:index:{component}" in schema()["resources"], name
-        assert check_component(component, yaml_shape(resource["properties"])) == []
+        assert check_component(component, yaml_shape(resource["properties"],
+                                                      frozenset(program["config"]))) == []
     for value in program["outputs"].values():
         output = value.removeprefix("${").removesuffix("}").split(".")[1]
         component = ours[value[2:].split(".")[0]]["type"].split(":")[-1]
@@ -145,6 +160,24 @@ def test_the_typescript_example() -> None:
     assert f'from "@{document["namespace"]}/{document["name"]}"' in index.read_text()
     program = yaml.safe_load((EXAMPLES / "typescript" / "Pulumi.yaml").read_text())
     assert (EXAMPLES / "typescript" / program["packages"]["nat"] / "PulumiPlugin.yaml").is_file()
+
+
+def test_typescript_reader_refuses_outputs_for_plain_fields(tmp_path: Path) -> None:
+    """Outputs where the schema says plain (as tsc would, against typings from the schema);
+    a variable holding a plain value passes."""
+    wrong = tmp_path / "wrong.ts"
+    wrong.write_text(
+        'import * as pulumi from "@pulumi/pulumi";\nimport * as nat from "x";\n'
+        'const zones = pulumi.output(["us-east-1a"]);\nconst cidr = "10.0.0.0/16";\n'
+        'const lifted: pulumi.Output<string> = pulumi.output(cidr);\n'
+        'new nat.NatInstances("n", { vpcId: lifted, vpcCidrBlocks: [cidr, lifted],\n'
+        '  availabilityZones: zones, publicSubnetIds: { "us-east-1a": lifted },\n'
+        '  privateRouteTableIds: { "us-east-1a": [lifted] } });\n')
+    [call] = typescript_calls(wrong)["calls"]
+    problems = check_component("NatInstances", call["args"])
+    assert [p.split(":")[0] for p in problems] == [
+        "NatInstances.vpcCidrBlocks[1]", "NatInstances.availabilityZones"], problems
+    assert problems[0].endswith("got lifted (pulumi.Output<string>)")
 
 
 def test_typescript_reader_sees_a_wrong_argument(tmp_path: Path) -> None:

@@ -135,8 +135,14 @@ def test_the_awsx_example_routes_each_private_subnet_to_its_azs_nat() -> None:
     # each private route table (awsx's, found from its subnet) reaches the NAT in the public
     # subnet of the same AZ: the awsx lists are in AZ order
     lookups = [args["subnetId"] for token, args in graph.invokes
-               if token == "aws:ec2/getRouteTable:getRouteTable"]
+               if token == "aws:ec2/getRouteTable:getRouteTable" and "subnetId" in args]
     assert len(lookups) == 3
+    # awsx's ids are outputs: each is checked at deploy time (in the VPC, in its AZ)
+    checked = {token: sorted(a.get("id") or a["routeTableId"] for t, a in graph.invokes
+                             if t == token and "subnetId" not in a)
+               for token in ("aws:ec2/getSubnet:getSubnet", "aws:ec2/getRouteTable:getRouteTable")}
+    assert checked["aws:ec2/getSubnet:getSubnet"] == sorted(nats)
+    assert len(checked["aws:ec2/getRouteTable:getRouteTable"]) == 3
     eni_zone = {n.inputs["primaryNetworkInterfaceId"]: zone_of(graph, n.inputs["subnetId"])
                 for n in nats.values()}
     for route in graph.of_type(ROUTE):
@@ -185,23 +191,32 @@ def test_an_existing_vpc_by_plain_ids() -> None:
 
 
 @pytest.mark.parametrize(("change", "mocks", "message"), [
+    # a Python caller is told the fields as it spells them (the package schema's camelCase
+    # is for the other languages: tests/test_package.py)
     ({}, existing_vpc_mocks(subnet_vpc="vpc-0fffffffffffffff0"),
-     'publicSubnetIds.us-east-1b = "subnet-0bbbbbbbbbbbbbbbb": in vpc-0fffffffffffffff0, not in '
-     "vpcId vpc-0123456789abcdef0. Fix: give a public subnet of that VPC"),
+     'public_subnet_ids.us-east-1b = "subnet-0bbbbbbbbbbbbbbbb": in vpc-0fffffffffffffff0, not '
+     "in vpc_id vpc-0123456789abcdef0. Fix: give a public subnet of that VPC"),
     ({"availability_zones": ["us-east-1a", "us-east-1c"]}, existing_vpc_mocks(),
-     "publicSubnetIds = [\"us-east-1a\", \"us-east-1b\"]: 'us-east-1b' is not one of "
-     "availabilityZones. Fix: key the map by us-east-1a, us-east-1c"),
+     "public_subnet_ids = [\"us-east-1a\", \"us-east-1b\"]: 'us-east-1b' is not one of "
+     "availability_zones. Fix: key the map by us-east-1a, us-east-1c"),
     ({"private_route_table_ids": {"us-east-1a": ["rtb-0aaaaaaaaaaaaaaaa"],
                                   "us-east-1b": ["rtb-0aaaaaaaaaaaaaaaa"]}}, existing_vpc_mocks(),
-     'privateRouteTableIds.us-east-1b = "rtb-0aaaaaaaaaaaaaaaa": route table given twice (also '
-     "under us-east-1a). Fix: give each route table once, under the AZ of its subnets"),
+     'private_route_table_ids.us-east-1b = "rtb-0aaaaaaaaaaaaaaaa": route table given twice '
+     "(also under us-east-1a). Fix: give each route table once, under the AZ of its subnets"),
     ({"vpc_cidr_blocks": "10.0.0.0/16"}, existing_vpc_mocks(),
-     'vpcCidrBlocks = "10.0.0.0/16": not a list of strings'),
+     'vpc_cidr_blocks = "10.0.0.0/16": not a list of strings'),
     ({"vpc_cidr": "10.0.0.0/16"}, existing_vpc_mocks(),
-     'vpcCidr = "10.0.0.0/16": unknown field. Fix: did you mean vpcId or vpcCidrBlocks? Remove '
-     "it"),
+     'vpc_cidr = "10.0.0.0/16": unknown field. Fix: did you mean vpc_id or vpc_cidr_blocks? '
+     "Remove it"),
     ({"instance": {"instance_tpye": "t4g.nano"}}, existing_vpc_mocks(),
-     'instance.instanceTpye = "t4g.nano": unknown field. Fix: did you mean instance.instanceType?'),
+     'instance.instance_tpye = "t4g.nano": unknown field. Fix: did you mean '
+     "instance.instance_type?"),
+    # the schema's spelling, written in Python: the Python key is named
+    ({"instance": {"instanceType": "t4g.nano"}}, existing_vpc_mocks(),
+     'instance.instanceType = "t4g.nano": unknown field. Fix: did you mean '
+     "instance.instance_type? Remove it"),
+    ({"publicSubnetIds": {}}, existing_vpc_mocks(),
+     'publicSubnetIds = {}: unknown field. Fix: did you mean public_subnet_ids? Remove it'),
 ])
 def test_bad_arguments_stop_the_program_before_any_resource(
         change: dict[str, Any], mocks: AwsMocks, message: str) -> None:
@@ -221,3 +236,67 @@ def test_a_route_table_output_given_twice_is_refused() -> None:
         NatInstances("edge", args)  # type: ignore[arg-type]
     with pytest.raises(ProgramError, match="route table given twice"):
         run_under_mocks(body, {"aws:region": "us-east-1"}, stack="byo")
+
+
+# --- ids known only at deploy time are checked then, before anything depends on them ------------
+DEPENDENTS = (INSTANCE, ROUTE, "aws:ec2/networkInterface:NetworkInterface",
+              "aws:autoscaling/group:Group", "aws:ec2/launchTemplate:LaunchTemplate",
+              "aws:ec2/securityGroup:SecurityGroup")
+
+
+def crossed_wiring(high_availability: bool) -> Callable[[], dict[str, Any]]:
+    """Outputs of resources, wired wrong: AZ a's public subnet is in AZ b, and AZ b's route
+    table belongs to another VPC."""
+    def make() -> dict[str, Any]:
+        args = plain_vpc(2)
+        other = aws.ec2.Vpc("other-vpc", cidr_block="10.9.0.0/16")
+        args["private_route_table_ids"]["us-east-1b"] = [
+            aws.ec2.RouteTable("foreign-rt", vpc_id=other.id).id]
+        args["public_subnet_ids"]["us-east-1a"] = args["public_subnet_ids"]["us-east-1b"]
+        if high_availability:
+            args["high_availability"] = {"enabled": True}
+        return args
+    return make
+
+
+@pytest.mark.parametrize("high_availability", [False, True])
+def test_computed_ids_are_checked_at_deploy_time_before_anything_uses_them(
+        high_availability: bool) -> None:
+    mocks = AwsMocks("us-east-1")
+    with pytest.raises(ProgramError) as raised:
+        build(crossed_wiring(high_availability), mocks)
+    lines = str(raised.value).splitlines()
+    assert lines[0] == 'invalid arguments for NatInstances "edge" (2 problems):'
+    assert lines[1].startswith('  - public_subnet_ids.us-east-1a = "subnet-') and \
+        lines[1].endswith(": in us-east-1b, not us-east-1a. Fix: key each subnet by its own AZ (a "
+                          "NAT in another AZ would carry this AZ's traffic across AZs)")
+    assert lines[2].startswith('  - private_route_table_ids.us-east-1b = "rtb-') and \
+        ", not in vpc_id vpc-" in lines[2] and lines[2].endswith(
+            ". Fix: give route tables of that VPC")
+    made = {r["type"] for r in raised.value.registrations}
+    assert not made & set(DEPENDENTS), made & set(DEPENDENTS)
+    # nor the agents' policy, which names the route tables (the metrics policy names none)
+    assert "edge-ha" not in {r["name"] for r in raised.value.registrations}
+
+
+def test_computed_ids_that_are_right_pass_their_check() -> None:
+    graph = build(lambda: plain_vpc(2))
+    checked = sorted(a.get("id") or a["routeTableId"] for t, a in graph.invokes
+                     if t in ("aws:ec2/getSubnet:getSubnet", "aws:ec2/getRouteTable:getRouteTable"))
+    assert len(checked) == 4  # two subnets, two route tables
+    assert len(graph.of_type(ROUTE)) == 2 and len(graph.of_type(INSTANCE)) == 2
+
+
+def test_a_type_botocore_does_not_know_is_shown_as_a_pulumi_warning(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from nat.inputs import instance_types
+    older = frozenset(t for t in instance_types.known_instance_types()
+                      if not t.startswith("c8gn."))
+    monkeypatch.setattr(instance_types, "known_instance_types", lambda: older)
+    said: list[str] = []
+    monkeypatch.setattr(pulumi.log, "warn", lambda message, *_, **__: said.append(message))
+    graph = build({**EXISTING, "instance": {"instance_type": "c8gn.medium"}},
+                  existing_vpc_mocks())
+    assert {n.inputs["instanceType"] for n in graph.of_type(INSTANCE)} == {"c8gn.medium"}
+    assert len(said) == 1 and said[0].startswith(
+        'instance.instance_type = "c8gn.medium": not a type botocore')

@@ -132,6 +132,24 @@ def test_fields_that_decide_how_many_resources_exist_are_plain() -> None:
     assert "plain" not in natinstances["privateRouteTableIds"]["additionalProperties"]["items"]
 
 
+def test_shared_outputs_are_the_same_in_both_components_and_the_readme_lists_them() -> None:
+    """The README's "Outputs of both" are exactly the shared outputs, described alike (an
+    output one component lacks, or described differently, was a doc that lied)."""
+    resources = schema()["resources"]
+    mine = resources["nat:index:NatInstances"]["properties"]
+    theirs = resources["nat:index:NatInstanceVpc"]["properties"]
+    assert set(mine) <= set(theirs), set(mine) - set(theirs)
+    for name in mine:
+        assert mine[name] == theirs[name], name
+    readme = (ROOT / "README.md").read_text()
+    both, _, vpc_only = readme.partition("Outputs of both:")[2].partition(
+        "`NatInstanceVpc` also")
+    listed = re.findall(r"`([a-z][A-Za-z]+)`", both)
+    assert [n for n in listed if n != "highAvailability"] == list(mine)
+    vpc_only = vpc_only.partition("\n\n")[0]
+    assert set(re.findall(r"`([a-z][A-Za-z]+)`", vpc_only)) == set(theirs) - set(mine)
+
+
 # --- Construct, as a TypeScript or YAML program calls it -----------------------------------------
 def construct(token: str, name: str, inputs: dict[str, Any],
               mocks: AwsMocks | None = None) -> tuple[Graph, dict[str, Any]]:
@@ -263,13 +281,75 @@ def test_a_subnet_of_another_vpc_or_az_is_refused_before_any_resource() -> None:
 
 
 # --- the Python package ------------------------------------------------------------------------
-def test_the_wheel_holds_the_product_only(tmp_path: Path) -> None:
+@pytest.fixture(scope="module")
+def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    built = tmp_path_factory.mktemp("wheel")
+    subprocess.run([sys.executable, "-m", "pip", "wheel", str(ROOT), "--no-deps",
+                    "--no-build-isolation", "-q", "-w", str(built)],
+                   check=True, capture_output=True, timeout=300)
+    [found] = built.glob("nat_instance_vpc-*.whl")
+    return found
+
+
+USER_PROGRAM = """\
+import pulumi
+from nat import HighAvailabilityArgs, MonitoringArgs, NatInstances, NatInstancesArgs
+
+# the per-AZ maps built in a loop, as outputs of other resources would be
+subnets: dict[str, pulumi.Output[str]] = {}
+tables: dict[str, list[pulumi.Output[str]]] = {}
+for zone in ["us-east-1a", "us-east-1b"]:
+    subnets[zone] = pulumi.Output.from_input("subnet-0123456789abcdef0")
+    tables[zone] = [pulumi.Output.from_input("rtb-0123456789abcdef0")]
+high_availability: HighAvailabilityArgs = {"enabled": True, "failback_after_seconds": 60}
+monitoring: MonitoringArgs = {"alarms": True}
+args: NatInstancesArgs = {
+    "vpc_id": pulumi.Output.from_input("vpc-0123456789abcdef0"),
+    "vpc_cidr_blocks": ["10.0.0.0/16"],
+    "availability_zones": ["us-east-1a", "us-east-1b"],
+    "public_subnet_ids": subnets,
+    "private_route_table_ids": tables,
+    "instance": {"INSTANCE_KEY": "t4g.nano"},
+    "high_availability": high_availability,
+    "monitoring": monitoring,
+}
+nat = NatInstances("edge", args)
+ips: pulumi.Output[dict[str, str]] = nat.nat_public_ips
+"""
+
+
+def type_check(program: str, site: Path, work: Path) -> subprocess.CompletedProcess[str]:
+    """mypy --strict on a user's program, the package found installed (in `site`)."""
+    (work / "program.py").write_text(program)
+    (work / "mypy.ini").write_text(
+        "[mypy]\nstrict = True\n"
+        # pulumi_aws is typed but vast: skipped here as in the project's own config
+        "[mypy-pulumi_aws.*]\nfollow_imports = skip\nfollow_untyped_imports = True\n")
+    return subprocess.run([sys.executable, "-m", "mypy", "--no-incremental", "program.py"],
+                          capture_output=True, text=True, cwd=work, timeout=600,
+                          env={**os.environ, "PYTHONPATH": str(site)})
+
+
+def test_a_users_program_type_checks_against_the_wheel(wheel: Path, tmp_path: Path) -> None:
+    """mypy --strict checks the args' keys (py.typed), the group types are importable from
+    `nat`, and maps of outputs built in a loop are accepted (read-only Mapping types)."""
+    site = tmp_path / "site"
+    subprocess.run([sys.executable, "-m", "pip", "install", "--no-deps", "-q", "--target",
+                    str(site), str(wheel)], check=True, capture_output=True, timeout=300)
+    assert (site / "nat" / "py.typed").exists()
+    good = type_check(USER_PROGRAM.replace("INSTANCE_KEY", "instance_type"), site, tmp_path)
+    assert good.returncode == 0, good.stdout + good.stderr
+    typo = type_check(USER_PROGRAM.replace("INSTANCE_KEY", "instance_tpye"), site, tmp_path)
+    assert typo.returncode == 1
+    assert 'Extra key "instance_tpye" for TypedDict "InstanceArgs"' in typo.stdout, typo.stdout
+    # a name the package does not export is an error, not Any
+    missing = type_check("from nat import NoSuchArgs\n", site, tmp_path)
+    assert missing.returncode == 1 and "NoSuchArgs" in missing.stdout, missing.stdout
+
+
+def test_the_wheel_holds_the_product_only(wheel: Path, tmp_path: Path) -> None:
     """`pip install` gives the components and what `pulumi up` needs, not the test bed, the
     benchmark or the operator commands; the bootstrap script travels with it."""
-    subprocess.run([sys.executable, "-m", "pip", "wheel", str(ROOT), "--no-deps",
-                    "--no-build-isolation", "-q", "-w", str(tmp_path)],
-                   check=True, capture_output=True, timeout=300)
-    [wheel] = tmp_path.glob("nat_instance_vpc-*.whl")
     assert wheel.name == f"nat_instance_vpc-{__version__}-py3-none-any.whl"
     names = zipfile.ZipFile(wheel).namelist()
     packages = {name.split("/")[0] for name in names}

@@ -76,6 +76,10 @@ def test_construct_nat_instance_vpc(engine: EngineHarness) -> None:
 def test_construct_nat_instances_with_an_input_from_another_resource(
         engine: EngineHarness) -> None:
     vpc_urn = "urn:pulumi:dev::pkgtest::awsx:ec2:Vpc::shared"
+    # ids from another resource are checked at deploy time: AWS (the mocks) knows them
+    engine.mocks.subnets["subnet-0123456789abcdef0"] = {"vpcId": "vpc-0123456789abcdef0",
+                                                       "availabilityZone": "us-east-1a"}
+    engine.mocks.route_tables["rtb-0123456789abcdef0"] = {"vpcId": "vpc-0123456789abcdef0"}
     response = construct(engine, "nat:index:NatInstances", "edge", {
         "vpcId": "vpc-0123456789abcdef0", "vpcCidrBlocks": ["10.0.0.0/16"],
         "availabilityZones": ["us-east-1a"],

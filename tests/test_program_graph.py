@@ -411,7 +411,7 @@ def test_too_many_azs_for_the_region_stops_before_any_resource() -> None:
     def two_zone_region(self: offline.AwsMocks, region: str, zone_count: int = 6) -> None:
         original(self, region, 2)
 
-    offline.AwsMocks.__init__ = two_zone_region  # type: ignore[method-assign]
+    offline.AwsMocks.__init__ = two_zone_region  # type: ignore[method-assign,assignment]
     try:
         with pytest.raises(ProgramError) as raised:
             run_program(config, stack="test")

@@ -7,14 +7,19 @@ test_settings.py; here every branch of every check, including the edges of each 
 
 from __future__ import annotations
 
+import tomllib
+import warnings
 from collections.abc import Callable
 from ipaddress import IPv4Network
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from nat.inputs import validation
 from nat.inputs.validation import ArgumentsError, Problems
+
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def run(check: Callable[..., Any], *args: Any) -> tuple[Any, list[str]]:
@@ -229,6 +234,36 @@ def test_instance_type() -> None:
         '<f> = "mac2.metal": Mac instances need dedicated hosts and macOS, not Amazon Linux. '
         "Fix: use an EC2 type such as t4g.nano, t4g.micro, c7gn.medium or c8gn.medium"]
     assert refused(validation.instance_type, 3) == ["<f> = 3: not a string. Fix: give a string"]
+
+
+def test_a_well_formed_type_botocore_does_not_know_is_a_warning_not_a_refusal(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """An older botocore than the type (the wheel's floor, or a type announced yesterday):
+    AWS decides at deploy time; a typo in the size is still refused."""
+    from nat.inputs import instance_types
+    older = frozenset(t for t in instance_types.known_instance_types()
+                      if not t.startswith("c8gn."))
+    monkeypatch.setattr(instance_types, "known_instance_types", lambda: older)
+    with pytest.warns(validation.InputWarning) as said:
+        assert accepted(validation.instance_type, "c8gn.medium") == "c8gn.medium"
+    [warning] = [str(w.message) for w in said]
+    assert warning.startswith('<f> = "c8gn.medium": not a type botocore ') and \
+        "knows; AWS decides when the NAT is launched. If it is a typo: did you mean " in warning
+    assert warning.endswith("If it is new, `pip install -U botocore` has it checked here")
+    for typo in ("c8gn.mediun", "c8gn", "c8gn.", "8gn.medium"):
+        assert refused(validation.instance_type, typo)[0].startswith(
+            f'<f> = "{typo}": not an EC2 instance type AWS has announced'), typo
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a known type warns nothing
+        assert accepted(validation.instance_type, "t4g.nano") == "t4g.nano"
+
+
+def test_the_wheels_botocore_floor_knows_todays_types() -> None:
+    """The floor (pyproject) is a botocore that lists c8gn (1.40, mid-2025): checked here by
+    its version, since the installed botocore is newer."""
+    floor = next(d for d in tomllib.loads((ROOT / "pyproject.toml").read_text())["project"][
+        "dependencies"] if d.startswith("botocore"))
+    assert floor == "botocore>=1.40"
 
 
 def test_ssh_cidr() -> None:

@@ -8,8 +8,10 @@ No `from __future__ import annotations` here: Pulumi's schema analyzer reads thi
 annotations at run time.
 """
 
+import contextlib
 import json
-from collections.abc import Mapping, Sequence
+import warnings
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 import pulumi
@@ -19,14 +21,19 @@ from pulumi.runtime.sync_await import _sync_await
 from nat.components.zone import Family, LaunchSpec, Legacy, NatZone
 from nat.design import monitoring
 from nat.design.ami import al2023_ssm_parameter
-from nat.design.ha import agent_settings, policy_document
+from nat.design.ha import agent_settings, ha_group_tag, policy_document
 from nat.design.rules import NAT_SECURITY_GROUP, expand_rules
 from nat.design.userdata import encode_user_data, release_of, render_user_data
 from nat.inputs.args import NatInstancesArgs
 from nat.inputs.instance_types import ARM64, X86_64, is_burstable
-from nat.inputs.settings import NatLayerSettings, component_problems, nat_instances_settings
+from nat.inputs.settings import (
+    NatLayerSettings,
+    Wiring,
+    component_problems,
+    nat_instances_settings,
+)
 from nat.inputs.tuning import TuningOverrides
-from nat.inputs.validation import ArgumentsError
+from nat.inputs.validation import CALLER_SPELLING, ArgumentsError, InputWarning
 from nat.instance.agent import MetricsSettings
 from nat.instance.agent import Settings as AgentSettings
 
@@ -102,40 +109,150 @@ def invoke_options(opts: pulumi.ResourceOptions | None) -> pulumi.InvokeOptions:
                                 provider=opts.provider if opts else None)
 
 
-def check_plain_ids(name: str, settings: NatLayerSettings,
-                    opts: pulumi.ResourceOptions | None) -> None:
-    """Ask AWS about subnets and route tables given as plain ids: in the VPC, in their AZ.
+@contextlib.contextmanager
+def warnings_to_pulumi() -> Iterator[None]:
+    """Values accepted with a doubt (InputWarning) are shown as Pulumi warnings."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", InputWarning)
+        yield
+    for warning in caught:
+        if issubclass(warning.category, InputWarning):
+            pulumi.log.warn(str(warning.message))
+        else:  # not ours: as it would have been shown
+            warnings.warn_explicit(warning.message, warning.category, warning.filename,
+                                   warning.lineno)
 
-    Ids that are outputs of resources made in the same program are unknown until deployment;
-    for those, AWS itself refuses a subnet of another VPC.
+
+def looked_up(value: Any, lookup: str, field: str, key: str) -> Any:
+    """A field a lookup must answer. Pulumi's standard mocks answer every lookup with `{}`:
+    say which lookup and field a test's mocks must give, not `int(None)`."""
+    if value is None:
+        raise pulumi.RunError(
+            f"{lookup} answered without {field} for {key}: a test's mocks must answer it "
+            "(nat.testing.NatMocks answers every lookup the components make)")
+    return value
+
+
+def subnet_problem(zone: str, vpc_id: str | None, subnet: Mapping[str, Any], vpc_field: str
+                   ) -> tuple[str, str] | None:
+    """(why, fix) for a public subnet of another VPC, or keyed under another AZ."""
+    if vpc_id and subnet["vpc_id"] != vpc_id:
+        return (f"in {subnet['vpc_id']}, not in {vpc_field} {vpc_id}",
+                "give a public subnet of that VPC")
+    if subnet["availability_zone"] != zone:
+        return (f"in {subnet['availability_zone']}, not {zone}", "key each subnet by its own AZ "
+                "(a NAT in another AZ would carry this AZ's traffic across AZs)")
+    return None
+
+
+def table_problem(vpc_id: str | None, table: Mapping[str, Any], vpc_field: str
+                  ) -> tuple[str, str] | None:
+    if vpc_id and table["vpc_id"] != vpc_id:
+        return (f"in {table['vpc_id']}, not in {vpc_field} {vpc_id}",
+                "give route tables of that VPC")
+    return None
+
+
+class IdChecks:
+    """Subnets and route tables checked with AWS: in the VPC, in their AZ.
+
+    Plain ids are looked up and checked now, before anything is registered. Ids that are
+    outputs of other resources (`vpc.vpc_id`, awsx's subnets) are looked up once they are
+    known, at deploy time, with the same messages; every resource that takes an id takes it
+    through `gated`, so none of them (the NATs, the routes, the agents' policy) is created
+    unless every check passed.
     """
-    problems = component_problems("NatInstances", name)
-    wiring = settings.wiring
-    assert wiring is not None
-    vpc_id = wiring.vpc_id if isinstance(wiring.vpc_id, str) else None
-    for zone in settings.nat_zones:
-        subnet_id = wiring.public_subnet_ids[zone]
-        if not isinstance(subnet_id, str):
-            continue
-        subnet = aws.ec2.get_subnet(id=subnet_id, opts=invoke_options(opts))
-        if vpc_id and subnet.vpc_id != vpc_id:
-            problems.fail(f"public_subnet_ids.{zone}", subnet_id, f"in {subnet.vpc_id}, not in "
-                          f"vpcId {vpc_id}", "give a public subnet of that VPC")
-        elif subnet.availability_zone != zone:
-            problems.fail(f"public_subnet_ids.{zone}", subnet_id, f"in "
-                          f"{subnet.availability_zone}, not {zone}", "key each subnet by its "
-                          "own AZ (a NAT in another AZ would carry this AZ's traffic across AZs)")
-    for zone, tables in wiring.private_route_table_ids.items():
-        for table_id in tables:
-            if not isinstance(table_id, str) or not vpc_id:
-                continue
-            table = aws.ec2.get_route_table(route_table_id=table_id, opts=invoke_options(opts))
-            if table.vpc_id != vpc_id:
-                problems.fail(f"private_route_table_ids.{zone}", table_id, f"in "
-                              f"{table.vpc_id}, not in vpcId {vpc_id}",
-                              "give route tables of that VPC")
-    if problems.found:
-        raise InvalidArgumentsError.of(problems.error())
+
+    def __init__(self, name: str, wiring: Any, opts: pulumi.ResourceOptions | None) -> None:
+        self.name = name
+        self.wiring = wiring
+        self.invoke = invoke_options(opts)
+        self.label = CALLER_SPELLING.get()  # the deploy-time check speaks as the caller
+        self.later: list[pulumi.Output[Any]] = []  # each: a problem (field, id, why, fix) or None
+        self.gate: pulumi.Output[Any] | None = None
+
+    def _subnet(self, subnet_id: Any) -> Any:
+        if isinstance(subnet_id, str):
+            found = aws.ec2.get_subnet(id=subnet_id, opts=self.invoke)
+            return {"vpc_id": looked_up(found.vpc_id, "aws.ec2.getSubnet", "vpcId", subnet_id),
+                    "availability_zone": looked_up(found.availability_zone, "aws.ec2.getSubnet",
+                                                   "availabilityZone", subnet_id)}
+        found_later = aws.ec2.get_subnet_output(id=subnet_id, opts=pulumi.InvokeOutputOptions(
+            parent=self.invoke.parent, provider=self.invoke.provider))
+        return pulumi.Output.all(subnet_id, found_later.vpc_id,
+                                 found_later.availability_zone).apply(
+            lambda v: {"vpc_id": looked_up(v[1], "aws.ec2.getSubnet", "vpcId", v[0]),
+                       "availability_zone": looked_up(v[2], "aws.ec2.getSubnet",
+                                                      "availabilityZone", v[0])})
+
+    def _table(self, table_id: Any) -> Any:
+        if isinstance(table_id, str):
+            found = aws.ec2.get_route_table(route_table_id=table_id, opts=self.invoke)
+            return {"vpc_id": looked_up(found.vpc_id, "aws.ec2.getRouteTable", "vpcId",
+                                        table_id)}
+        found_later = aws.ec2.get_route_table_output(
+            route_table_id=table_id, opts=pulumi.InvokeOutputOptions(
+                parent=self.invoke.parent, provider=self.invoke.provider))
+        return pulumi.Output.all(table_id, found_later.vpc_id).apply(
+            lambda v: {"vpc_id": looked_up(v[1], "aws.ec2.getRouteTable", "vpcId", v[0])})
+
+    def run(self, settings: NatLayerSettings) -> None:
+        """Check what can be checked now (raising at once); queue the rest."""
+        problems = component_problems("NatInstances", self.name, self.label)
+        vpc_id, vpc_field = self.wiring.vpc_id, self.label("vpc_id")
+        for zone in settings.nat_zones:
+            subnet_id = self.wiring.public_subnet_ids[zone]
+            self._check(problems, f"public_subnet_ids.{zone}", vpc_id, subnet_id,
+                        self._subnet(subnet_id),
+                        lambda vpc, found, zone=zone: subnet_problem(zone, vpc, found,
+                                                                     vpc_field))
+        for zone, tables in self.wiring.private_route_table_ids.items():
+            for table_id in tables:
+                self._check(problems, f"private_route_table_ids.{zone}", vpc_id, table_id,
+                            self._table(table_id),
+                            lambda vpc, found: table_problem(vpc, found, vpc_field))
+        if problems.found:
+            raise InvalidArgumentsError.of(problems.error())
+        if self.later:
+            name, label = self.name, self.label
+
+            def verdict(found: list[Any]) -> bool:
+                problems = component_problems("NatInstances", name, label)
+                for problem in found:
+                    if problem is not None:
+                        problems.fail(*problem)
+                if problems.found:
+                    # a RunError only: the SDK wraps a ValueError in "While processing
+                    # input" lines, and Pulumi prints a RunError as its message alone
+                    raise pulumi.RunError(str(problems.error()))
+                return True
+            self.gate = pulumi.Output.all(*self.later).apply(verdict)
+
+    def _check(self, problems: Any, field: str, vpc_id: Any, resource_id: Any, found: Any,
+               rule: Any) -> None:
+        if all(isinstance(v, (str, dict)) for v in (vpc_id, resource_id, found)):
+            problem = rule(vpc_id, found)
+            if problem is not None:
+                problems.fail(field, resource_id, *problem)
+            return
+        # some of it is known only at deploy time
+        self.later.append(pulumi.Output.all(vpc_id, resource_id, found).apply(
+            lambda v: None if (p := rule(v[0], v[2])) is None else (field, v[1], *p)))
+
+    def gated(self, resource_id: Any) -> Any:
+        """The id, known only once every check passed (the id itself when none waits)."""
+        if self.gate is None:
+            return resource_id
+        return pulumi.Output.all(self.gate, resource_id).apply(lambda v: v[1])
+
+    def checked_wiring(self) -> Wiring:
+        wiring = self.wiring
+        return Wiring(
+            self.gated(wiring.vpc_id),
+            {zone: self.gated(subnet) for zone, subnet in wiring.public_subnet_ids.items()},
+            {zone: tuple(self.gated(t) for t in tables)
+             for zone, tables in wiring.private_route_table_ids.items()},
+            known_good=True)
 
 
 OUTPUTS = ("security_group_id", "nat_instance_ids", "nat_network_interface_ids",
@@ -153,8 +270,9 @@ class NatInstances(pulumi.ComponentResource):
     security_group_id: pulumi.Output[str]
     """The NATs' security group: exactly the guide's table."""
     nat_instance_ids: pulumi.Output[dict[str, str]]
-    """AZ → the NAT instance in that AZ (empty with highAvailability: the Auto Scaling groups
-    own the instances)."""
+    """AZ → the NAT instance in that AZ, without highAvailability. With it, empty: each AZ's
+    Auto Scaling group owns its instance and replaces it (autoScalingGroupNames names the
+    groups; natNetworkInterfaceIds the interfaces that outlive the instances)."""
     nat_network_interface_ids: pulumi.Output[dict[str, str]]
     """AZ → the network interface of that AZ's NAT: what its routes point at."""
     nat_public_ips: pulumi.Output[dict[str, str]]
@@ -185,7 +303,9 @@ class NatInstances(pulumi.ComponentResource):
                  opts: pulumi.ResourceOptions | None = None, *,
                  _legacy: Legacy | None = None) -> None:
         try:
-            settings = nat_instances_settings(name, plain_maps(args))
+            with warnings_to_pulumi():
+                settings = nat_instances_settings(name, plain_maps(args),
+                                                  CALLER_SPELLING.get())
         except ArgumentsError as error:
             raise InvalidArgumentsError.of(error) from None
         self._init(name, settings, opts, _legacy)
@@ -204,14 +324,24 @@ class NatInstances(pulumi.ComponentResource):
               opts: pulumi.ResourceOptions | None, legacy: Legacy | None) -> None:
         if settings.wiring is None:
             raise ValueError("NatInstances needs settings with their wiring (ids)")
-        check_plain_ids(name, settings, opts)
+        wiring = settings.wiring
+        if not wiring.known_good:
+            checks = IdChecks(name, wiring, opts)
+            checks.run(settings)
+            wiring = checks.checked_wiring()
         super().__init__(COMPONENT_TYPE, name, None, opts)
         self._name = name
         self._settings = settings
-        self._wiring = settings.wiring
+        self._wiring = wiring
         self._family = Family(name, settings.options.tags, legacy)
-        # names this component's NATs: the HA group tag and the metrics' NatGroup dimension
+        # names this component's NATs in the metrics' NatGroup dimension
         self._group = f"{pulumi.get_project()}/{pulumi.get_stack()}/{name}"
+        # the agents' right to replace NATs follows this tag: unique per deployment (two
+        # organisations' stacks of the same names in one account are two VPCs)
+        self._ha_group = pulumi.Output.from_input(wiring.vpc_id).apply(
+            # older engines tell no organization: Pulumi's own name for it then
+            lambda vpc: ha_group_tag(pulumi.get_organization() or "organization", self._group,
+                                     vpc))
         self._build()
 
     # --- helpers -------------------------------------------------------------------------------
@@ -238,8 +368,10 @@ class NatInstances(pulumi.ComponentResource):
         architecture = architecture_from_aws(instance_type_info.supported_architectures,
                                              instance.architecture)
         # the table size the kernel gets and the alarm measures against: one number
+        memory = looked_up(instance_type_info.memory_size, "aws.ec2.getInstanceType",
+                           "memorySize", instance.instance_type)
         self._table_size = monitoring.conntrack_max(
-            instance_type_info.memory_size, instance.tuning.values.get("max_entries"))
+            int(memory), instance.tuning.values.get("max_entries"))
         self._tuning = TuningOverrides.from_values(
             {**instance.tuning.values, "max_entries": self._table_size})
         self._region = aws.get_region_output(opts=invoke).region
@@ -278,7 +410,7 @@ class NatInstances(pulumi.ComponentResource):
             release_and_user_data = self._agent_user_data(ami_source, interfaces)
             for zone in settings.nat_zones:
                 zones[zone].launch_group(launch_spec(release_and_user_data.apply(lambda r: r[1])),
-                                         subnets[zone], self._group,
+                                         subnets[zone], self._ha_group,
                                          release_and_user_data.apply(lambda r: r[0]), [policy])
         else:
             user_data = self._region.apply(lambda region: encode_user_data(render_user_data(
@@ -380,7 +512,7 @@ class NatInstances(pulumi.ComponentResource):
 
     def _agent_policy(self, role: aws.iam.Role) -> aws.iam.RolePolicy:
         """What the agents may do: move this stack's routes, replace this stack's NATs."""
-        name, ha_group = self._name, self._group
+        name = self._name
         invoke = pulumi.InvokeOutputOptions(parent=self)
         return aws.iam.RolePolicy(
             f"{name}-ha", role=role.id,
@@ -388,9 +520,10 @@ class NatInstances(pulumi.ComponentResource):
                 aws.get_partition_output(opts=invoke).partition,
                 aws.get_region_output(opts=invoke).region,
                 aws.get_caller_identity_output(opts=invoke).account_id,
+                self._wiring.vpc_id, self._ha_group,
                 *[table for table, _ in self._route_tables()]).apply(
-                lambda values: json.dumps(policy_document(values[0], values[1], values[2],
-                                                          values[3:], ha_group))),
+                lambda values: json.dumps(policy_document(
+                    values[0], values[1], values[2], values[5:], values[4], values[3]))),
             opts=self._options(f"{name}-ha", role))
 
     def _agent_user_data(self, ami_source: pulumi.Input[str],

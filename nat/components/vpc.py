@@ -10,12 +10,17 @@ from typing import Any
 import pulumi
 import pulumi_aws as aws
 
-from nat.components.nat_instances import InvalidArgumentsError, NatInstances, output_map
+from nat.components.nat_instances import (
+    InvalidArgumentsError,
+    NatInstances,
+    output_map,
+    warnings_to_pulumi,
+)
 from nat.components.zone import TAG_COMPONENT, Legacy
 from nat.design.rules import ANYWHERE
 from nat.inputs.args import NatInstanceVpcArgs
 from nat.inputs.settings import VpcSettings, Wiring, nat_instance_vpc_settings
-from nat.inputs.validation import ArgumentsError
+from nat.inputs.validation import CALLER_SPELLING, ArgumentsError
 
 COMPONENT_TYPE = "nat:index:NatInstanceVpc"
 
@@ -44,22 +49,28 @@ class NatInstanceVpc(pulumi.ComponentResource):
     security_group_id: pulumi.Output[str]
     """The NATs' security group: exactly the guide's table."""
     nat_instance_ids: pulumi.Output[dict[str, str]]
-    """AZ → the NAT instance in that AZ."""
+    """AZ → the NAT instance in that AZ, without highAvailability. With it, empty: each AZ's
+    Auto Scaling group owns its instance and replaces it (autoScalingGroupNames names the
+    groups; natNetworkInterfaceIds the interfaces that outlive the instances)."""
     nat_network_interface_ids: pulumi.Output[dict[str, str]]
-    """AZ → the primary network interface of that AZ's NAT: the route target."""
+    """AZ → the network interface of that AZ's NAT: what its routes point at."""
     nat_public_ips: pulumi.Output[dict[str, str]]
-    """AZ → the NAT's public address. Partners' allow-lists need all of them."""
+    """AZ → the NAT's public address (its Elastic IP unless useElasticIp is false). Partners'
+    allow-lists need all of them: during a failover an AZ leaves through another AZ's NAT."""
     nat_zone_for_private_route_tables: pulumi.Output[dict[str, str]]
-    """AZ → the AZ whose NAT its private route table uses."""
+    """AZ → the AZ whose NAT its private route tables use (itself, or the first with
+    singleNat); with highAvailability, the AZ they return to after a failover."""
     auto_scaling_group_names: pulumi.Output[dict[str, str]]
     """AZ → the Auto Scaling group of that AZ's NAT (highAvailability only)."""
+    instance_role_name: pulumi.Output[str]
+    """The NATs' IAM role, to attach more policies; empty when the NATs need no role."""
     connection_table_sizes: pulumi.Output[dict[str, int]]
-    """AZ → the NAT's connection-tracking table size: what the tracking-table alarm
-    measures against."""
+    """AZ → the NAT's connection-tracking table size (nf_conntrack_max), from its instance
+    type's memory unless set: what the tracking-table alarm measures against."""
     metrics_namespace: pulumi.Output[str]
     """The CloudWatch namespace of the NATs' metrics (empty with monitoring off)."""
     metrics_group: pulumi.Output[str]
-    """The NatGroup dimension of the NATs' metrics: project/stack/component."""
+    """The NatGroup dimension of this component's metrics: project/stack/component."""
     alarm_names: pulumi.Output[dict[str, list[str]]]
     """AZ → the names of that AZ's CloudWatch alarms."""
     alarm_topic_arn: pulumi.Output[str]
@@ -70,7 +81,8 @@ class NatInstanceVpc(pulumi.ComponentResource):
     def __init__(self, name: str, args: NatInstanceVpcArgs,
                  opts: pulumi.ResourceOptions | None = None) -> None:
         try:
-            settings = nat_instance_vpc_settings(name, args)
+            with warnings_to_pulumi():
+                settings = nat_instance_vpc_settings(name, args, label=CALLER_SPELLING.get())
         except ArgumentsError as error:
             raise InvalidArgumentsError.of(error) from None
         self._init(name, settings, opts)
@@ -148,7 +160,8 @@ class NatInstanceVpc(pulumi.ComponentResource):
                         options=settings.options.with_tags({TAG_COMPONENT: name,
                                                             **settings.options.tags}),
                         wiring=Wiring(vpc.id, {z: s.id for z, s in public_subnets.items()},
-                                      {z: (t.id,) for z, t in private_route_tables.items()}))
+                                      {z: (t.id,) for z, t in private_route_tables.items()},
+                                      known_good=True))
         nat = NatInstances.from_settings(
             f"{name}-nat", layer, pulumi.ResourceOptions(parent=self),
             _legacy=Legacy(self, {z: f"{name}-private-default-route-{z}"
@@ -170,7 +183,8 @@ class NatInstanceVpc(pulumi.ComponentResource):
         self.nat_public_ips = nat.nat_public_ips
         self.nat_zone_for_private_route_tables = nat.nat_zone_for_private_route_tables
         self.auto_scaling_group_names = nat.auto_scaling_group_names
-        for key in ("connection_table_sizes", "metrics_namespace", "metrics_group",
+        for key in ("instance_role_name", "connection_table_sizes", "metrics_namespace",
+                    "metrics_group",
                     "alarm_names", "alarm_topic_arn", "dashboard_name"):
             setattr(self, key, getattr(nat, key))
         self.register_outputs({key: getattr(self, key) for key in OUTPUTS})

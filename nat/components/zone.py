@@ -183,7 +183,8 @@ class NatZone(pulumi.ComponentResource):
         self._associate(self._elastic_ip(), network_interface_id=interface.id)
         return interface
 
-    def launch_group(self, spec: LaunchSpec, subnet_id: pulumi.Input[str], ha_group: str,
+    def launch_group(self, spec: LaunchSpec, subnet_id: pulumi.Input[str],
+                     ha_group: pulumi.Input[str],
                      release: pulumi.Input[str], depends_on: Sequence[pulumi.Resource]) -> None:
         assert self.interface_id is not None and self._association is not None
         name, zone = self.family.name, self.zone

@@ -17,7 +17,8 @@ from nat.inputs.options import OPTIONS
 from nat.inputs.settings import HighAvailabilitySettings
 from nat.instance.agent import RELEASE_TAG, MetricsSettings, Settings
 
-__all__ = ["HA_GROUP_TAG", "RELEASE_TAG", "agent_settings", "agent_values", "policy_document"]
+__all__ = ["HA_GROUP_TAG", "RELEASE_TAG", "agent_settings", "agent_values", "ha_group_tag",
+           "policy_document"]
 
 HA_GROUP_TAG = "nat-instance-vpc:ha-group"
 # the agent's types for the values it receives (its module is annotated as text)
@@ -54,9 +55,17 @@ def agent_settings(region: str, interfaces: Mapping[str, tuple[str, str]],
                     **agent_values("high_availability", settings, Settings))
 
 
+def ha_group_tag(organization: str, group: str, vpc_id: str) -> str:
+    """The value of the HA group tag: organization/project/stack/component/VPC, unique per
+    deployment (the agents may replace only the NATs of groups tagged with it)."""
+    return f"{organization}/{group}/{vpc_id}"
+
+
 def policy_document(partition: str, region: str, account: str, route_tables: Sequence[str],
-                    ha_group: str) -> dict[str, Any]:
-    """The agents' IAM policy: write only to this stack's route tables and groups."""
+                    ha_group: str, vpc_id: str) -> dict[str, Any]:
+    """The agents' IAM policy: write only to this stack's route tables and groups. The route
+    right also names the VPC (ec2:ReplaceRoute supports the ec2:Vpc key): a route table id
+    of another VPC, however it got here, grants nothing."""
     return {
         "Version": "2012-10-17",
         "Statement": [
@@ -64,7 +73,9 @@ def policy_document(partition: str, region: str, account: str, route_tables: Seq
              "Action": list(READ_ACTIONS), "Resource": "*"},
             {"Sid": "MoveThisStacksRoutes", "Effect": "Allow", "Action": "ec2:ReplaceRoute",
              "Resource": [f"arn:{partition}:ec2:{region}:{account}:route-table/{table}"
-                          for table in sorted(set(route_tables))]},
+                          for table in sorted(set(route_tables))],
+             "Condition": {"StringEquals": {
+                 "ec2:Vpc": f"arn:{partition}:ec2:{region}:{account}:vpc/{vpc_id}"}}},
             {"Sid": "ReplaceThisStacksNats", "Effect": "Allow",
              "Action": "autoscaling:SetInstanceHealth",
              "Resource": f"arn:{partition}:autoscaling:{region}:{account}:autoScalingGroup:*:"

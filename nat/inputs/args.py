@@ -11,6 +11,7 @@ No `from __future__ import annotations` here: Pulumi's schema analyzer reads the
 at run time and fails on strings.
 """
 
+from collections.abc import Mapping, Sequence
 from typing import NotRequired, TypedDict
 
 import pulumi
@@ -128,9 +129,9 @@ class NatInstancesArgs(TypedDict):
     availability_zones: list[str]
     """The AZs to serve, e.g. ["us-east-1a", "us-east-1b"]: the keys of publicSubnetIds and
     privateRouteTableIds."""
-    public_subnet_ids: dict[str, pulumi.Input[str]]
+    public_subnet_ids: Mapping[str, pulumi.Input[str]]
     """AZ → the public subnet (routed to an internet gateway) where that AZ's NAT runs."""
-    private_route_table_ids: dict[str, list[pulumi.Input[str]]]
+    private_route_table_ids: Mapping[str, Sequence[pulumi.Input[str]]]
     """AZ → the route tables of that AZ's private subnets: each gets 0.0.0.0/0 → the NAT of its AZ.
     A route table must not already have a 0.0.0.0/0 route."""
     private_cidr_blocks: NotRequired[list[str]]
@@ -147,7 +148,7 @@ class NatInstancesArgs(TypedDict):
     """Self-healing NATs and cross-AZ failover."""
     monitoring: NotRequired[MonitoringArgs]
     """Metrics, alarms and a dashboard (on by default, about $1 per AZ a month)."""
-    tags: NotRequired[dict[str, str]]
+    tags: NotRequired[Mapping[str, str]]
     """Tags added to every resource the component creates."""
 
 
@@ -176,5 +177,5 @@ class NatInstanceVpcArgs(TypedDict):
     """Self-healing NATs and cross-AZ failover."""
     monitoring: NotRequired[MonitoringArgs]
     """Metrics, alarms and a dashboard (on by default, about $1 per AZ a month)."""
-    tags: NotRequired[dict[str, str]]
+    tags: NotRequired[Mapping[str, str]]
     """Tags added to every resource the component creates."""

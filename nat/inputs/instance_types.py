@@ -48,15 +48,33 @@ def is_burstable(instance_type: str) -> bool:
     return match is not None and match["series"] == "t"
 
 
+# the sizes AWS names types with: a name with another size is a typo, whatever botocore knows
+_SIZE = re.compile(r"^(nano|micro|small|medium|large|\d*xlarge|metal(-\d+xl)?)$")
+
+
 def instance_type_problem(instance_type: str) -> str | None:
-    """Why `instance_type` cannot be a NAT, or None when it can."""
+    """Why `instance_type` cannot be a NAT, or None when it can (or may: a well-formed name
+    this botocore does not know is AWS's to judge, see `is_announced`)."""
     if instance_type.startswith("mac"):
         return "Mac instances need dedicated hosts and macOS, not Amazon Linux"
-    if instance_type not in known_instance_types():
+    family, _, size = instance_type.partition(".")
+    if instance_type not in known_instance_types() and not (
+            _FAMILY.match(family) and _SIZE.match(size)):
         return "not an EC2 instance type AWS has announced (botocore's list)"
     if architecture_by_name(instance_type) is None:
         return "its architecture cannot be read from its name"
     return None
+
+
+def is_announced(instance_type: str) -> bool:
+    """In the installed botocore's list. A newer type than the botocore is well formed but
+    not listed: a warning, and AWS decides at deploy time."""
+    return instance_type in known_instance_types()
+
+
+def botocore_version() -> str:
+    import botocore
+    return str(botocore.__version__)
 
 
 def close_instance_types(instance_type: str, count: int = 3) -> list[str]:

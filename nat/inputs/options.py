@@ -40,9 +40,11 @@ Check = Callable[[Problems, str, object], Any]
 # is read before deployment; ids may be outputs of other resources).
 PYTHON_TYPES: dict[str, str] = {
     "boolean": "bool", "integer": "int", "string": "str", "array": "list[str]",
-    "map": "dict[str, str]", "id": "pulumi.Input[str]",
-    "id_map": "dict[str, pulumi.Input[str]]",
-    "id_lists": "dict[str, list[pulumi.Input[str]]]",
+    # maps the component only reads are Mappings (and lists of ids Sequences): a caller's
+    # dict[str, Output[str]] is then a Mapping[str, Input[str]] for mypy (dict is invariant)
+    "map": "Mapping[str, str]", "id": "pulumi.Input[str]",
+    "id_map": "Mapping[str, pulumi.Input[str]]",
+    "id_lists": "Mapping[str, Sequence[pulumi.Input[str]]]",
 }
 
 
@@ -369,6 +371,7 @@ No `from __future__ import annotations` here: Pulumi's schema analyzer reads the
 at run time and fails on strings.
 """
 
+from collections.abc import Mapping, Sequence
 from typing import NotRequired, TypedDict
 
 import pulumi

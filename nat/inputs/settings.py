@@ -12,7 +12,7 @@ this module adds the rules between options and builds the typed settings.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from ipaddress import IPv4Network
 from typing import Any, cast
@@ -95,6 +95,8 @@ class Wiring:
     vpc_id: Any
     public_subnet_ids: Mapping[str, Any]
     private_route_table_ids: Mapping[str, tuple[Any, ...]]
+    # ids of resources the caller made right here (NatInstanceVpc's own): nothing to ask AWS
+    known_good: bool = False
 
 
 @dataclass(frozen=True)
@@ -130,9 +132,11 @@ class VpcSettings:
                                 self.private_subnet_cidrs, self.options)
 
 
-def component_problems(component: str, name: str) -> Problems:
-    """Problems named the way the package schema spells fields (camelCase, dotted)."""
-    return Problems(f'invalid arguments for {component} "{name}"', validation.camel_case)
+def component_problems(component: str, name: str,
+                       label: Callable[[str], str] = validation.camel_case) -> Problems:
+    """Problems named the way the caller spells fields: the package schema's camelCase
+    (dotted) unless `label` says otherwise (a Python caller's own keys)."""
+    return Problems(f'invalid arguments for {component} "{name}"', label)
 
 
 # --- options shared by both components -----------------------------------------------------------
@@ -142,12 +146,12 @@ def group(problems: Problems, container: Mapping[str, Any], path: str,
     value = container.get(path.rsplit(".", 1)[-1])
     if value is None:
         return {}
-    if not isinstance(value, dict):
+    if not isinstance(value, Mapping):
         problems.fail(path, value, "not an object", f"give an object with fields like "
-                      f"{validation.camel_case(fields[0])}, or leave it out")
+                      f"{problems.label(fields[0])}, or leave it out")
         return {}
-    validation.unknown_fields(problems, value, fields, prefix=f"{path}.")
-    return value
+    validation.unknown_fields(problems, dict(value), fields, prefix=f"{path}.")
+    return dict(value)
 
 
 def read_value(problems: Problems, entry: Option, value: object) -> Any:
@@ -194,7 +198,7 @@ def read_options(problems: Problems, args: Mapping[str, Any]) -> NatOptions:
     high_availability = read_high_availability(problems, args, instance["use_elastic_ip"])
     monitoring = read_monitoring(problems, args)
     tags = args.get("tags") or {}
-    if not isinstance(tags, dict) or not all(isinstance(k, str) and isinstance(v, str)
+    if not isinstance(tags, Mapping) or not all(isinstance(k, str) and isinstance(v, str)
                                              for k, v in tags.items()):
         problems.fail("tags", tags, "not a map of strings", 'give {"key": "value", ...}')
         tags = {}
@@ -309,9 +313,11 @@ def read_vpc_layout(problems: Problems, vpc_value: object, public_value: object,
 
 
 def nat_instance_vpc_settings(name: str, args: Mapping[str, Any],
-                              problems: Problems | None = None) -> VpcSettings:
+                              problems: Problems | None = None,
+                              label: Callable[[str], str] = validation.camel_case
+                              ) -> VpcSettings:
     """NatInstanceVpc's arguments, checked; ArgumentsError names every bad field."""
-    problems = problems or component_problems("NatInstanceVpc", name)
+    problems = problems or component_problems("NatInstanceVpc", name, label)
     if not isinstance(args, Mapping):
         problems.fail_field("args", "not an object", "pass the arguments as an object")
         problems.raise_if_any()
@@ -341,13 +347,15 @@ def availability_zones_field(problems: Problems, args: Mapping[str, Any]) -> lis
 
 
 # --- NAT instances for an existing VPC -----------------------------------------------------------
-def nat_instances_settings(name: str, args: Mapping[str, Any]) -> NatLayerSettings:
+def nat_instances_settings(name: str, args: Mapping[str, Any],
+                           label: Callable[[str], str] = validation.camel_case
+                           ) -> NatLayerSettings:
     """NatInstances' arguments, checked; ArgumentsError names every bad field.
 
     Ids given as plain strings must have their kind's shape; ids that are outputs of other
     resources are known only at deploy time (the component checks plain subnet ids with AWS).
     """
-    problems = component_problems("NatInstances", name)
+    problems = component_problems("NatInstances", name, label)
     if not isinstance(args, Mapping):
         problems.fail_field("args", "not an object", "pass the arguments as an object")
         problems.raise_if_any()
@@ -401,7 +409,7 @@ def keyed_by_zone(problems: Problems, field_name: str, value: object, zones: Seq
     if value is None:
         problems.fail_field(field_name, "missing", f"map each of {', '.join(required)} to ids")
         return None
-    if not isinstance(value, dict):
+    if not isinstance(value, Mapping):
         problems.fail(field_name, value, "not a map of AZ → value, known before deployment",
                       f'give a plain map like {{"{zones[0]}": ...}} (its values may be outputs)')
         return None
@@ -409,11 +417,12 @@ def keyed_by_zone(problems: Problems, field_name: str, value: object, zones: Seq
     missing = [z for z in required if z not in value]
     if strangers:
         problems.fail(field_name, sorted(value), f"{strangers[0]!r} is not one of "
-                      "availabilityZones", f"key the map by {', '.join(zones)}")
+                      f"{problems.label('availability_zones')}",
+                      f"key the map by {', '.join(zones)}")
     if missing:
         problems.fail(field_name, sorted(value), f"no entry for {', '.join(missing)}",
                       f"give one for each of {', '.join(required)} (the AZs must agree)")
-    return None if strangers or missing else value
+    return None if strangers or missing else dict(value)
 
 
 def public_subnets(problems: Problems, value: object, zones: Sequence[str],

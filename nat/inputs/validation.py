@@ -12,13 +12,17 @@ from __future__ import annotations
 import ipaddress
 import json
 import re
+import warnings
 from collections.abc import Callable, Iterable, Sequence
+from contextvars import ContextVar
 from ipaddress import IPv4Network
 from typing import Any
 
 from nat.inputs.instance_types import (
+    botocore_version,
     close_instance_types,
     instance_type_problem,
+    is_announced,
     known_instance_types,
 )
 
@@ -32,6 +36,10 @@ AZ_NAME_PATTERN = re.compile(r"^[a-z]{2}(-[a-z]+)+-\d[a-z]$")
 KEY_NAME_PATTERN = re.compile(r"^[\x20-\x7e]{1,255}$")
 # The shape of the ids a caller passes: prefix, then 8 or 17 hex digits.
 ID_PATTERN = "^{prefix}-([0-9a-f]{{8}}|[0-9a-f]{{17}})$"
+
+
+class InputWarning(UserWarning):
+    """A value accepted that may still be wrong (AWS decides): shown, never refused."""
 
 
 class ArgumentsError(ValueError):
@@ -54,6 +62,23 @@ def camel_case(field: str) -> str:
     """`access.ssh_cidr` → `access.sshCidr`: how the package schema spells a field."""
     head, *rest = field.split("_")
     return head + "".join(word[:1].upper() + word[1:] for word in rest)
+
+
+def snake_case(field: str) -> str:
+    """`instanceType` → `instance_type`: how a Python caller spells a schema field."""
+    return re.sub(r"(?<=[a-z0-9])([A-Z])", r"_\1", field).lower()
+
+
+def python_spelling(field: str) -> str:
+    """A field as a Python caller writes it: the args' own key, `access.ssh_cidr`."""
+    return field
+
+
+# How the caller of a component spells its fields: Python programs write the TypedDict keys
+# (snake_case); the multi-language provider sets camelCase (the schema's) while it builds a
+# component for a TypeScript, Go, C# or YAML program.
+CALLER_SPELLING: ContextVar[Callable[[str], str]] = ContextVar(
+    "caller_spelling", default=python_spelling)
 
 
 class Problems:
@@ -252,6 +277,13 @@ def instance_type(problems: Problems, field: str, value: object) -> str | None:
         return None
     why = instance_type_problem(name)
     if why is None:
+        if not is_announced(name):
+            close = close_instance_types(name)
+            hint = f" If it is a typo: did you mean {' or '.join(close)}?" if close else ""
+            warnings.warn(InputWarning(
+                f"{problems.label(field)} = {shown(name)}: not a type botocore "
+                f"{botocore_version()} knows; AWS decides when the NAT is launched.{hint} "
+                "If it is new, `pip install -U botocore` has it checked here"), stacklevel=2)
         return name
     # a typo gets the nearest names; a real type refused for what it is gets none
     close = [] if name in known_instance_types() else close_instance_types(name)
@@ -301,9 +333,12 @@ def unknown_fields(problems: Problems, given: dict[str, Any], known: Iterable[st
     names = sorted(known)
     for key in sorted(set(given) - set(names)):
         close = difflib.get_close_matches(key, names, n=2)
-        hint = "did you mean " + " or ".join(camel_case(prefix + c) for c in close) + "?" \
-            if close else (
-            "known fields: " + ", ".join(camel_case(n) for n in names) + ".")
+        if snake_case(key) in names and problems.label(prefix + snake_case(key)) != \
+                problems.label(prefix + key):
+            close = [snake_case(key)]  # the schema's spelling, from Python
+        hint = "did you mean " + " or ".join(problems.label(prefix + c) for c in close) + \
+            "?" if close else (
+            "known fields: " + ", ".join(problems.label(n) for n in names) + ".")
         problems.fail(prefix + key, given[key], "unknown field", f"{hint} Remove it")
 
 

@@ -1,7 +1,8 @@
 // Print, as JSON, the shape of the arguments a TypeScript program passes to the package's
 // components: `new <x>.NatInstances(name, {...})` and `new <x>.NatInstanceVpc(name, {...})`.
 // Literals keep their kind (string, number, boolean, array, object); anything else is an
-// "expression" (an output, a variable, a call). Usage: node literals.js file.ts
+// "expression" (an output, a variable, a call), with whether TypeScript types it as a plain
+// value. Usage: node literals.js file.ts
 "use strict";
 const fs = require("fs");
 const ts = require("typescript");
@@ -33,12 +34,21 @@ function shape(node) {
         }
         return { kind: "object", properties };
     }
-    return { kind: "expression", text: node.getText() };
+    // what TypeScript knows of it: a string, number or boolean is a plain value (the schema's
+    // plain fields take only those); an output, or anything the file alone cannot type, is not
+    const type = checker.getTypeAtLocation(node);
+    const primitive = ts.TypeFlags.StringLike | ts.TypeFlags.NumberLike |
+        ts.TypeFlags.BooleanLike;
+    const plain = (type.flags & primitive) !== 0 && (type.flags & ts.TypeFlags.Any) === 0;
+    return { kind: "expression", text: node.getText(), plain, type: checker.typeToString(type) };
 }
 
 const file = process.argv[2];
-const source = ts.createSourceFile(file, fs.readFileSync(file, "utf8"), ts.ScriptTarget.Latest,
-                                   true, ts.ScriptKind.TS);
+// the file alone (imports unresolved: their values are `any`), for its types
+const program = ts.createProgram([file], { noResolve: true, noLib: true, types: [],
+                                           target: ts.ScriptTarget.Latest });
+const checker = program.getTypeChecker();
+const source = program.getSourceFile(file);
 const calls = [];
 (function visit(node) {
     if (ts.isNewExpression(node) && ts.isPropertyAccessExpression(node.expression) &&
@@ -50,6 +60,6 @@ const calls = [];
     }
     ts.forEachChild(node, visit);
 })(source);
-const syntaxErrors = source.parseDiagnostics.map(d => ts.flattenDiagnosticMessageText(
+const syntaxErrors = program.getSyntacticDiagnostics(source).map(d => ts.flattenDiagnosticMessageText(
     d.messageText, "\n"));
 process.stdout.write(JSON.stringify({ calls, syntaxErrors }) + "\n");
