@@ -367,6 +367,9 @@ def test_the_wheel_holds_the_product_only(wheel: Path, tmp_path: Path) -> None:
     subprocess.run([sys.executable, "-m", "pip", "install", "--no-deps", "-q", "--target",
                     str(target), str(wheel)], check=True, capture_output=True, timeout=300)
     probe = ("import nat, nat.design.userdata; from nat import NatInstances, NatInstanceVpc; "
+             "from nat import HighAvailabilityArgs, MonitoringArgs, InstanceArgs, AccessArgs; "
+             "from nat import ConntrackArgs, NatInstancesArgs, NatInstanceVpcArgs; "
+             "from nat.testing import NatMocks; "
              "print(nat.__file__); print(len(nat.design.userdata.bootstrap_script()))")
     result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
                             env={**os.environ, "PYTHONPATH": str(target)}, cwd=tmp_path,

@@ -7,11 +7,13 @@ through nat/inputs/config.py: tests/test_config.py.)
 
 from __future__ import annotations
 
+import re
 from ipaddress import IPv4Network
 from typing import Any
 
 import pytest
 
+from nat.inputs import validation
 from nat.inputs.settings import (
     NatLayerSettings,
     NatOptions,
@@ -47,6 +49,31 @@ def layer_problems(args: Any) -> list[str]:
         nat_instances_settings("n", args)
     assert str(refused.value).startswith('invalid arguments for NatInstances "n"')
     return refused.value.problems
+
+
+def test_each_caller_is_told_fields_in_its_own_spelling() -> None:
+    """The schema's camelCase by default (the provider's callers); a Python caller's keys
+    when its label says so, in every message, nested groups and cross-field ones too."""
+    args = {**EXISTING, "availability_zones": ["us-east-1a", "us-east-1c"],
+            "instance": "t4g.nano", "access": {"ssh_cidr": "0.0.0.0/0"}}
+    with pytest.raises(ArgumentsError) as camel:
+        nat_instances_settings("n", args)
+    with pytest.raises(ArgumentsError) as python:
+        nat_instances_settings("n", args, validation.python_spelling)
+    assert camel.value.fields == python.value.fields  # the same problems
+    joined = "\n".join(python.value.problems)
+    assert "public_subnet_ids = " in joined and "is not one of availability_zones" in joined
+    assert 'instance = "t4g.nano": not an object. Fix: give an object with fields like ' \
+        "instance_type" in joined
+    assert "set access.allow_ssh_from_anywhere to true" in joined
+    assert not re.search(r"[a-z][A-Z]", joined.replace("Fix", "")), joined
+    camel_joined = "\n".join(camel.value.problems)
+    assert "publicSubnetIds = " in camel_joined and "instanceType" in camel_joined
+    with pytest.raises(ArgumentsError) as vpc:
+        nat_instance_vpc_settings("v", {"availability_zones": ["us-east-1a"], "vpcCidr": "x"},
+                                  label=validation.python_spelling)
+    assert vpc.value.problems == [
+        'vpcCidr = "x": unknown field. Fix: did you mean vpc_cidr? Remove it']
 
 
 @pytest.mark.parametrize("args", [["availability_zones"], "availability_zones", None])

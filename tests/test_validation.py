@@ -322,6 +322,23 @@ def test_unknown_fields() -> None:
     assert problems.fields == ["access.enable_test", "access.ssh_cdir", "access.zzz"]
 
 
+def test_unknown_fields_in_a_python_callers_spelling() -> None:
+    """A Python caller is told its own keys; the schema's camelCase written in Python is
+    pointed at the Python key."""
+    problems = Problems("heading", validation.python_spelling)
+    validation.unknown_fields(problems, {"sshCidr": 1, "ssh_cdir": 2, "zzz": 3},
+                              ["ssh_cidr", "enable_ssm"], "access.")
+    assert problems.found == [
+        "access.sshCidr = 1: unknown field. Fix: did you mean access.ssh_cidr? Remove it",
+        "access.ssh_cdir = 2: unknown field. Fix: did you mean access.ssh_cidr? Remove it",
+        "access.zzz = 3: unknown field. Fix: known fields: enable_ssm, ssh_cidr. Remove it"]
+    assert validation.CALLER_SPELLING.get() is validation.python_spelling  # the default
+    assert validation.snake_case("allowSshFromAnywhere") == "allow_ssh_from_anywhere"
+    assert validation.snake_case("instance.maxEntries") == "instance.max_entries"
+    assert validation.snake_case("vpc") == "vpc"
+    assert validation.python_spelling("access.ssh_cidr") == "access.ssh_cidr"
+
+
 def test_unknown_field_hints_at_most_two_names() -> None:
     problems = Problems("heading", validation.camel_case)
     validation.unknown_fields(problems, {"alarm": 1}, ["alarms", "alarm_x", "alarm_yy"])
