@@ -492,6 +492,49 @@ def test_a_late_answer_counts_in_the_next_round() -> None:
         peers.socket.close()
 
 
+def test_a_peers_new_verdict_is_pushed_and_wakes_the_listener() -> None:
+    """A NAT whose health changes tells its peers at once (no waiting for their next ask);
+    a report that says something new about a peer's health wakes the listener's prober."""
+    import json
+    import socket
+    listener = Peers(A, {A: {"address": "10.0.0.10"}, B: {"address": "127.0.0.1"}}, 3,
+                     lambda: {}, port=0)
+    woken: list[bool] = []
+    listener.on_news = lambda: woken.append(True)
+    sender = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    try:
+        port = listener.socket.getsockname()[1]
+
+        def report(state: str) -> None:
+            sender.sendto(json.dumps({"report": {"state": state}}).encode(),
+                          ("127.0.0.1", port))
+            deadline = time.monotonic() + 5
+            while listener.report(B).get("state") != state and time.monotonic() < deadline:
+                time.sleep(0.01)
+            time.sleep(0.05)
+        report(HEALTHY)
+        report(HEALTHY)  # nothing new
+        report(BROKEN)
+        assert woken == [True, True]
+        assert listener.heard[B] > 0  # a pushed report is an answer too
+    finally:
+        listener.socket.close()
+        sender.close()
+    # and the pushing side: `tell` sends the report to every other NAT's status port
+    receiver = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    receiver.bind(("127.0.0.1", 0))
+    receiver.settimeout(5)
+    teller = Peers(B, {A: {"address": "127.0.0.1"}, B: {"address": "10.0.16.10"}}, 3,
+                   lambda: {}, port=0)
+    try:
+        teller.port = receiver.getsockname()[1]  # A's status port, here
+        teller.tell({"state": BROKEN})
+        assert json.loads(receiver.recv(65535)) == {"report": {"state": BROKEN}}
+    finally:
+        teller.socket.close()
+        receiver.close()
+
+
 class StubProbe:
     """The probe namespace's answers, set by the test."""
 
@@ -527,6 +570,12 @@ def test_a_nat_vouches_for_a_peer_in_trouble_only_after_its_own_next_passing_pro
     nat = Agent(settings, None, StubMetadata(), probe)  # type: ignore[arg-type]
     targets = [("198.51.100.10", 80)]
     nat.probe_round(time.monotonic(), targets)  # a passing probe before B's trouble
+    # one failed probe of B's is no verdict yet: no trouble, so no early vouch either
+    nat.peers.reports[B] = {"state": HEALTHY, "healthy": True, "last_ok": False}
+    nat.peers.misses[B] = 0
+    nat.probe_soon.clear()
+    nat._observe_peers(time.monotonic())
+    assert B not in nat.trouble_seen and not nat.probe_soon.is_set()
     nat.gone[B] = (time.monotonic(), True)  # asked AWS before B was heard (at boot)
     nat.peers.reports[B] = {"state": BROKEN, "healthy": False, "vouches": [A]}
     nat.peers.misses[B] = 0

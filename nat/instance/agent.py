@@ -748,6 +748,8 @@ class Peers:
         self.socket.bind(("0.0.0.0", port))
         self.port = port
         self._lock = threading.Lock()
+        # called when a peer's report says something new about its health (pushed at once)
+        self.on_news: Callable[[], None] = lambda: None
         threading.Thread(target=self._serve, daemon=True).start()
 
     def _serve(self) -> None:
@@ -765,9 +767,21 @@ class Peers:
                 with contextlib.suppress(OSError):
                     self.socket.sendto(reply, (address, port))
             elif "report" in message and address in by_address:
+                zone = by_address[address]
                 with self._lock:
-                    self.reports[by_address[address]] = message["report"]
-                    self.heard[by_address[address]] = time.monotonic()
+                    before = self.reports.get(zone, {})
+                    self.reports[zone] = message["report"]
+                    self.heard[zone] = time.monotonic()
+                if message["report"].get("state") != before.get("state") or \
+                        message["report"].get("retiring") != before.get("retiring"):
+                    self.on_news()
+
+    def tell(self, report: dict[str, Any]) -> None:
+        """Push this NAT's status to every other NAT, unasked (its health just changed)."""
+        data = json.dumps({"report": report}).encode()
+        for address in self.addresses.values():
+            with contextlib.suppress(OSError):
+                self.socket.sendto(data, (address, self.port))
 
     def ask(self) -> None:
         """Ask every other NAT for its status; answers arrive on the listening thread."""
@@ -1135,6 +1149,7 @@ class Agent:
         self.asked_for_replacement = False
         self.peers = Peers(self.me, settings.nats, settings.unhealthy_after, self.status,
                            settings.status_port)
+        self.peers.on_news = self.probe_soon.set  # a peer's new verdict: judge this NAT now
 
     # --- what this NAT knows and tells ---------------------------------------------------------
     def _mine(self) -> tuple[str, bool, float, float]:
@@ -1156,7 +1171,8 @@ class Agent:
                 "vouches": sorted(self.vouches())}
 
     def vouches(self) -> frozenset[str]:
-        """The peers in trouble this NAT has passed a probe since it saw them so."""
+        """The peers in trouble (a judged fault, or silence) this NAT has passed a probe
+        since it saw them so."""
         with self.lock:
             return frozenset(zone for zone, since in self.trouble_seen.items()
                              if self.passed_at > since)
@@ -1218,13 +1234,7 @@ class Agent:
                 self.seen_healthy_since.setdefault(zone, now)
             else:
                 self.seen_healthy_since.pop(zone, None)
-            healthy = self._healthy(zone)
-            with self.lock:
-                if healthy:
-                    self.trouble_seen.pop(zone, None)
-                elif zone not in self.trouble_seen:
-                    self.trouble_seen[zone] = now
-                    self.probe_soon.set()  # its AZ may come here: judge this NAT afresh
+            self._note_trouble(zone, now)
             if self.peers.reachable(zone):
                 self.dead[zone] = False
                 # AWS's word on a NAT not yet heard (its interface not yet attached, at
@@ -1234,6 +1244,19 @@ class Agent:
             silent_for = now - self.peers.heard.get(zone, self.started)
             self.dead[zone] = silent_for >= self.settings.silence_limit or \
                 not self.kernel_answers(zone)
+
+    def _note_trouble(self, zone: str, now: float) -> None:
+        """Trouble is a judged fault (broken, degraded, stepping down) or silence; one failed
+        probe is not: a vouch must come from a probe made after the peer's verdict, or a NAT
+        that the same fault reaches a moment later would vouch on a pass made before it."""
+        state, _, _, retiring = self._peer(zone)
+        in_trouble = not self.peers.reachable(zone) or retiring or state in (BROKEN, DEGRADED)
+        with self.lock:
+            if not in_trouble:
+                self.trouble_seen.pop(zone, None)
+            elif zone not in self.trouble_seen:
+                self.trouble_seen[zone] = now
+                self.probe_soon.set()  # its AZ may come here: judge this NAT afresh
 
     def read_routes(self) -> None:
         """Each route table's 0.0.0.0/0 target as a NAT's zone; None for a blackhole (its
@@ -1350,6 +1373,9 @@ class Agent:
             log(f"no probe for {stalled:.0f} s (the agent was stopped): judging the data path "
                 "afresh")
         before = self._health_key()
+        for zone in self.settings.order:  # what the peers have said (or pushed) so far
+            if zone != self.me:
+                self._note_trouble(zone, now)
         self.peers.ask()
         self.round_number += 1
         if not self.probe.alive():
@@ -1360,6 +1386,7 @@ class Agent:
         rotated = [targets[(self.round_number + i) % len(targets)]
                    for i in range(min(2, len(targets)))] if targets else []
         ok = self.probe.reach(rotated, timeout=min(0.4, self.settings.probe_interval / 3))
+        vouched = self.vouches()
         with self.lock:
             if ok:
                 self.passed_at = time.monotonic()
@@ -1368,6 +1395,9 @@ class Agent:
         if changed:
             log(f"data path {'works' if state == HEALTHY else state} ({ratio:.0%} of the last "
                 f"{len(self.health.results)} probes passed)")
+            self.peers.tell(self.status())  # the peers act on it now, not at their next ask
+        if changed or self.vouches() != vouched:
+            self.health_changed.set()  # decide now, on the reports in hand
         if state == BROKEN:
             self.direct_ok = any(connect(host, port, 0.4) for host, port in rotated)
         time.sleep(max(0.0, min(0.5, self.settings.probe_interval / 2) -
