@@ -9,9 +9,10 @@ annotations at run time.
 """
 
 import contextlib
+import functools
 import json
 import warnings
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
 import pulumi
@@ -33,7 +34,7 @@ from nat.inputs.settings import (
     nat_instances_settings,
 )
 from nat.inputs.tuning import TuningOverrides
-from nat.inputs.validation import CALLER_SPELLING, ArgumentsError, InputWarning
+from nat.inputs.validation import CALLER_SPELLING, ArgumentsError, InputWarning, Problems
 from nat.instance.agent import MetricsSettings
 from nat.instance.agent import Settings as AgentSettings
 
@@ -163,7 +164,7 @@ class IdChecks:
     unless every check passed.
     """
 
-    def __init__(self, name: str, wiring: Any, opts: pulumi.ResourceOptions | None) -> None:
+    def __init__(self, name: str, wiring: Wiring, opts: pulumi.ResourceOptions | None) -> None:
         self.name = name
         self.wiring = wiring
         self.invoke = invoke_options(opts)
@@ -204,8 +205,7 @@ class IdChecks:
             subnet_id = self.wiring.public_subnet_ids[zone]
             self._check(problems, f"public_subnet_ids.{zone}", vpc_id, subnet_id,
                         self._subnet(subnet_id),
-                        lambda vpc, found, zone=zone: subnet_problem(zone, vpc, found,
-                                                                     vpc_field))
+                        functools.partial(subnet_problem, zone, vpc_field=vpc_field))
         for zone, tables in self.wiring.private_route_table_ids.items():
             for table_id in tables:
                 self._check(problems, f"private_route_table_ids.{zone}", vpc_id, table_id,
@@ -228,8 +228,8 @@ class IdChecks:
                 return True
             self.gate = pulumi.Output.all(*self.later).apply(verdict)
 
-    def _check(self, problems: Any, field: str, vpc_id: Any, resource_id: Any, found: Any,
-               rule: Any) -> None:
+    def _check(self, problems: Problems, field: str, vpc_id: Any, resource_id: Any, found: Any,
+               rule: Callable[[Any, Mapping[str, Any]], tuple[str, str] | None]) -> None:
         if all(isinstance(v, (str, dict)) for v in (vpc_id, resource_id, found)):
             problem = rule(vpc_id, found)
             if problem is not None:
