@@ -247,9 +247,20 @@ def test_a_well_formed_type_botocore_does_not_know_is_a_warning_not_a_refusal(
     with pytest.warns(validation.InputWarning) as said:
         assert accepted(validation.instance_type, "c8gn.medium") == "c8gn.medium"
     [warning] = [str(w.message) for w in said]
-    assert warning.startswith('<f> = "c8gn.medium": not a type botocore ') and \
-        "knows; AWS decides when the NAT is launched. If it is a typo: did you mean " in warning
-    assert warning.endswith("If it is new, `pip install -U botocore` has it checked here")
+    close = validation.close_instance_types("c8gn.medium")  # from this botocore's list
+    assert len(close) == 3
+    assert warning == (
+        f'<f> = "c8gn.medium": not a type botocore {instance_types.botocore_version()} knows; '
+        f"AWS decides when the NAT is launched. If it is a typo: did you mean {close[0]} or "
+        f"{close[1]} or {close[2]}? If it is new, `pip install -U botocore` has it checked here")
+    # nothing alike: no "did you mean"
+    monkeypatch.setattr(instance_types, "close_instance_types", lambda name: [])
+    monkeypatch.setattr(validation, "close_instance_types", lambda name: [])
+    with pytest.warns(validation.InputWarning) as alone:
+        accepted(validation.instance_type, "c8gn.medium")
+    assert str(alone[0].message).endswith(
+        "AWS decides when the NAT is launched. If it is new, `pip install -U botocore` has it "
+        "checked here")
     for typo in ("c8gn.mediun", "c8gn", "c8gn.", "8gn.medium"):
         assert refused(validation.instance_type, typo)[0].startswith(
             f'<f> = "{typo}": not an EC2 instance type AWS has announced'), typo
@@ -333,6 +344,22 @@ def test_unknown_fields_in_a_python_callers_spelling() -> None:
         "access.ssh_cdir = 2: unknown field. Fix: did you mean access.ssh_cidr? Remove it",
         "access.zzz = 3: unknown field. Fix: known fields: enable_ssm, ssh_cidr. Remove it"]
     assert validation.CALLER_SPELLING.get() is validation.python_spelling  # the default
+    # the schema's spelling of a field names that one field, however many look alike; a
+    # camelCase key that is no field's gets the list, as any other
+    for label, expected in (
+            (validation.python_spelling, [
+                "access.fooBar = 2: unknown field. Fix: known fields: enable_ssm, ssh_cidr, "
+                "ssh_cidrs. Remove it",
+                "access.sshCidr = 1: unknown field. Fix: did you mean access.ssh_cidr? Remove it"]),
+            (validation.camel_case, [  # a camelCase caller: its own key, nothing to redirect
+                "access.fooBar = 2: unknown field. Fix: known fields: enableSsm, sshCidr, "
+                "sshCidrs. Remove it",
+                "access.sshCidr = 1: unknown field. Fix: did you mean access.sshCidr or "
+                "access.sshCidrs? Remove it"])):
+        alike = Problems("heading", label)
+        validation.unknown_fields(alike, {"sshCidr": 1, "fooBar": 2},
+                                  ["ssh_cidr", "ssh_cidrs", "enable_ssm"], "access.")
+        assert alike.found == expected
     assert validation.snake_case("allowSshFromAnywhere") == "allow_ssh_from_anywhere"
     assert validation.snake_case("instance.maxEntries") == "instance.max_entries"
     assert validation.snake_case("vpc") == "vpc"
