@@ -247,7 +247,7 @@ def test_a_well_formed_type_botocore_does_not_know_is_a_warning_not_a_refusal(
     with pytest.warns(validation.InputWarning) as said:
         assert accepted(validation.instance_type, "c8gn.medium") == "c8gn.medium"
     [warning] = [str(w.message) for w in said]
-    close = validation.close_instance_types("c8gn.medium")  # from this botocore's list
+    close = instance_types.close_instance_types("c8gn.medium")  # from this botocore's list
     assert len(close) == 3
     assert warning == (
         f'<f> = "c8gn.medium": not a type botocore {instance_types.botocore_version()} knows; '
