@@ -1142,7 +1142,7 @@ class Agent:
         self.gone: dict[str, tuple[float, bool]] = {}
         self.dead: dict[str, bool] = {}  # silent peers judged dead (prober's latest)
         self.seen_healthy_since: dict[str, float] = {}  # peer → since when seen healthy
-        self.trouble_seen: dict[str, float] = {}  # peer → since when seen not healthy
+        self.trouble_seen: dict[str, float] = {}  # peer → since when seen in trouble
         self.passed_at = 0.0  # when this NAT's last passing probe ended
         self.probe_soon = threading.Event()  # a peer fell into trouble: probe again now
         self.direct_ok = True
@@ -1321,8 +1321,8 @@ class Agent:
 
     def _vouches_by_zone(self) -> dict[str, frozenset[str]]:
         vouches = {self.me: self.vouches()}
-        for zone in self.settings.order:
-            said = self.peers.report(zone).get("vouches") if zone != self.me else None
+        for zone in self.peers.addresses:
+            said = self.peers.report(zone).get("vouches")
             if isinstance(said, list):  # an agent of an earlier release does not say
                 vouches[zone] = frozenset(str(z) for z in said)
         return vouches
