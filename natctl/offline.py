@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import runpy
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -127,9 +128,11 @@ class ProgramError(Exception):
 def deploy_time_refusal(error: BaseException) -> pulumi.RunError | None:
     """The RunError a failed apply raised, under the SDK's "While processing input" wrappers."""
     seen: BaseException | None = error
-    while seen is not None:
+    visited: set[int] = set()  # the chain can loop (an error that is its own context)
+    while seen is not None and id(seen) not in visited:
         if isinstance(seen, pulumi.RunError):
             return seen
+        visited.add(id(seen))
         seen = seen.__cause__ or (None if seen.__suppress_context__ else seen.__context__)
     return None
 
@@ -151,6 +154,19 @@ def alias_urn(alias: Any, type_token: str, name: str, urn: str) -> str:
 
 def _plain(value: Any) -> Any:
     return json.loads(json.dumps(value, default=str))
+
+
+def _quiet(loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
+    """The run's loop's report of a future whose error nobody read: one line, no traceback.
+
+    A refused run leaves hundreds (the same refusal, raised to the caller already). asyncio
+    reports each when it is collected, at any later moment, and its default report formats a
+    traceback, which parses source: inside another ast.parse (the agent's minifier, pytest's
+    rewriter) that breaks CPython 3.11's parser ("AST constructor recursion depth mismatch",
+    gh-106905).
+    """
+    logging.getLogger(__name__).debug("after the mock run: %s: %r",
+                                      context.get("message"), context.get("exception"))
 
 
 def run_program(config: Mapping[str, Any], stack: str = "dev", project: str = "nat-instance-vpc",
@@ -175,6 +191,7 @@ def run_under_mocks(body: Callable[[], Any], config: Mapping[str, Any] | None = 
     monitor = RecordingMonitor(mocks)
     loop = asyncio.new_event_loop()
     asyncio.set_event_loop(loop)
+    loop.set_exception_handler(_quiet)
     try:
         # set_mocks keeps an existing root stack: drop the previous run's, or this run's
         # resources would hang under another stack's URN.
@@ -207,6 +224,9 @@ def run_under_mocks(body: Callable[[], Any], config: Mapping[str, Any] | None = 
             raise
     finally:
         pulumi.runtime.set_all_config({})
+        # the run is over: let its futures go now (the next run's test() would, later)
+        pulumi.runtime.settings.SETTINGS.rpc_manager.clear()
+        pulumi.runtime.settings.SETTINGS.outputs.clear()
         # End the executor threads now: each holds an event loop of its own that would
         # otherwise be torn down noisily at interpreter exit.
         loop.run_until_complete(loop.shutdown_default_executor())

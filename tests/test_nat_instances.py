@@ -300,3 +300,26 @@ def test_a_type_botocore_does_not_know_is_shown_as_a_pulumi_warning(
     assert {n.inputs["instanceType"] for n in graph.of_type(INSTANCE)} == {"c8gn.medium"}
     assert len(said) == 1 and said[0].startswith(
         'instance.instance_type = "c8gn.medium": not a type botocore')
+
+
+def test_the_refusal_is_found_in_an_error_chain_that_loops() -> None:
+    from natctl.offline import deploy_time_refusal
+    outer, inner = ValueError("While processing input"), KeyError("x")
+    outer.__context__, inner.__context__ = inner, outer  # asyncio can leave such a loop
+    assert deploy_time_refusal(outer) is None
+    refusal = pulumi.RunError("invalid arguments")
+    inner.__cause__ = refusal
+    assert deploy_time_refusal(outer) is refusal
+
+
+def test_a_refused_run_leaves_no_error_reports_for_later(caplog: pytest.LogCaptureFixture) -> None:
+    # asyncio would report each of the run's unread failures, traceback and all, whenever it
+    # is collected, at any later moment (see natctl.offline._quiet)
+    import gc
+    import logging
+    with pytest.raises(ProgramError):
+        build(crossed_wiring(False), AwsMocks("us-east-1"))
+    with caplog.at_level(logging.DEBUG):
+        gc.collect()
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR or r.exc_info]
+    assert any(r.name == "natctl.offline" for r in caplog.records)  # reported, one line each

@@ -238,3 +238,35 @@ def test_what_user_data_says_is_read_from_its_own_places() -> None:
             parse_user_data(broken)
         assert str(raised.value) == ("not user data of nat-instance-vpc (no NAT_VPC_CIDRS or "
                                      "tuning)")
+
+
+class _ParsingFinalizer:
+    """Cyclic garbage whose finalizer parses Python, as asyncio's "Future exception was never
+    retrieved" log does when it formats a traceback (Python 3.11 parses the failing line)."""
+
+    def __init__(self, left: list[int]) -> None:
+        self.itself = self
+        self.left = left
+
+    def __del__(self) -> None:
+        ast.parse("x = (1 + 2) * 3")
+        if self.left[0] > 0:  # the next one, for the next collection
+            self.left[0] -= 1
+            _ParsingFinalizer(self.left)
+
+
+def test_the_agent_is_minified_while_finalizers_that_parse_are_collected() -> None:
+    import gc
+
+    from nat.design.userdata import minify_agent
+    thresholds = gc.get_threshold()
+    left = [10_000]
+    gc.set_threshold(5)  # a collection every few allocations, inside the AST's construction
+    try:
+        _ParsingFinalizer(left)
+        minified = minify_agent(AGENT_PATH.read_text())
+    finally:
+        gc.set_threshold(*thresholds)
+        left[0] = 0
+        gc.collect()
+    assert "def main(" in minified and gc.isenabled()

@@ -7,10 +7,12 @@ namespaces, so what is tested is what boots.
 from __future__ import annotations
 
 import base64
+import gc
 import gzip
 import hashlib
 import json
 import re
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from ipaddress import IPv4Network
@@ -64,10 +66,34 @@ def agent_script() -> str:
     so every name a log line or a test reads, kept), so that it fits EC2's 16 KB of user
     data beside the bootstrap script. The HA test bed runs this text, taken from the
     rendered user data."""
-    minified = python_minifier.minify(
-        AGENT_PATH.read_text(), remove_annotations=True, remove_literal_statements=True,
-        rename_locals=True, rename_globals=False, hoist_literals=False,
-        remove_asserts=False, remove_debug=False)
+    source = AGENT_PATH.read_text()
+    with _MINIFY_LOCK:  # one minification per text and process (it takes ~0.7 s)
+        if source not in _MINIFIED:
+            _MINIFIED[source] = minify_agent(source)
+        return _MINIFIED[source]
+
+
+_MINIFIED: dict[str, str] = {}
+_MINIFY_LOCK = threading.Lock()
+
+
+def minify_agent(source: str) -> str:
+    """`source` minified, with the header user data shows.
+
+    The garbage collector is held off meanwhile: CPython 3.11's ast.parse fails with
+    "AST constructor recursion depth mismatch" (gh-106905) when a finalizer run by a
+    collection inside it parses too, e.g. asyncio logging a failed future's traceback.
+    """
+    collecting = gc.isenabled()
+    gc.disable()
+    try:
+        minified = python_minifier.minify(
+            source, remove_annotations=True, remove_literal_statements=True,
+            rename_locals=True, rename_globals=False, hoist_literals=False,
+            remove_asserts=False, remove_debug=False)
+    finally:
+        if collecting:
+            gc.enable()
     return "#!/usr/bin/env python3\n# nat-agent (nat-instance-vpc): see nat/instance/agent.py\n" + \
         minified + "\n"
 
