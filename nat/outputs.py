@@ -47,6 +47,8 @@ class StackOutputs:
     high_availability: bool
     nat_zone_for_private_subnet: dict[str, str]  # private subnet's AZ → AZ of its NAT
     nat_public_ips: dict[str, str]  # NAT AZ → its public address
+    # NAT AZ → every public address of its NAT, nat_public_ips' first (older stacks: that one)
+    nat_public_ip_lists: dict[str, list[str]] = field(default_factory=dict)
     nat_instance_ids: dict[str, str] = field(default_factory=dict)  # plain NATs
     nat_network_interface_ids: dict[str, str] = field(default_factory=dict)  # NAT AZ → ENI
     auto_scaling_group_names: dict[str, str] = field(default_factory=dict)  # HA
@@ -73,7 +75,8 @@ class StackOutputs:
             elif isinstance(value, IPv4Network):
                 value = str(value)
             elif isinstance(value, dict):
-                value = {k: str(v) if isinstance(v, IPv4Network) else v
+                value = {k: str(v) if isinstance(v, IPv4Network) else
+                         list(v) if isinstance(v, (list, tuple)) else v
                          for k, v in value.items()}
             document[item.name] = value
         return document

@@ -22,8 +22,9 @@ from nat.inputs.config import (
     StackSettings,
     config_namespace_values,
     parse_stack_config,
+    stack_spelling,
 )
-from nat.inputs.validation import ArgumentsError
+from nat.inputs.validation import CALLER_SPELLING, ArgumentsError
 from nat.outputs import OUTPUT_NAMES, MonitoringOutputs, StackOutputs
 
 
@@ -72,7 +73,12 @@ def build_stack(name: str | None = None) -> NatInstanceVpc:
         filters=[aws.GetAvailabilityZonesFilterArgs(name="opt-in-status",
                                                     values=["opt-in-not-required"])])
     zones = choose_availability_zones(stack, region, list(zones_result.names))
-    return NatInstanceVpc.from_settings(name or pulumi.get_stack(), stack.vpc_settings(zones))
+    spelling = CALLER_SPELLING.set(stack_spelling)  # the components' checks name stack keys
+    try:
+        return NatInstanceVpc.from_settings(name or pulumi.get_stack(),
+                                            stack.vpc_settings(zones))
+    finally:
+        CALLER_SPELLING.reset(spelling)
 
 
 def stack_outputs(network: NatInstanceVpc) -> pulumi.Output[StackOutputs]:
@@ -91,6 +97,7 @@ def stack_outputs(network: NatInstanceVpc) -> pulumi.Output[StackOutputs]:
         "nat_instance_ids": network.nat_instance_ids,
         "nat_network_interface_ids": network.nat_network_interface_ids,
         "nat_public_ips": network.nat_public_ips,
+        "nat_public_ip_lists": network.nat_public_ip_lists,
         "nat_zone_for_private_subnet": network.nat_zone_for_private_route_tables,
         "private_route_table_ids": network.private_route_table_ids,
         "security_group_id": network.security_group_id,
@@ -118,6 +125,7 @@ def stack_outputs(network: NatInstanceVpc) -> pulumi.Output[StackOutputs]:
             high_availability=options.high_availability.enabled,
             nat_zone_for_private_subnet=values["nat_zone_for_private_subnet"],
             nat_public_ips=values["nat_public_ips"],
+            nat_public_ip_lists=values["nat_public_ip_lists"],
             nat_instance_ids=values["nat_instance_ids"],
             nat_network_interface_ids=values["nat_network_interface_ids"],
             auto_scaling_group_names=values["auto_scaling_group_names"],

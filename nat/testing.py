@@ -17,16 +17,20 @@ tables registered under it, or given in `subnets` / `route_tables`).
 from __future__ import annotations
 
 import hashlib
+import ipaddress
 from typing import Any
 
 import pulumi
 
 from nat.inputs.instance_types import architecture_by_name
 
-__all__ = ["MOCK_ACCOUNT", "MOCK_AMI", "MOCK_MEMORY_MIB", "NatMocks"]
+__all__ = ["MOCK_ACCOUNT", "MOCK_ADDRESSES_PER_INTERFACE", "MOCK_AMI", "MOCK_MEMORY_MIB",
+           "NatMocks"]
 
 # Documentation ranges (RFC 5737) for the addresses a mock hands out.
-MOCK_PUBLIC_IP_PREFIX = "203.0.113."
+# Mock public addresses: from RFC 6598's shared space (never on the internet), 22 bits of a
+# hash of the resource, so a stack's addresses are distinct and the same on every run
+MOCK_PUBLIC_IPS = ipaddress.IPv4Network("100.64.0.0/10")
 ID_PREFIXES = {
     "aws:ec2/vpc:Vpc": "vpc", "aws:ec2/subnet:Subnet": "subnet",
     "aws:ec2/routeTable:RouteTable": "rtb", "aws:ec2/internetGateway:InternetGateway": "igw",
@@ -44,6 +48,13 @@ MOCK_ACCOUNT = "123456789012"
 # architecture comes from the naming rule, as it would from AWS.
 MOCK_MEMORY_MIB = {"nano": 512, "micro": 1024, "small": 2048, "medium": 4096, "large": 8192,
                    "xlarge": 16384}
+# IPv4 addresses per interface: AWS's figures for these types, else by size
+MOCK_ADDRESSES_PER_INTERFACE = {"t4g.nano": 2, "t4g.micro": 2, "t4g.small": 4, "t4g.medium": 6,
+                                "nano": 2, "micro": 2, "small": 4, "medium": 4, "large": 10}
+
+
+def mock_public_ip(digest: str) -> str:
+    return str(MOCK_PUBLIC_IPS[int(digest, 16) % (MOCK_PUBLIC_IPS.num_addresses - 2) + 1])
 
 
 class NatMocks(pulumi.runtime.Mocks):
@@ -81,7 +92,9 @@ class NatMocks(pulumi.runtime.Mocks):
             size = instance_type.partition(".")[2]
             return {"instanceType": instance_type, "id": instance_type,
                     "supportedArchitectures": [architecture_by_name(instance_type)],
-                    "memorySize": MOCK_MEMORY_MIB.get(size, 16384)}
+                    "memorySize": MOCK_MEMORY_MIB.get(size, 16384),
+                    "maximumIpv4AddressesPerInterface": MOCK_ADDRESSES_PER_INTERFACE.get(
+                        instance_type, MOCK_ADDRESSES_PER_INTERFACE.get(size, 15))}
         if args.token == "aws:index/getPartition:getPartition":
             return {"partition": "aws", "dnsSuffix": "amazonaws.com", "id": "aws"}
         if args.token == "aws:index/getRegion:getRegion":
@@ -125,17 +138,20 @@ class NatMocks(pulumi.runtime.Mocks):
             resource_id = f"i-{digest}"
             outputs.update(primaryNetworkInterfaceId=f"eni-{digest}",
                            privateIp=f"10.255.0.{host}",
-                           publicIp=f"{MOCK_PUBLIC_IP_PREFIX}{host}")
+                           publicIp=mock_public_ip(digest))
         elif args.typ == "aws:ec2/eip:Eip":
             resource_id = f"eipalloc-{digest}"
-            outputs.update(allocationId=resource_id, publicIp=f"{MOCK_PUBLIC_IP_PREFIX}{host}")
+            outputs.update(allocationId=resource_id, publicIp=mock_public_ip(digest))
         elif args.typ == "aws:iam/role:Role":
             outputs.update(name=args.name, arn=f"arn:aws:iam::123456789012:role/{args.name}")
         elif args.typ == "aws:iam/instanceProfile:InstanceProfile":
             outputs.update(name=args.name)
         elif args.typ == "aws:ec2/networkInterface:NetworkInterface":
             resource_id = f"eni-{digest}"
-            outputs.update(privateIp=f"10.254.0.{host}")
+            primary = f"10.254.0.{host}"
+            outputs.update(privateIp=primary, privateIps=[primary] + [
+                f"10.254.{n}.{host}" for n in range(1, int(args.inputs.get("privateIpsCount")
+                                                          or 0) + 1)])
         elif args.typ == "aws:ec2/launchTemplate:LaunchTemplate":
             resource_id = f"lt-{digest}"
             outputs.update(latestVersion=1)

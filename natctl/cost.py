@@ -62,9 +62,16 @@ def _total(lines: list[CostLine]) -> float | None:
     return None if None in monthly else round(sum(m for m in monthly if m is not None), 2)
 
 
+def address_label(elastic_ips: bool, per_nat: int) -> str:
+    if per_nat > 1:
+        return f"public IPv4 addresses (Elastic IPs), {per_nat} per NAT"
+    return "public IPv4 address" + (" (Elastic IP)" if elastic_ips else "")
+
+
 def estimate(instance_type: str, nat_count: int, az_count: int, gb_per_month: float,
              elastic_ips: bool = True, single_nat: bool = False,
-             prices: dict[str, Any] | None = None, monitoring: float = 0.0) -> CostEstimate:
+             prices: dict[str, Any] | None = None, monitoring: float = 0.0,
+             addresses_per_nat: int = 1) -> CostEstimate:
     """NAT instances vs NAT Gateways (one per NAT the stack has) for `gb_per_month` of egress.
 
     `monitoring` is the NATs' CloudWatch bill a month (`monitoring_cost`): a NAT Gateway's
@@ -82,7 +89,7 @@ def estimate(instance_type: str, nat_count: int, az_count: int, gb_per_month: fl
     instance_lines = [
         _line(f"EC2 {instance_type} (NAT instance)", nat_hours, "instance-hours",
               instance["per_hour"]),
-        _line("public IPv4 address" + (" (Elastic IP)" if elastic_ips else ""), nat_hours,
+        _line(address_label(elastic_ips, addresses_per_nat), nat_hours * addresses_per_nat,
               "address-hours", prices["public_ipv4_per_hour"]),
         _line("EBS gp3 root volume", nat_count * prices["root_volume_gb"], "GB-months",
               prices["ebs_gp3_per_gb_month"]),
@@ -93,8 +100,8 @@ def estimate(instance_type: str, nat_count: int, az_count: int, gb_per_month: fl
                                     monitoring))
     gateway_lines = [
         _line("NAT Gateway", nat_hours, "gateway-hours", prices["nat_gateway_per_hour"]),
-        _line("public IPv4 address (Elastic IP)", nat_hours, "address-hours",
-              prices["public_ipv4_per_hour"]),
+        _line(address_label(True, addresses_per_nat), nat_hours * addresses_per_nat,
+              "address-hours", prices["public_ipv4_per_hour"]),
         _line("data processed by the NAT Gateway", gb_per_month, "GB",
               prices["nat_gateway_per_gb"]),
     ]

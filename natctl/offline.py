@@ -24,12 +24,12 @@ from nat.testing import (
     MOCK_ACCOUNT,
     MOCK_AMI,
     MOCK_MEMORY_MIB,
-    MOCK_PUBLIC_IP_PREFIX,
+    MOCK_PUBLIC_IPS,
     NatMocks,
 )
 
 # the mocks moved into the package (nat.testing); the project's tests still import them here
-__all__ = ["ID_PREFIXES", "MOCK_ACCOUNT", "MOCK_AMI", "MOCK_MEMORY_MIB", "MOCK_PUBLIC_IP_PREFIX",
+__all__ = ["ID_PREFIXES", "MOCK_ACCOUNT", "MOCK_AMI", "MOCK_MEMORY_MIB", "MOCK_PUBLIC_IPS",
            "AwsMocks", "Graph", "ProgramError", "run_program", "run_under_mocks"]
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent

@@ -214,6 +214,19 @@ def stack_outputs(document: object, source: str) -> StackOutputs:
         checked = read.address(f"nat_public_ips.{zone}", value)
         if checked:
             addresses[zone] = checked
+    address_lists = {zone: [address] for zone, address in addresses.items()}
+    if read.has("nat_public_ip_lists", required=False):  # added with publicAddresses
+        for zone, value in read.zone_map("nat_public_ip_lists", zones, nat_zones).items():
+            if not isinstance(value, list) or not value:
+                read.fail(f"nat_public_ip_lists.{zone}", f"{shown(value)} is not a list of "
+                          "addresses")
+                continue
+            listed = [read.address(f"nat_public_ip_lists.{zone}[{i}]", item)
+                      for i, item in enumerate(value)]
+            if all(listed) and listed[0] != addresses.get(zone, listed[0]):
+                read.fail(f"nat_public_ip_lists.{zone}", f"starts with {listed[0]}, not with "
+                          f"nat_public_ips.{zone} {addresses[zone]}")
+            address_lists[zone] = [item for item in listed if item]
     if read.problems:
         count = len(read.problems)
         raise InputError(f"{source} is not a usable nat-instance-vpc stack output "
@@ -225,7 +238,8 @@ def stack_outputs(document: object, source: str) -> StackOutputs:
         private_route_table_ids=tables, security_group_id=group, ssh_cidr=ssh,
         test_rules_enabled=test_rules, elastic_ips=elastic_ips,
         high_availability=high_availability, nat_zone_for_private_subnet=nat_zone_for,
-        nat_public_ips=addresses, nat_instance_ids=instance_ids,
+        nat_public_ips=addresses, nat_public_ip_lists=address_lists,
+        nat_instance_ids=instance_ids,
         nat_network_interface_ids=interfaces, auto_scaling_group_names=groups,
         nat_for_private_subnet={zone: instance_ids[nat_zone] for zone, nat_zone in
                                 nat_zone_for.items() if nat_zone in instance_ids},

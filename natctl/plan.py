@@ -29,6 +29,7 @@ INGRESS = "aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule"
 GROUP = "aws:autoscaling/group:Group"
 TEMPLATE = "aws:ec2/launchTemplate:LaunchTemplate"
 EIP_ASSOCIATION = "aws:ec2/eipAssociation:EipAssociation"
+EIP_QUOTA = 5  # Elastic IPs per Region, AWS's default
 EGRESS = "aws:vpc/securityGroupEgressRule:SecurityGroupEgressRule"
 ALARM = "aws:cloudwatch/metricAlarm:MetricAlarm"
 DASHBOARD = "aws:cloudwatch/dashboard:Dashboard"
@@ -51,20 +52,37 @@ def nat_units(graph: Graph) -> dict[str, dict[str, Any]]:
     """Each NAT by the interface its routes point at: a plain instance, or (high availability)
     an Auto Scaling group of one whose launch template puts instances on a fixed interface."""
     by_id = {r.id: r for r in graph.resources}
-    eip_by_target: dict[str, str] = {}
+    eips_by_target: dict[str, list[str]] = {}
     for association in graph.of_type(EIP_ASSOCIATION):
         eip = by_id[association.inputs["allocationId"]]
         target = association.inputs.get("instanceId") or association.inputs["networkInterfaceId"]
-        eip_by_target[target] = eip.name
+        eips_by_target.setdefault(target, []).append(eip.name)
+
+    def elastic_ips(target: str) -> str:
+        names = eips_by_target[target]
+        return f"Elastic IP {names[0]}" if len(names) == 1 else \
+            f"{len(names)} Elastic IPs {', '.join(names)}"
     units: dict[str, dict[str, Any]] = {}
     for nat in graph.of_type(INSTANCE):
+        own = nat.inputs.get("primaryNetworkInterface")
+        if own:  # several addresses: an interface made for the instance holds them
+            interface = by_id[own["networkInterfaceId"]]
+            units[interface.id] = {
+                "name": nat.name, "mode": "instance", "subnet": interface.inputs["subnetId"],
+                "instance_type": nat.inputs["instanceType"],
+                "ami": _ami_source(graph, nat.inputs.get("ami", "")),
+                "source_dest_check": interface.inputs["sourceDestCheck"],
+                "tokens": nat.inputs["metadataOptions"]["httpTokens"],
+                "addresses": len(eips_by_target[interface.id]),
+                "public_address": f"{elastic_ips(interface.id)} on interface {interface.name}"}
+            continue
         units[nat.inputs["primaryNetworkInterfaceId"]] = {
             "name": nat.name, "mode": "instance", "subnet": nat.inputs["subnetId"],
             "instance_type": nat.inputs["instanceType"],
             "ami": _ami_source(graph, nat.inputs.get("ami", "")),
             "source_dest_check": nat.inputs["sourceDestCheck"],
-            "tokens": nat.inputs["metadataOptions"]["httpTokens"],
-            "public_address": (f"Elastic IP {eip_by_target[nat.id]}" if nat.id in eip_by_target
+            "tokens": nat.inputs["metadataOptions"]["httpTokens"], "addresses": 1,
+            "public_address": (elastic_ips(nat.id) if nat.id in eips_by_target
                                else "auto-assigned public IP (changes on stop/start)")}
     for group in graph.of_type(GROUP):
         template = by_id[group.inputs["launchTemplate"]["id"]]
@@ -76,7 +94,8 @@ def nat_units(graph: Graph) -> dict[str, dict[str, Any]]:
             "ami": _ami_source(graph, template.inputs.get("imageId", "")),
             "source_dest_check": interface.inputs["sourceDestCheck"],
             "tokens": template.inputs["metadataOptions"]["httpTokens"],
-            "public_address": f"Elastic IP {eip_by_target[interface.id]} on interface "
+            "addresses": len(eips_by_target[interface.id]),
+            "public_address": f"{elastic_ips(interface.id)} on interface "
                               f"{interface.name} (kept by every instance of the group)"}
     return units
 
@@ -170,8 +189,19 @@ def build_plan(graph: Graph, stack: str, region: str, gb_per_month: float) -> di
                     gb_per_month=gb_per_month,
                     elastic_ips=bool(graph.of_type("aws:ec2/eip:Eip")),
                     single_nat=len(units) < len(zones),
-                    monitoring=watch_cost.total if watch_cost else 0.0)
+                    monitoring=watch_cost.total if watch_cost else 0.0,
+                    addresses_per_nat=max(unit["addresses"] for unit in units.values()))
     cost_data = cost.to_dict()
+    elastic_ip_count = len(graph.of_type("aws:ec2/eip:Eip"))
+    if elastic_ip_count:
+        cost_data["notes"].append(
+            f"Elastic IPs: this stack allocates {elastic_ip_count}; an account may hold "
+            f"{EIP_QUOTA} per Region by default (with the ones it already has). "
+            + ("Raise the quota first (Service Quotas, \"EC2-VPC Elastic IPs\", L-0263D0A3), "
+               "or `pulumi up` stops with AddressLimitExceeded."
+               if elastic_ip_count > EIP_QUOTA else
+               "AWS refuses more with AddressLimitExceeded: raise it in Service Quotas "
+               "(\"EC2-VPC Elastic IPs\", L-0263D0A3)."))
     cost_data["monitoring"] = watch_cost.to_dict() if watch_cost else None
     ha = high_availability(graph)
     if ha is not None:

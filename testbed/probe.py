@@ -8,6 +8,11 @@
     probe.py hold HOST PORT COUNT SECONDS
                                         opens COUNT connections, prints "listening" when all
                                         are open, keeps them SECONDS, closes them
+    probe.py many HOST PORT SOURCES FIRST COUNT
+                                        from each source address of SOURCES (comma-separated),
+                                        COUNT connections from ports FIRST.., all at once and
+                                        held until each answered "whoami"; prints JSON: how
+                                        many the server saw from each address, how many failed
     probe.py raw-tcp HOST PORT FLAGS    sends one TCP segment with FLAGS (e.g. SF: SYN and FIN
                                         together, which no stack sends), from a raw socket
     probe.py udp-listen PORT SECONDS    prints the source of every datagram received
@@ -21,6 +26,7 @@ seconds (default 5) without progress. Every loop is bounded in time.
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import sys
@@ -117,6 +123,60 @@ def hold(host: str, port: int, count: int, seconds: float) -> None:
             connection.close()
 
 
+def many(host: str, port: int, sources: list[str], first: int, count: int) -> None:
+    """Connections from fixed source ports, opened at once (non-blocking); each that connects
+    within $PROBE_TIMEOUT asks "whoami"; the rest count as failed."""
+    timeout = float(os.environ.get("PROBE_TIMEOUT", "5"))
+    pending: list[socket.socket] = []
+    failed = 0
+    for source in sources:
+        for source_port in range(first, first + count):
+            connection = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            connection.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            connection.bind((source, source_port))
+            connection.setblocking(False)
+            if connection.connect_ex((host, port)) not in (0, 115):  # 115: EINPROGRESS
+                failed += 1
+                connection.close()
+                continue
+            pending.append(connection)
+    deadline = time.monotonic() + timeout
+    connected: list[socket.socket] = []
+    while pending and time.monotonic() < deadline:
+        still = []
+        for connection in pending:
+            error = connection.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+            try:
+                connection.getpeername()
+            except OSError:
+                if error:
+                    failed += 1
+                    connection.close()
+                else:
+                    still.append(connection)
+                continue
+            connected.append(connection)
+        pending = still
+        time.sleep(0.05)
+    failed += len(pending)
+    seen: dict[str, int] = {}
+    for connection in connected:
+        connection.setblocking(True)
+        connection.settimeout(timeout)
+        try:
+            connection.sendall(b"whoami\n")
+            address = _read_line(connection)
+        except OSError:
+            address = ""
+        if address:
+            seen[address] = seen.get(address, 0) + 1
+        else:
+            failed += 1
+    print(json.dumps({"seen": seen, "failed": failed}), flush=True)
+    for connection in connected + pending:
+        connection.close()
+
+
 def _checksum(data: bytes) -> int:
     if len(data) % 2:
         data += b"\0"
@@ -202,6 +262,8 @@ def main(argv: list[str]) -> int:
             raw_tcp(argv[1], int(argv[2]), argv[3])
         elif command == "hold":
             hold(argv[1], int(argv[2]), int(argv[3]), float(argv[4]))
+        elif command == "many":
+            many(argv[1], int(argv[2]), argv[3].split(","), int(argv[4]), int(argv[5]))
         elif command == "udp-send":
             sender = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
             sender.sendto(b"hello", (argv[1], int(argv[2])))

@@ -14,6 +14,7 @@ failure.
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import os
 import shutil
@@ -123,6 +124,21 @@ class Zone:
     private_gateway: str
     public_ip: str
     table: str
+    # more (private, public) address pairs of the NAT's interface: secondary private IPs,
+    # each with an Elastic IP (instance.public_addresses)
+    secondary: tuple[tuple[str, str], ...] = ()
+
+    @property
+    def address_pairs(self) -> tuple[tuple[str, str], ...]:
+        return ((self.nat_address, self.public_ip), *self.secondary)
+
+    def with_addresses(self, count: int) -> Zone:
+        """This zone with a NAT of `count` public addresses (.11, .12… beside .10)."""
+        private_base, public_base = self.nat_address.rsplit(".", 1), \
+            self.public_ip.rsplit(".", 1)
+        return dataclasses.replace(self, secondary=tuple(
+            (f"{private_base[0]}.{int(private_base[1]) + i}",
+             f"{public_base[0]}.{int(public_base[1]) + i}") for i in range(1, count)))
 
 
 ZONE_A = Zone("us-east-1a", "a", "10.0.0.0/20", PRIVATE_SUBNET, NAT_PRIVATE, PUBLIC_GATEWAY,
@@ -211,22 +227,23 @@ class Network:
         # connection tracking here, the NAT's table is the only one on the path.
         rules = ["table ip internet_gateway {",
                  "  chain inbound { type filter hook prerouting priority -300; policy accept;"]
-        rules += [f"    ip daddr {z.public_ip} notrack ip daddr set {z.nat_address}"
-                  for z in self.zones]
+        rules += [f"    ip daddr {public} notrack ip daddr set {private}"
+                  for z in self.zones for private, public in z.address_pairs]
         rules += ["  }",
                   "  chain outbound { type filter hook postrouting priority 100; policy accept;"]
-        rules += [f'    oifname "to-inet" ip saddr {z.nat_address} ip saddr set {z.public_ip}'
-                  for z in self.zones]
+        rules += [f'    oifname "to-inet" ip saddr {private} ip saddr set {public}'
+                  for z in self.zones for private, public in z.address_pairs]
         rules += ["  }", "}"]
         run(["ip", "netns", "exec", self.igw, "nft", "-f", "-"], input="\n".join(rules) + "\n")
         # like AWS's: only addresses with a public mapping pass between the VPC and the
         # internet (a private host never reaches it unless a NAT masquerades it)
         for zone in self.zones:
-            self.ns(self.igw, "iptables", "-A", "FORWARD", "-o", "to-inet", "-s",
-                    zone.nat_address, "-j", "ACCEPT")
-            if filter_inbound:
-                self.ns(self.igw, "iptables", "-A", "FORWARD", "-i", "to-inet", "-d",
-                        zone.nat_address, "-j", "ACCEPT")
+            for private, _ in zone.address_pairs:
+                self.ns(self.igw, "iptables", "-A", "FORWARD", "-o", "to-inet", "-s",
+                        private, "-j", "ACCEPT")
+                if filter_inbound:
+                    self.ns(self.igw, "iptables", "-A", "FORWARD", "-i", "to-inet", "-d",
+                            private, "-j", "ACCEPT")
         self.ns(self.igw, "iptables", "-A", "FORWARD", "-o", "to-inet", "-s", VPC_CIDR,
                 "-j", "DROP")
         if filter_inbound:
@@ -243,6 +260,8 @@ class Network:
         self.ns(self.router, "ip", "link", "del", f"to-nat-{zone.letter}", check=False)
         self._link(namespace, interface, self.router, f"to-nat-{zone.letter}", 9001)
         self._address(namespace, interface, f"{zone.nat_address}/20")
+        for private, _ in zone.secondary:  # as amazon-ec2-net-utils adds them
+            self._address(namespace, interface, f"{private}/32")
         self.ns(namespace, "ip", "route", "add", "default", "via", zone.public_gateway)
         self._address(self.router, f"to-nat-{zone.letter}", f"{zone.public_gateway}/20")
 
@@ -337,16 +356,18 @@ class Topology(Network):
     the bed the data-path tests and the benchmark run the bootstrap script in."""
 
     def __init__(self, nat_interface: str = "ens5", internet_mtu: int = 1500,
-                 block_pmtud: bool = True, filter_inbound: bool = True) -> None:
-        super().__init__([ZONE_A], "nt", internet_mtu=internet_mtu,
+                 block_pmtud: bool = True, filter_inbound: bool = True,
+                 public_addresses: int = 1) -> None:
+        self.zone = ZONE_A.with_addresses(public_addresses)
+        super().__init__([self.zone], "nt", internet_mtu=internet_mtu,
                          block_pmtud=block_pmtud, filter_inbound=filter_inbound)
         self.nat_interface = nat_interface
         self.nat, self.private = f"{self.tag}-nat", self.private_hosts[ZONE_A.letter]
         self.nat_link = f"to-nat-{ZONE_A.letter}"  # the router's side of the NAT's link
         try:
             self.add_namespace(self.nat)
-            self.attach_nat(ZONE_A, self.nat, nat_interface)
-            self.route_private(ZONE_A, ZONE_A)
+            self.attach_nat(self.zone, self.nat, nat_interface)
+            self.route_private(self.zone, self.zone)
             self.script = shipped_script(self.scratch)
         except BaseException:
             self.close()

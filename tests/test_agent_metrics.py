@@ -55,9 +55,23 @@ def test_ena_allowance_counters_are_read_by_name() -> None:
     assert parse_ethtool("no stats available\n") == {}
 
 
-def test_table_full_drops_are_the_drop_column_summed_over_cpus() -> None:
-    assert parse_conntrack_stat(CONNTRACK_STAT) == 0x0A + 0x05
-    assert parse_conntrack_stat("entries searched found\n00000001 00000002 00000003\n") is None
+def test_table_full_drops_and_port_allocation_failures_are_columns_summed_over_cpus() -> None:
+    assert parse_conntrack_stat(CONNTRACK_STAT) == {"table_full": 0x0A + 0x05,
+                                                    "port_allocation": 0x07 + 0x02}
+    assert parse_conntrack_stat("entries searched found\n00000001 00000002 00000003\n") == {}
+    assert parse_conntrack_stat("entries drop\n00000001 00000010\n") == {"table_full": 16}
+
+
+def test_port_allocation_failures_are_published_in_minutes_they_happen() -> None:
+    points = datums({"port_allocation": 12, "table_full": 0}, 5, detailed=False, failovers=0,
+                    timestamp=STAMP)
+    assert {"MetricName": "ErrorPortAllocation", "Value": 12, "Unit": "Count",
+            "Timestamp": STAMP} in points
+    quiet = datums({"port_allocation": 0}, 5, detailed=False, failovers=0, timestamp=STAMP)
+    assert "ErrorPortAllocation" not in {p["MetricName"] for p in quiet}
+    # not a packet drop of PacketsDropCount's causes: its own alarm says what to do
+    assert points[0] == {"MetricName": "PacketsDropCount", "Value": 0, "Unit": "Count",
+                         "Timestamp": STAMP}
 
 
 def test_forwarded_traffic_by_direction() -> None:

@@ -342,9 +342,9 @@ MONITORING_AND_HA_BAD_VALUES: list[tuple[dict[str, str], str]] = [
      'createAlarmTopic, detailedMetrics, enableSsm, enableTestRules, '
      'failbackAfterSeconds, healthCheckTargets, highAvailability, keyName, '
      'metricsNamespace, metricsPublishIntervalSeconds, monitoring, monitoringAlarms, '
-     'monitoringDashboard, natInstanceType, privateSubnetCidrs, publicSubnetCidrs, '
-     'singleNat, sshCidr, useElasticIp, vpcCidr. Remove it with `pulumi config rm '
-     'flavour`'),
+     'monitoringDashboard, natInstanceType, privateSubnetCidrs, publicAddressesPerNat, '
+     'publicSubnetCidrs, singleNat, sshCidr, useElasticIp, vpcCidr. Remove it with '
+     '`pulumi config rm flavour`'),
     *MONITORING_AND_HA_BAD_VALUES,
 ])
 def test_each_bad_value_is_named_with_its_fix(raw: dict[str, str], message: str) -> None:

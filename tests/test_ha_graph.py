@@ -125,9 +125,10 @@ def test_six_azs_of_user_data_fit_ec2s_16_kib(run: Any) -> None:
                                                           for i in range(8)])
     for template in graph.of_type(TEMPLATE):
         packed = len(template.inputs["userData"]) * 3 // 4
-        # half a KiB to spare (0.8 KiB today): the next agent features need the agent
+        # 0.2 KiB to spare with eight long targets (several public addresses took 0.4 KiB):
+        # the next agent features (keeping connections across failover) need the agent
         # delivered another way than inside user data
-        assert packed < EC2_USER_DATA_LIMIT - 512, packed
+        assert packed < EC2_USER_DATA_LIMIT - 200, packed
 
 
 def test_the_release_changes_with_what_is_launched_and_only_then(run: Any) -> None:

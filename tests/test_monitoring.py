@@ -43,16 +43,17 @@ def snapshot(name: str, value: Any) -> None:
 
 
 def test_what_is_published() -> None:
-    assert published_metrics(False, False) == ("PacketsDropCount", "ActiveConnectionCount")
+    assert published_metrics(False, False) == ("PacketsDropCount", "ActiveConnectionCount",
+                                               "ErrorPortAllocation")
     assert published_metrics(False, True) == ("PacketsDropCount", "ActiveConnectionCount",
-                                              "FailoverCount")
+                                              "ErrorPortAllocation", "FailoverCount")
     detailed = published_metrics(True, False)
-    assert len(detailed) == 12 and "FailoverCount" not in detailed
+    assert len(detailed) == 13 and "FailoverCount" not in detailed
     assert set(published_metrics(True, True)) == set(agent.METRIC_UNITS)
 
 
 @pytest.mark.parametrize(("detailed", "ha", "billed"), [
-    (False, False, (2, 0)), (False, True, (2, 1)), (True, False, (6, 6)), (True, True, (6, 7)),
+    (False, False, (2, 1)), (False, True, (2, 2)), (True, False, (6, 7)), (True, True, (6, 8)),
 ])
 def test_what_is_billed(detailed: bool, ha: bool, billed: tuple[int, int]) -> None:
     assert billed_metrics(detailed, ha) == billed
@@ -88,7 +89,7 @@ def test_the_alarms_of_an_az() -> None:
     burstable = alarm_specs("us-east-1a", GROUP, "NatInstance", 300, 131072, True,
                             ("InstanceId", "i-0123456789abcdef0"))
     plain = alarm_specs("us-east-1a", GROUP, "NatInstance", 60, 524288, False, None)
-    assert [a.slug for a in plain] == ["drops", "connections", "silent"]
+    assert [a.slug for a in plain] == ["drops", "connections", "ports", "silent"]
     snapshot("alarms-us-east-1a.json", [dataclasses.asdict(a) for a in burstable + plain])
 
 

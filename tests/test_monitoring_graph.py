@@ -69,8 +69,13 @@ def test_each_az_alarms_on_drops_a_full_table_silence_and_cpu_credits(run: Any) 
     graph = run(azCount=2)
     for zone in (A, B):
         found = alarms(graph, zone)
-        assert sorted(found) == ["connections", "cpu-credits", "drops", "silent"]
+        assert sorted(found) == ["connections", "cpu-credits", "drops", "ports", "silent"]
         mine = {"NatGroup": "nat-instance-vpc/test/test-nat", "AvailabilityZone": zone}
+        ports = found["ports"].inputs
+        assert (ports["metricName"], ports["statistic"], ports["threshold"],
+                ports["comparisonOperator"], ports["treatMissingData"]) == (
+            "ErrorPortAllocation", "Sum", 0, "GreaterThanThreshold", "notBreaching")
+        assert ports["dimensions"] == mine and "publicAddresses" in ports["alarmDescription"]
         drops, silent = found["drops"].inputs, found["silent"].inputs
         assert (drops["namespace"], drops["metricName"], drops["statistic"]) == (
             "NatInstance", "PacketsDropCount", "Sum")
@@ -108,7 +113,7 @@ def test_a_faster_publish_interval_shortens_the_windows(run: Any) -> None:
 
 def test_non_burstable_types_have_no_credit_alarm(run: Any) -> None:
     graph = run(azCount=1, natInstanceType="c7gn.medium")
-    assert sorted(alarms(graph, A)) == ["connections", "drops", "silent"]
+    assert sorted(alarms(graph, A)) == ["connections", "drops", "ports", "silent"]
     assert "creditSpecification" not in graph.of_type(INSTANCE)[0].inputs
 
 
@@ -173,10 +178,10 @@ def test_no_alarms_when_asked(run: Any) -> None:
 
 
 @pytest.mark.parametrize(("keys", "drawn"), [
-    ({}, {"ActiveConnectionCount", "PacketsDropCount"}),
+    ({}, {"ActiveConnectionCount", "PacketsDropCount", "ErrorPortAllocation"}),
     ({"detailedMetrics": True}, set(published_metrics(True, False))),
     ({"highAvailability": True}, {"ActiveConnectionCount", "PacketsDropCount",
-                                  "FailoverCount"}),
+                                  "ErrorPortAllocation", "FailoverCount"}),
 ])
 def test_the_dashboard_draws_only_what_is_published(run: Any, keys: dict[str, Any],
                                                     drawn: set[str]) -> None:

@@ -48,23 +48,24 @@ def test_dev_plan_one_az(capsys: pytest.CaptureFixture[str]) -> None:
     # the guide's table plus dev's test rules
     assert "  inbound    10.0.128.0/20       tcp       443   HTTPS from private servers\n" in out
     assert "  outbound   0.0.0.0/0           icmp      all   ping to the internet" in out
-    # $33.64 before monitoring, whose $1.09 is its own line and in the NAT instances' total
-    assert "    CloudWatch monitoring (see below)            1.0 month           × 1.09    = " \
-        "$1.09\n" in out
-    assert "saving with NAT instances: $32.55/month" in out
-    assert ("Monitoring: $1.09/month ($1.09 per NAT): 2 metrics per NAT in NatInstance, sent "
-            "every 300 s; 4 alarms\n") in out
+    # $33.64 before monitoring, whose $1.19 is its own line and in the NAT instances' total
+    assert "    CloudWatch monitoring (see below)            1.0 month           × 1.19    = " \
+        "$1.19\n" in out
+    assert "saving with NAT instances: $32.45/month" in out
+    assert ("Monitoring: $1.19/month ($1.19 per NAT): 2 metrics per NAT in NatInstance, sent "
+            "every 300 s; 5 alarms\n") in out
+    assert "note: Elastic IPs: this stack allocates 1; an account may hold 5 per Region" in out
 
 
 @pytest.mark.parametrize(("config", "total", "per_nat"), [
-    # t4g.nano: 2 metrics ($0.60), a request every 5 minutes ($0.09), 4 alarms ($0.40)
-    ({}, 2.18, 1.09),
+    # t4g.nano: 2 metrics ($0.60), a request every 5 minutes ($0.09), 5 alarms ($0.50)
+    ({}, 2.38, 1.19),
     # a non-burstable type: no CPU-credit alarm
-    ({"natInstanceType": "c7gn.medium"}, 1.98, 0.99),
+    ({"natInstanceType": "c7gn.medium"}, 2.18, 1.09),
     # detailed: 4 more metrics a NAT; a dashboard ($3)
-    ({"detailedMetrics": True, "monitoringDashboard": True}, 2.18 + 8 * 0.30 + 3.0, None),
+    ({"detailedMetrics": True, "monitoringDashboard": True}, 2.38 + 8 * 0.30 + 3.0, None),
     # every minute: 43,800 requests a NAT
-    ({"metricsPublishIntervalSeconds": 60}, 2.0 + 2 * 0.438, None),
+    ({"metricsPublishIntervalSeconds": 60}, 2.2 + 2 * 0.438, None),
 ])
 def test_monitoring_is_priced_on_its_own_line(tmp_path: Path, config: dict[str, Any],
                                               total: float, per_nat: float | None) -> None:

@@ -25,7 +25,7 @@ EGRESS = "aws:vpc/securityGroupEgressRule:SecurityGroupEgressRule"
 
 def expected_counts(az_count: int, nat_count: int, rules: tuple[int, int], eip: bool = True,
                     ssm: bool = True, monitoring: bool = True,
-                    alarms_per_nat: int = 4) -> dict[str, int]:
+                    alarms_per_nat: int = 5) -> dict[str, int]:
     """The default instance type (t4g.nano) is burstable: four alarms per NAT."""
     counts = {
         COMPONENT: 1,

@@ -28,6 +28,7 @@ from nat.design.userdata import encode_user_data, release_of, render_user_data
 from nat.inputs.args import NatInstancesArgs
 from nat.inputs.instance_types import ARM64, X86_64, is_burstable
 from nat.inputs.settings import (
+    InstanceSettings,
     NatLayerSettings,
     Wiring,
     component_problems,
@@ -154,6 +155,36 @@ def table_problem(vpc_id: str | None, table: Mapping[str, Any], vpc_field: str
     return None
 
 
+def address_limit_problem(count: int, instance_type: str, limit: int) -> tuple[str, str] | None:
+    """(why, fix) when a NAT's interface cannot hold `count` addresses (its primary one and
+    count - 1 secondary ones, each with an Elastic IP)."""
+    if count <= limit:
+        return None
+    return (f"a {instance_type}'s network interface holds {limit} IPv4 address"
+            f"{'es' if limit > 1 else ''} (AWS: maximumIpv4AddressesPerInterface)",
+            f"give at most {limit}, or an instance type whose interface holds {count} "
+            "(t4g.small and c7gn.medium: 4, t4g.medium: 6, c7gn.large: 10)")
+
+
+def check_address_limit(component: str, name: str, instance: InstanceSettings,
+                        opts: pulumi.ResourceOptions | None) -> None:
+    """More public addresses than the instance type's interface holds: refused before
+    anything is registered (AWS would refuse the interface at deploy time)."""
+    if instance.public_addresses == 1:
+        return
+    found = aws.ec2.get_instance_type(instance_type=instance.instance_type,
+                                      opts=invoke_options(opts))
+    limit = looked_up(found.maximum_ipv4_addresses_per_interface, "aws.ec2.getInstanceType",
+                      "maximumIpv4AddressesPerInterface", instance.instance_type)
+    problem = address_limit_problem(instance.public_addresses, instance.instance_type,
+                                    int(limit))
+    if problem is not None:
+        label = CALLER_SPELLING.get()
+        problems = component_problems(component, name, label)
+        problems.fail("instance.public_addresses", instance.public_addresses, *problem)
+        raise InvalidArgumentsError.of(problems.error())
+
+
 class IdChecks:
     """Subnets and route tables checked with AWS: in the VPC, in their AZ.
 
@@ -256,7 +287,8 @@ class IdChecks:
 
 
 OUTPUTS = ("security_group_id", "nat_instance_ids", "nat_network_interface_ids",
-           "nat_public_ips", "nat_zone_for_private_route_tables", "auto_scaling_group_names",
+           "nat_public_ips", "nat_public_ip_lists", "nat_zone_for_private_route_tables",
+           "auto_scaling_group_names",
            "instance_role_name", "connection_table_sizes", "metrics_namespace", "metrics_group",
            "alarm_names", "alarm_topic_arn", "dashboard_name")
 
@@ -278,6 +310,9 @@ class NatInstances(pulumi.ComponentResource):
     nat_public_ips: pulumi.Output[dict[str, str]]
     """AZ → the NAT's public address (its Elastic IP unless useElasticIp is false). Partners'
     allow-lists need all of them: during a failover an AZ leaves through another AZ's NAT."""
+    nat_public_ip_lists: pulumi.Output[dict[str, list[str]]]
+    """AZ → every public address of that AZ's NAT (instance.publicAddresses of them; the
+    first is natPublicIps'). Allow-lists need every address of every AZ."""
     nat_zone_for_private_route_tables: pulumi.Output[dict[str, str]]
     """AZ → the AZ whose NAT its private route tables use (itself, or the first with
     singleNat); with highAvailability, the AZ they return to after a failover."""
@@ -325,6 +360,7 @@ class NatInstances(pulumi.ComponentResource):
         if settings.wiring is None:
             raise ValueError("NatInstances needs settings with their wiring (ids)")
         wiring = settings.wiring
+        check_address_limit("NatInstances", name, settings.options.instance, opts)
         if not wiring.known_good:
             checks = IdChecks(name, wiring, opts)
             checks.run(settings)
@@ -372,8 +408,12 @@ class NatInstances(pulumi.ComponentResource):
                            "memorySize", instance.instance_type)
         self._table_size = monitoring.conntrack_max(
             int(memory), instance.tuning.values.get("max_entries"))
+        # NAT_PUBLIC_ADDRESSES only where it says more than the default: user data (and so
+        # the NATs) of stacks with one address stay as they were
         self._tuning = TuningOverrides.from_values(
-            {**instance.tuning.values, "max_entries": self._table_size})
+            {**instance.tuning.values, "max_entries": self._table_size,
+             **({"public_addresses": instance.public_addresses}
+                if instance.public_addresses > 1 else {})})
         self._region = aws.get_region_output(opts=invoke).region
         if instance.ami_id is not None:
             return instance.ami_id, instance.ami_id
@@ -401,11 +441,13 @@ class NatInstances(pulumi.ComponentResource):
 
         # one component per AZ, so `pulumi stack` reads like the topology
         zones = {zone: NatZone(self._family, zone, self) for zone in settings.availability_zones}
+        addresses = options.instance.public_addresses
         subnets = self._wiring.public_subnet_ids
         if self._high_availability:
             assert role is not None
             policy = self._agent_policy(role)
-            interfaces = {zone: zones[zone].add_interface(subnets[zone], security_group.id)
+            interfaces = {zone: zones[zone].add_interface(subnets[zone], security_group.id,
+                                                          addresses)
                           for zone in settings.nat_zones}
             release_and_user_data = self._agent_user_data(ami_source, interfaces)
             for zone in settings.nat_zones:
@@ -418,7 +460,7 @@ class NatInstances(pulumi.ComponentResource):
             for zone in settings.nat_zones:
                 zones[zone].launch_instance(launch_spec(user_data), subnets[zone],
                                             security_group.id,
-                                            options.instance.use_elastic_ip)
+                                            options.instance.use_elastic_ip, addresses)
         nat_zones = {zone: zones[zone] for zone in settings.nat_zones}
         for zone in settings.availability_zones:
             target = nat_zones[settings.nat_zone_for(zone)].interface_id
@@ -442,6 +484,7 @@ class NatInstances(pulumi.ComponentResource):
         self.nat_instance_ids = outputs(lambda z: z.instance_id)
         self.nat_network_interface_ids = outputs(lambda z: z.interface_id)
         self.nat_public_ips = outputs(lambda z: z.public_ip)
+        self.nat_public_ip_lists = outputs(lambda z: z.public_ips)
         self.nat_zone_for_private_route_tables = output_map(
             {zone: settings.nat_zone_for(zone) for zone in settings.availability_zones})
         self.auto_scaling_group_names = outputs(lambda z: z.group_name)

@@ -13,6 +13,7 @@ import pulumi_aws as aws
 from nat.components.nat_instances import (
     InvalidArgumentsError,
     NatInstances,
+    check_address_limit,
     output_map,
     warnings_to_pulumi,
 )
@@ -57,6 +58,9 @@ class NatInstanceVpc(pulumi.ComponentResource):
     nat_public_ips: pulumi.Output[dict[str, str]]
     """AZ → the NAT's public address (its Elastic IP unless useElasticIp is false). Partners'
     allow-lists need all of them: during a failover an AZ leaves through another AZ's NAT."""
+    nat_public_ip_lists: pulumi.Output[dict[str, list[str]]]
+    """AZ → every public address of that AZ's NAT (instance.publicAddresses of them; the
+    first is natPublicIps'). Allow-lists need every address of every AZ."""
     nat_zone_for_private_route_tables: pulumi.Output[dict[str, str]]
     """AZ → the AZ whose NAT its private route tables use (itself, or the first with
     singleNat); with highAvailability, the AZ they return to after a failover."""
@@ -98,6 +102,7 @@ class NatInstanceVpc(pulumi.ComponentResource):
 
     def _init(self, name: str, settings: VpcSettings,
               opts: pulumi.ResourceOptions | None) -> None:
+        check_address_limit("NatInstanceVpc", name, settings.options.instance, opts)
         super().__init__(COMPONENT_TYPE, name, None, opts)
         self._name = name
         self._settings = settings
@@ -181,6 +186,7 @@ class NatInstanceVpc(pulumi.ComponentResource):
         self.nat_instance_ids = nat.nat_instance_ids
         self.nat_network_interface_ids = nat.nat_network_interface_ids
         self.nat_public_ips = nat.nat_public_ips
+        self.nat_public_ip_lists = nat.nat_public_ip_lists
         self.nat_zone_for_private_route_tables = nat.nat_zone_for_private_route_tables
         self.auto_scaling_group_names = nat.auto_scaling_group_names
         for key in ("instance_role_name", "connection_table_sizes", "metrics_namespace",

@@ -13,6 +13,7 @@ routes and nothing else.
 No `from __future__ import annotations` here: Pulumi reads component annotations at run time.
 """
 
+import ipaddress
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -90,6 +91,16 @@ class LaunchSpec:
             # the new script, so a changed script replaces the NAT.
             user_data_replace_on_change=True)
 
+    def instance_args_on(self, interface_id: pulumi.Input[str]) -> dict[str, Any]:
+        """An instance that boots on an interface made for it (its subnet, security group,
+        source/dest check and addresses are the interface's)."""
+        args = self.instance_args("", "")
+        for key in ("subnet_id", "vpc_security_group_ids", "source_dest_check",
+                    "associate_public_ip_address"):
+            del args[key]
+        return {**args, "primary_network_interface": aws.ec2.InstancePrimaryNetworkInterfaceArgs(
+            network_interface_id=interface_id)}
+
     def template_args(self, interface_id: pulumi.Input[str]) -> dict[str, Any]:
         return dict(
             image_id=self.ami_id, instance_type=self.instance_type, key_name=self.key_name,
@@ -126,6 +137,8 @@ class NatZone(pulumi.ComponentResource):
     interface_id: pulumi.Output[str] | None
     """The NAT's network interface: what the routes point at (None: no NAT here)."""
     public_ip: pulumi.Output[str] | None
+    public_ips: pulumi.Output[list[str]] | None
+    """Every public address of the NAT, public_ip first."""
     instance_id: pulumi.Output[str] | None
     """Plain NATs: the instance (with high availability the group owns the instances)."""
     group_name: pulumi.Output[str] | None
@@ -136,28 +149,75 @@ class NatZone(pulumi.ComponentResource):
                          pulumi.ResourceOptions(parent=parent))
         self.family, self.zone = family, zone
         self.interface_id = self.public_ip = self.instance_id = self.group_name = None
-        self._association: aws.ec2.EipAssociation | None = None
+        self.public_ips = None
+        self._public_ips: list[pulumi.Output[str]] = []
+        self._associations: list[aws.ec2.EipAssociation] = []
         self._alarm_names: list[pulumi.Output[str]] = []
 
-    # --- the public address --------------------------------------------------------------------
-    def _elastic_ip(self) -> aws.ec2.Eip:
-        """The AZ's public address: the same resource in both modes, so switching to high
-        availability keeps it."""
-        eip_name = f"{self.family.name}-eip-{self.zone}"
+    # --- the public addresses ------------------------------------------------------------------
+    def _elastic_ip(self, number: int) -> aws.ec2.Eip:
+        """The NAT's `number`th public address (from 1). The first is the same resource in
+        both modes, so switching to high availability keeps it."""
+        eip_name = f"{self.family.name}-eip-{self.zone}" + (f"-{number}" if number > 1 else "")
         return aws.ec2.Eip(eip_name, domain="vpc", tags=self.family.tags_of(eip_name),
                            opts=self.family.options(eip_name, self))
 
-    def _associate(self, elastic_ip: aws.ec2.Eip, **target: Any) -> None:
-        assoc_name = f"{self.family.name}-eip-assoc-{self.zone}"
-        self._association = aws.ec2.EipAssociation(
+    def _associate_all(self, count: int, interface: aws.ec2.NetworkInterface) -> None:
+        """`count` Elastic IPs on the interface: its primary address, then its secondary ones
+        in address order."""
+        secondary = pulumi.Output.all(interface.private_ip, interface.private_ips).apply(
+            lambda values: sorted((ip for ip in values[1] if ip != values[0]),
+                                  key=ipaddress.IPv4Address))
+        def nth(index: int) -> pulumi.Output[str]:
+            return secondary.apply(lambda ips: ips[index])
+
+        for number in range(1, count + 1):
+            self._associate(self._elastic_ip(number), number,
+                            network_interface_id=interface.id,
+                            **({"private_ip_address": nth(number - 2)} if number > 1 else {}))
+
+    def _associate(self, elastic_ip: aws.ec2.Eip, number: int, **target: Any) -> None:
+        assoc_name = f"{self.family.name}-eip-assoc-{self.zone}" + \
+            (f"-{number}" if number > 1 else "")
+        self._associations.append(aws.ec2.EipAssociation(
             assoc_name, allocation_id=elastic_ip.allocation_id, **target,
-            opts=self.family.options(assoc_name, elastic_ip))
-        self.public_ip = elastic_ip.public_ip
+            opts=self.family.options(assoc_name, elastic_ip)))
+        if number == 1:
+            self.public_ip = elastic_ip.public_ip
+        self._public_ips.append(elastic_ip.public_ip)
+        self.public_ips = pulumi.Output.all(*self._public_ips)
+
+    def _interface(self, subnet_id: pulumi.Input[str], security_group_id: pulumi.Input[str],
+                   addresses: int, description: str) -> aws.ec2.NetworkInterface:
+        eni_name = f"{self.family.name}-eni-{self.zone}"
+        interface = aws.ec2.NetworkInterface(
+            eni_name, subnet_id=subnet_id, security_groups=[security_group_id],
+            source_dest_check=False, description=description,
+            # the NAT's further public addresses: one secondary private IP each
+            private_ips_count=addresses - 1 if addresses > 1 else None,
+            tags=self.family.tags_of(eni_name), opts=self.family.options(eni_name, self))
+        self.interface_id = interface.id
+        return interface
 
     # --- plain: one instance -------------------------------------------------------------------
     def launch_instance(self, spec: LaunchSpec, subnet_id: pulumi.Input[str],
-                        security_group_id: pulumi.Input[str], use_elastic_ip: bool) -> None:
+                        security_group_id: pulumi.Input[str], use_elastic_ip: bool,
+                        addresses: int = 1) -> None:
         nat_name = f"{self.family.name}-{self.zone}"
+        if addresses > 1:
+            # secondary private IPs need an interface of our own, made first: the instance
+            # boots on it with its addresses and their Elastic IPs in place
+            interface = self._interface(
+                subnet_id, security_group_id, addresses,
+                "NAT instance interface (nat-instance-vpc): the NAT's public addresses")
+            self._associate_all(addresses, interface)
+            nat = aws.ec2.Instance(
+                nat_name, **spec.instance_args_on(interface.id), tags=self.family.tags_of(nat_name),
+                opts=self.family.options(nat_name, self,
+                                         ignore_changes=spec.ignore_ami_changes("ami"),
+                                         depends_on=self._associations))
+            self.instance_id = nat.id
+            return
         nat = aws.ec2.Instance(nat_name, **spec.instance_args(subnet_id, security_group_id),
                                tags=self.family.tags_of(nat_name),
                                opts=self.family.options(
@@ -165,28 +225,26 @@ class NatZone(pulumi.ComponentResource):
         self.instance_id = nat.id
         self.interface_id = nat.primary_network_interface_id
         if use_elastic_ip:
-            self._associate(self._elastic_ip(), instance_id=nat.id)
+            self._associate(self._elastic_ip(1), 1, instance_id=nat.id)
         else:
             self.public_ip = nat.public_ip
+            self.public_ips = pulumi.Output.all(nat.public_ip)
 
     # --- high availability: an interface that outlives instances, a group of one ---------------
     def add_interface(self, subnet_id: pulumi.Input[str],
-                      security_group_id: pulumi.Input[str]) -> aws.ec2.NetworkInterface:
-        eni_name = f"{self.family.name}-eni-{self.zone}"
-        interface = aws.ec2.NetworkInterface(
-            eni_name, subnet_id=subnet_id, security_groups=[security_group_id],
-            source_dest_check=False,
-            description="NAT instance interface (nat-instance-vpc): outlives instances, "
-                        "keeps the AZ's Elastic IP",
-            tags=self.family.tags_of(eni_name), opts=self.family.options(eni_name, self))
-        self.interface_id = interface.id
-        self._associate(self._elastic_ip(), network_interface_id=interface.id)
+                      security_group_id: pulumi.Input[str],
+                      addresses: int = 1) -> aws.ec2.NetworkInterface:
+        interface = self._interface(
+            subnet_id, security_group_id, addresses,
+            "NAT instance interface (nat-instance-vpc): outlives instances, keeps the AZ's "
+            "Elastic IP" + ("s" if addresses > 1 else ""))
+        self._associate_all(addresses, interface)
         return interface
 
     def launch_group(self, spec: LaunchSpec, subnet_id: pulumi.Input[str],
                      ha_group: pulumi.Input[str],
                      release: pulumi.Input[str], depends_on: Sequence[pulumi.Resource]) -> None:
-        assert self.interface_id is not None and self._association is not None
+        assert self.interface_id is not None and self._associations
         name, zone = self.family.name, self.zone
         lt_name, group_name = f"{name}-lt-{zone}", f"{name}-asg-{zone}"
         template = aws.ec2.LaunchTemplate(
@@ -215,7 +273,7 @@ class NatZone(pulumi.ComponentResource):
                                              propagate_at_launch=False)],
             # boot with the address in place and the agent's rights granted
             opts=self.family.options(group_name, self,
-                                     depends_on=[self._association, *depends_on]))
+                                     depends_on=[*self._associations, *depends_on]))
         self.group_name = group.name
 
     # --- what every AZ has -----------------------------------------------------------------------
@@ -256,5 +314,6 @@ class NatZone(pulumi.ComponentResource):
     def finish(self) -> None:
         self.register_outputs({key: value for key, value in (
             ("interfaceId", self.interface_id), ("publicIp", self.public_ip),
+            ("publicIps", self.public_ips),
             ("instanceId", self.instance_id), ("groupName", self.group_name))
             if value is not None})

@@ -28,9 +28,9 @@ TABLE_ALARM_SHARE = 0.8
 DROP_MINUTES = 3  # minutes with drops (or a nearly full table) in the window that alarm
 CREDIT_ALARM_PERIODS = 12  # five-minute periods: an hour of borrowing CPU credits
 
-ALWAYS, DETAILED, DETAILED_WHEN_NONZERO, HA_WHEN_NONZERO = (
+ALWAYS, DETAILED, DETAILED_WHEN_NONZERO, HA_WHEN_NONZERO, WHEN_NONZERO = (
     "always", "detailed", "detailed, in minutes with drops", "high availability, in minutes "
-    "with route changes")
+    "with route changes", "in minutes with failures")
 
 
 @dataclass(frozen=True)
@@ -76,6 +76,11 @@ METRICS: tuple[Metric, ...] = (
            "limit (linklocal_allowance_exceeded).", "Sum"),
     Metric("PacketsDropTableFull", DETAILED_WHEN_NONZERO, "ErrorPortAllocation",
            "Dropped: the kernel's tracking table was full (nf_conntrack \"drop\").", "Sum"),
+    Metric("ErrorPortAllocation", WHEN_NONZERO, "ErrorPortAllocation",
+           "New connections dropped because the NAT found no free source port for them: all "
+           "ports of the address they were given, to that destination ip:port, are in use "
+           "(the kernel's conntrack insert_failed). About 64,512 connections per public "
+           "address to one destination; add addresses (instance.publicAddresses).", "Sum"),
     Metric("FailoverCount", HA_WHEN_NONZERO, "(none)",
            "Private route tables this AZ's agent moved, over to a NAT or back.", "Sum"),
 )
@@ -86,7 +91,7 @@ if set(METRIC_NAMES) != set(agent.METRIC_UNITS):  # the agent publishes exactly 
 
 def published_metrics(detailed: bool, high_availability: bool) -> tuple[str, ...]:
     """The metric names the NATs of a stack publish (some only in minutes with events)."""
-    kinds = {ALWAYS} | ({DETAILED, DETAILED_WHEN_NONZERO} if detailed else set()) | \
+    kinds = {ALWAYS, WHEN_NONZERO} | ({DETAILED, DETAILED_WHEN_NONZERO} if detailed else set()) | \
         ({HA_WHEN_NONZERO} if high_availability else set())
     return tuple(metric.name for metric in METRICS if metric.published in kinds)
 
@@ -173,6 +178,12 @@ def alarm_specs(zone: str, group: str, namespace: str, publish_interval: int,
                   namespace, "ActiveConnectionCount", "Maximum", 60, window, DROP_MINUTES,
                   math.floor(table_size * TABLE_ALARM_SHARE), "GreaterThanThreshold",
                   "notBreaching", ours),
+        AlarmSpec("ports", f"{where} dropped new connections in {DROP_MINUTES} of the last "
+                  f"{window} minutes for want of a free source port: one destination ip:port "
+                  "takes about 64,512 connections per public address. Add public addresses "
+                  "(instance.publicAddresses) or spread the load over more destinations.",
+                  namespace, "ErrorPortAllocation", "Sum", 60, window, DROP_MINUTES, 0,
+                  "GreaterThanThreshold", "notBreaching", ours),
         AlarmSpec("silent", f"{where} sent no metrics for {window} minutes: the instance or "
                   "its agent is down, or cannot reach CloudWatch.",
                   namespace, "ActiveConnectionCount", "SampleCount", 60, window, window, 1,
@@ -244,6 +255,7 @@ def dashboard_body(zones: Sequence[str], group: str, namespace: str, region: str
         if detailed:
             drops += [ours(metric.name, zone, metric.name.removeprefix("PacketsDrop"), "Sum")
                       for metric in METRICS if metric.published == DETAILED_WHEN_NONZERO]
+        drops.append(ours("ErrorPortAllocation", zone, "new connections, no free port", "Sum"))
         row.append(graph(18, "Dropped packets (per minute)", drops))
         extra_y = y + 7
         extras: list[dict[str, Any]] = []

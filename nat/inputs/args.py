@@ -48,6 +48,12 @@ class InstanceArgs(TypedDict):
     use_elastic_ip: NotRequired[bool]
     """Give each NAT an Elastic IP: a stable egress address (default true). false: an auto-assigned
     public IP that changes when the instance stops or is replaced."""
+    public_addresses: NotRequired[int]
+    """Public addresses of each NAT, 1 to 50: each a private IP of the NAT's interface with an
+    Elastic IP. New connections take them in turn, so one destination ip:port takes about 64,512
+    connections per address (NAT Gateway: up to 8 × 55,000). The instance type's IPv4 addresses
+    per interface limit it (t4g.nano 2, t4g.small 4, c7gn.medium 4, c7gn.large 10). Each costs
+    $0.005 an hour. Default 1."""
     enable_ssm: NotRequired[bool]
     """Attach AmazonSSMManagedInstanceCore so the NATs are reachable through SSM without SSH
     (default true)."""

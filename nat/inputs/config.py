@@ -211,3 +211,13 @@ def config_table_markdown() -> str:
         default = "(none)" if key.default is None else f"`{json.dumps(key.default)}`"
         lines.append(f"| `{key.stack_key}` | {key.kind} | {default} | {key.stack_text} |")
     return "\n".join(lines)
+
+
+def stack_spelling(field: str) -> str:
+    """A component field as a stack's config names it (`nat-instance-vpc:publicAddressesPerNat`
+    for `instance.public_addresses`): what a check made inside the components says to a
+    stack's user."""
+    for entry in options.stack_options():
+        if entry.path == field:
+            return f"{PROJECT}:{entry.stack_key}"
+    return field

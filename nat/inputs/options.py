@@ -190,6 +190,17 @@ OPTIONS: tuple[Option, ...] = (
            "the instance stops or is replaced.", default=True, stack_key="useElasticIp",
            stack_description="Give each NAT an Elastic IP (stable egress address across "
            "stop/start). false: an auto-assigned public IP that changes on stop/start."),
+    Option("instance.public_addresses", "integer", "Public addresses of each NAT, {minimum} "
+           "to {maximum}: each a private IP of the NAT's interface with an Elastic IP. New "
+           "connections take them in turn, so one destination ip:port takes about 64,512 "
+           "connections per address (NAT Gateway: up to 8 × 55,000). The instance type's "
+           "IPv4 addresses per interface limit it (t4g.nano 2, t4g.small 4, c7gn.medium 4, "
+           "c7gn.large 10). Each costs $0.005 an hour. Default {default}.", default=1,
+           minimum=1, maximum=50, stack_key="publicAddressesPerNat",
+           stack_description="Public addresses (Elastic IPs) of each NAT, {minimum} to "
+           "{maximum}, limited by the instance type's IPv4 addresses per interface: one "
+           "destination ip:port takes about 64,512 connections per address. See \"Several "
+           "public addresses\".", environment="NAT_PUBLIC_ADDRESSES"),
     Option("instance.enable_ssm", "boolean", "Attach AmazonSSMManagedInstanceCore so the NATs "
            "are reachable through SSM without SSH (default {default}).", default=True,
            stack_key="enableSsm",

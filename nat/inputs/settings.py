@@ -36,6 +36,7 @@ class InstanceSettings:
     key_name: str | None = None
     use_elastic_ip: bool = options.default("instance.use_elastic_ip")
     enable_ssm: bool = options.default("instance.enable_ssm")
+    public_addresses: int = options.default("instance.public_addresses")
     tuning: TuningOverrides = field(default_factory=TuningOverrides)
 
     @property
@@ -195,6 +196,11 @@ def read_options(problems: Problems, args: Mapping[str, Any]) -> NatOptions:
     ssh_cidr = None if access["ssh_cidr"] is None else validation.ssh_cidr(
         problems, "access.ssh_cidr", access["ssh_cidr"], access["allow_ssh_from_anywhere"],
         "access.allow_ssh_from_anywhere")
+    if instance["public_addresses"] > 1 and instance["use_elastic_ip"] is False:
+        problems.fail("instance.public_addresses", instance["public_addresses"], "each "
+                      "public address is an Elastic IP, and "
+                      f"{problems.label('instance.use_elastic_ip')} is false",
+                      f"leave {problems.label('instance.use_elastic_ip')} true, or give 1")
     high_availability = read_high_availability(problems, args, instance["use_elastic_ip"])
     monitoring = read_monitoring(problems, args)
     tags = args.get("tags") or {}

@@ -816,7 +816,7 @@ METRIC_UNITS = {
     "PacketsDropBandwidthIn": "Count", "PacketsDropBandwidthOut": "Count",
     "PacketsDropPps": "Count", "PacketsDropConntrackAllowance": "Count",
     "PacketsDropLinkLocal": "Count", "PacketsDropTableFull": "Count",
-    "FailoverCount": "Count",
+    "FailoverCount": "Count", "ErrorPortAllocation": "Count",
 }
 DROP_CAUSES = {  # counter → its own metric; together they make PacketsDropCount
     "bw_in_allowance_exceeded": "PacketsDropBandwidthIn",
@@ -830,6 +830,7 @@ TRAFFIC = {"bytes_out": "BytesOutToDestination", "bytes_in": "BytesInFromDestina
            "packets_out": "PacketsOutToDestination", "packets_in": "PacketsInFromDestination"}
 CONNTRACK_COUNT = "/proc/sys/net/netfilter/nf_conntrack_count"
 CONNTRACK_STAT = "/proc/net/stat/nf_conntrack"
+CONNTRACK_COLUMNS = {"drop": "table_full", "insert_failed": "port_allocation"}
 PUT_METRIC_DATA_BATCH = 500  # data points per request (CloudWatch takes up to 1,000)
 # RequestFailed: the call itself failed (no connection, cut short, not an answer): try again
 TRANSIENT = {"RequestFailed", "Throttling", "ThrottlingException", "RequestLimitExceeded",
@@ -848,20 +849,22 @@ def parse_ethtool(text: str) -> dict[str, int]:
     return found
 
 
-def parse_conntrack_stat(text: str) -> int | None:
-    """Packets the kernel dropped because its tracking table was full: the `drop` column of
-    /proc/net/stat/nf_conntrack (hexadecimal, one row per CPU), summed."""
+def parse_conntrack_stat(text: str) -> dict[str, int]:
+    """From /proc/net/stat/nf_conntrack (hexadecimal, one row per CPU), summed: packets
+    dropped because the tracking table was full (`drop`: "table_full") and new flows dropped
+    because their translated tuple was taken, i.e. no free port on the chosen address
+    (`insert_failed`: "port_allocation"). Columns this kernel lacks are left out."""
     lines = text.split("\n")
     header = lines[0].split() if lines else []
-    if "drop" not in header:
-        return None
-    column = header.index("drop")
-    total = 0
+    columns = {name: header.index(column) for column, name in CONNTRACK_COLUMNS.items()
+               if column in header}
+    totals = dict.fromkeys(columns, 0)
     for line in lines[1:]:
         values = line.split()
         if len(values) == len(header):
-            total += int(values[column], 16)
-    return total
+            for name, column in columns.items():
+                totals[name] += int(values[column], 16)
+    return totals
 
 
 def parse_forward_counters(text: str) -> dict[str, int]:
@@ -901,6 +904,8 @@ def datums(deltas: dict[str, int], connections: int | None, detailed: bool, fail
         points += [(metric, deltas[name]) for name, metric in TRAFFIC.items() if name in deltas]
         points += [(metric, deltas[cause]) for cause, metric in DROP_CAUSES.items()
                    if deltas.get(cause)]
+    if deltas.get("port_allocation"):  # NAT Gateway's name; only in minutes it happens
+        points.append(("ErrorPortAllocation", deltas["port_allocation"]))
     if failovers:
         points.append(("FailoverCount", failovers))
     return [{"MetricName": name, "Value": value, "Unit": METRIC_UNITS[name],
@@ -944,9 +949,7 @@ class Counters:
             self._say_once(f"ethtool -S {self.interface}", error)
         try:
             with open(CONNTRACK_STAT) as handle:
-                table_full = parse_conntrack_stat(handle.read())
-            if table_full is not None:
-                counters["table_full"] = table_full
+                counters.update(parse_conntrack_stat(handle.read()))
         except (OSError, ValueError) as error:
             self._say_once(CONNTRACK_STAT, error)
         try:

@@ -13,6 +13,9 @@
 #                                  masqueraded
 #   NAT_MSS=1460                   clamp forwarded TCP SYN MSS to this; 0 disables
 #   NAT_CONNTRACK_MAX, NAT_TCP_ESTABLISHED_TIMEOUT=7440, NAT_TCP_TIME_WAIT_TIMEOUT=30
+#   NAT_PUBLIC_ADDRESSES=1         the interface's private addresses, each with an Elastic IP:
+#                                  with more than 1, new connections take them in turn (SNAT),
+#                                  so one destination can take ~64,512 connections per address
 # Any failed step stops the script with a non-zero exit and a "FAILED" line in the log and on
 # the console: a NAT half configured (say, MASQUERADE on an empty interface name) is worse
 # than one that visibly failed.
@@ -26,16 +29,22 @@ NAT_STATE_DIR=${NAT_STATE_DIR:-/var/lib/nat-instance}
 NAT_PROC_MEMINFO=${NAT_PROC_MEMINFO:-/proc/meminfo}
 NAT_SCRIPT_PATH=/usr/local/sbin/nat-bootstrap.sh
 NAT_UNIT=/etc/systemd/system/nat-instance.service
-NAT_AGENT=/usr/local/sbin/nat-agent                    # with monitoring or high availability
+# with monitoring or high availability
+NAT_AGENT=/usr/local/sbin/nat-agent
 NAT_AGENT_UNIT=/etc/systemd/system/nat-agent.service
-SYSCTL_FILE=/etc/sysctl.d/custom-ip-forwarding.conf  # the guide's file name
+# the guide's file name
+SYSCTL_FILE=/etc/sysctl.d/custom-ip-forwarding.conf
 
 for settings_file in "$NAT_ETC/nat.env" "$NAT_ETC/tuning.env"; do
     # shellcheck disable=SC1090
     if [ -r "$settings_file" ]; then . "$settings_file"; fi
 done
 NAT_MSS=${NAT_MSS:-1460}
-NAT_ROUTE_WAIT=${NAT_ROUTE_WAIT:-60}        # seconds to wait for a default route at boot
+NAT_PUBLIC_ADDRESSES=${NAT_PUBLIC_ADDRESSES:-1}
+# seconds for the secondary addresses to show up
+NAT_ADDRESS_WAIT=${NAT_ADDRESS_WAIT:-120}
+# seconds to wait for a default route at boot
+NAT_ROUTE_WAIT=${NAT_ROUTE_WAIT:-60}
 NAT_INSTALL_ATTEMPTS=${NAT_INSTALL_ATTEMPTS:-10}
 NAT_RETRY_DELAY=${NAT_RETRY_DELAY:-6}
 
@@ -65,7 +74,8 @@ compute_tuning() {
     CONNTRACK_MAX=${NAT_CONNTRACK_MAX:-$sized}
     # One bucket per entry, the kernel's own ratio (chains of ~2): 8 bytes each, 1 MiB here.
     CONNTRACK_BUCKETS=$(( CONNTRACK_MAX > 1024 ? CONNTRACK_MAX : 1024 ))
-    TCP_ESTABLISHED_TIMEOUT=${NAT_TCP_ESTABLISHED_TIMEOUT:-7440}  # RFC 5382: at least 2h4m
+    # RFC 5382: at least 2h4m
+    TCP_ESTABLISHED_TIMEOUT=${NAT_TCP_ESTABLISHED_TIMEOUT:-7440}
     TCP_TIME_WAIT_TIMEOUT=${NAT_TCP_TIME_WAIT_TIMEOUT:-30}
 }
 
@@ -93,8 +103,9 @@ set_kernel_value() {
 ensure_iptables() {
     if command -v iptables >/dev/null 2>&1; then return 0; fi
     local installer package
-    if command -v dnf >/dev/null 2>&1; then installer=dnf; package=iptables-nft   # AL2023
-    elif command -v yum >/dev/null 2>&1; then installer=yum; package=iptables    # AL2
+    # AL2023, then AL2
+    if command -v dnf >/dev/null 2>&1; then installer=dnf; package=iptables-nft
+    elif command -v yum >/dev/null 2>&1; then installer=yum; package=iptables
     else die "iptables is missing and neither dnf nor yum is available to install it"; fi
     # cloud-init may still hold the package lock; a 0.5 GiB instance can't afford weak deps.
     local attempt
@@ -140,11 +151,48 @@ vpc_cidrs() {
     echo "${listed[*]}"
 }
 
+# With NAT_PUBLIC_ADDRESSES > 1: the interface's addresses, once all are there (AL2023's
+# amazon-ec2-net-utils adds the secondary ones from the instance metadata within a minute).
+translation_addresses() {
+    local waited=0 found=()
+    [[ $NAT_PUBLIC_ADDRESSES =~ ^[1-9][0-9]?$ ]] ||
+        die "NAT_PUBLIC_ADDRESSES: '$NAT_PUBLIC_ADDRESSES' is not a count from 1 to 99"
+    if [ "$NAT_PUBLIC_ADDRESSES" = 1 ]; then return 0; fi
+    while read -r -a found < <(ip -o -4 addr show dev "$1" scope global |
+        awk '{sub("/.*", "", $4); printf "%s ", $4} END {print ""}'); do
+        if [ "${#found[@]}" -ge "$NAT_PUBLIC_ADDRESSES" ] ||
+            [ "$waited" -ge "$NAT_ADDRESS_WAIT" ]; then break; fi
+        sleep 1; waited=$((waited + 1))
+    done
+    [ "${#found[@]}" -eq "$NAT_PUBLIC_ADDRESSES" ] || die "$1 has ${#found[@]} IPv4 \
+address(es) (${found[*]}), expected NAT_PUBLIC_ADDRESSES=$NAT_PUBLIC_ADDRESSES"
+    echo "${found[*]}"
+}
+
+# Translate new flows from $1 leaving on $2: MASQUERADE (the primary address), or to the
+# addresses $3... in turn (the nat table sees a flow's first packet only: every Nth of the
+# rest). The kernel's own choice over a range hashes source and destination to ONE address
+# and never falls back to another when its ports run out: a busy destination would use one.
+translate() {
+    local cidr=$1 interface=$2 left; shift 2
+    if [ $# -eq 0 ]; then
+        iptables -t nat -A NAT_POSTROUTING -s "$cidr" -o "$interface" -j MASQUERADE; return
+    fi
+    for ((left = $#; left > 1; left--)); do
+        iptables -t nat -A NAT_POSTROUTING -s "$cidr" -o "$interface" -m statistic \
+            --mode nth --every "$left" --packet 0 -j SNAT --to-source "$1"
+        shift
+    done
+    iptables -t nat -A NAT_POSTROUTING -s "$cidr" -o "$interface" -j SNAT --to-source "$1"
+}
+
 apply() {
     local cidrs cidr; cidrs=$(vpc_cidrs)
     ensure_iptables
     local interface; interface=$(primary_interface)
-    log "primary interface: $interface, VPC CIDRs: $cidrs"
+    local addresses; addresses=$(translation_addresses "$interface")
+    log "primary interface: $interface, VPC CIDRs: $cidrs, translating to: \
+${addresses:-its primary address}"
 
     mkdir -p "$(dirname "$SYSCTL_FILE")"
     cat >"$SYSCTL_FILE" <<EOF
@@ -159,12 +207,11 @@ EOF
     sysctl -q -p "$SYSCTL_FILE"
     sysctl -q -w "net.ipv4.conf.$interface.send_redirects=0"
 
-    # MASQUERADE only what comes from the VPC and leaves it.
+    # Translate only what comes from the VPC and leaves it.
     fresh_chain nat NAT_POSTROUTING
     for cidr in $cidrs; do iptables -t nat -A NAT_POSTROUTING -d "$cidr" -j RETURN; done
-    for cidr in $cidrs; do
-        iptables -t nat -A NAT_POSTROUTING -s "$cidr" -o "$interface" -j MASQUERADE
-    done
+    # shellcheck disable=SC2086  # the addresses: one word each
+    for cidr in $cidrs; do translate "$cidr" "$interface" $addresses; done
     jump_once nat POSTROUTING NAT_POSTROUTING
 
     # The guide flushes FORWARD (iptables-services' default ends it with REJECT); we then

@@ -1,0 +1,141 @@
+"""Several public addresses per NAT (instance.publicAddresses) in the resource graph, under
+Pulumi's mocks: the interface's secondary IPs, one Elastic IP and association per address,
+what the NAT is told, the outputs, the refusals, and what `plan` says."""
+
+from __future__ import annotations
+
+import ipaddress
+from typing import Any
+
+import pytest
+
+from nat import NatInstances
+from nat.design.userdata import decode_user_data, parse_user_data
+from natctl.offline import Graph, ProgramError, Resource, run_under_mocks
+from natctl.plan import plan_stack
+from tests.test_nat_instances import EXISTING, existing_vpc_mocks
+from tests.test_plan import stack_dir
+
+INSTANCE, ENI = "aws:ec2/instance:Instance", "aws:ec2/networkInterface:NetworkInterface"
+TEMPLATE = "aws:ec2/launchTemplate:LaunchTemplate"
+EIP, ASSOCIATION = "aws:ec2/eip:Eip", "aws:ec2/eipAssociation:EipAssociation"
+A, B = "us-east-1a", "us-east-1b"
+
+
+def tuning(user_data_base64: str) -> tuple[str, ...]:
+    return parse_user_data(decode_user_data(user_data_base64)).tuning
+
+
+def associations_of(graph: Graph, interface: Resource) -> list[Resource]:
+    return sorted((a for a in graph.of_type(ASSOCIATION)
+                   if a.inputs.get("networkInterfaceId") == interface.id),
+                  key=lambda a: a.name)
+
+
+def check_addresses(graph: Graph, zone: str, count: int) -> Resource:
+    """The zone's interface holds `count` addresses, each with its own Elastic IP."""
+    [interface] = [e for e in graph.of_type(ENI) if e.name.endswith(zone)]
+    assert interface.inputs["privateIpsCount"] == count - 1
+    secondary = sorted((ip for ip in interface.inputs["privateIps"]
+                        if ip != interface.inputs["privateIp"]), key=ipaddress.IPv4Address)
+    linked = associations_of(graph, interface)
+    assert len(linked) == count
+    # the first on the primary address (as with one address), the others one each
+    assert "privateIpAddress" not in linked[0].inputs
+    assert [a.inputs["privateIpAddress"] for a in linked[1:]] == secondary
+    eips = {e.id: e for e in graph.of_type(EIP)}
+    assert len({a.inputs["allocationId"] for a in linked}) == count
+    assert all(a.inputs["allocationId"] in eips for a in linked)
+    public = graph.exports["nat_public_ip_lists"][zone]
+    assert public == [eips[a.inputs["allocationId"]].inputs["publicIp"] for a in linked]
+    assert public[0] == graph.exports["nat_public_ips"][zone] and len(set(public)) == count
+    return interface
+
+
+def test_plain_nats_boot_on_an_interface_with_every_address(run: Any) -> None:
+    graph = run(azCount=2, natInstanceType="t4g.small", publicAddressesPerNat=4)
+    for zone in (A, B):
+        interface = check_addresses(graph, zone, 4)
+        [nat] = [n for n in graph.of_type(INSTANCE) if n.name.endswith(zone)]
+        assert nat.inputs["primaryNetworkInterface"] == {"networkInterfaceId": interface.id}
+        assert "subnetId" not in nat.inputs and "associatePublicIpAddress" not in nat.inputs
+        assert interface.inputs["sourceDestCheck"] is False
+        # it boots with its addresses in place: the script waits for all of them
+        assert {a.urn for a in associations_of(graph, interface)} <= set(nat.dependencies)
+        assert "NAT_PUBLIC_ADDRESSES=4" in tuning(nat.inputs["userDataBase64"])
+    assert graph.exports["nat_network_interface_ids"][A] == \
+        next(e.id for e in graph.of_type(ENI) if e.name.endswith(A))
+
+
+def test_with_high_availability_the_interface_keeps_every_address(run: Any) -> None:
+    graph = run(stack="ha", azCount=2, highAvailability=True, natInstanceType="t4g.micro",
+                publicAddressesPerNat=2)
+    for zone in (A, B):
+        check_addresses(graph, zone, 2)
+    for template in graph.of_type(TEMPLATE):
+        assert "NAT_PUBLIC_ADDRESSES=2" in tuning(template.inputs["userData"])
+
+
+def test_one_address_changes_nothing(run: Any) -> None:
+    graph = run(azCount=1)
+    [nat] = graph.of_type(INSTANCE)
+    assert "subnetId" in nat.inputs and "primaryNetworkInterface" not in nat.inputs
+    assert not graph.of_type(ENI) and len(graph.of_type(EIP)) == 1
+    assert not any(line.startswith("NAT_PUBLIC_ADDRESSES")
+                   for line in tuning(nat.inputs["userDataBase64"]))
+    assert graph.exports["nat_public_ip_lists"] == {
+        A: [graph.exports["nat_public_ips"][A]]}
+
+
+@pytest.mark.parametrize(("keys", "expected"), [
+    ({"publicAddressesPerNat": 0}, "publicAddressesPerNat = 0: out of range 1..50"),
+    ({"publicAddressesPerNat": 51}, "publicAddressesPerNat = 51: out of range 1..50"),
+    ({"publicAddressesPerNat": 2, "useElasticIp": False},
+     "each public address is an Elastic IP"),
+    # t4g.nano: 2 addresses per interface
+    ({"publicAddressesPerNat": 3},
+     "nat-instance-vpc:publicAddressesPerNat = 3: a t4g.nano's network interface holds 2 "
+     "IPv4 addresses "
+     "(AWS: maximumIpv4AddressesPerInterface). Fix: give at most 2, or an instance type whose "
+     "interface holds 3"),
+    ({"publicAddressesPerNat": 11, "natInstanceType": "c7gn.large"},
+     "a c7gn.large's network interface holds 10 IPv4 addresses"),
+])
+def test_impossible_counts_stop_before_any_resource(run: Any, keys: dict[str, Any],
+                                                    expected: str) -> None:
+    with pytest.raises(ProgramError) as raised:
+        run(azCount=2, **keys)
+    assert expected in str(raised.value)
+    assert raised.value.registered == 0
+
+
+def test_nat_instances_refuses_too_many_for_the_type_before_any_resource() -> None:
+    def body() -> None:
+        NatInstances("edge", {**EXISTING, "instance": {"instance_type": "t4g.nano",
+                                                       "public_addresses": 4}})
+    with pytest.raises(ProgramError) as raised:
+        run_under_mocks(body, {"aws:region": "us-east-1"}, stack="byo",
+                        mocks=existing_vpc_mocks())
+    assert str(raised.value).startswith('invalid arguments for NatInstances "edge"')
+    assert "instance.public_addresses = 4: a t4g.nano's network interface holds 2" in \
+        str(raised.value)
+    assert raised.value.registered == 0
+
+
+def test_the_plan_prices_every_address_and_counts_them_against_the_quota(
+        tmp_path: Any) -> None:
+    project = stack_dir(tmp_path, "busy", {"aws:region": "us-east-1",
+                                           "nat-instance-vpc:azCount": 2,
+                                           "nat-instance-vpc:natInstanceType": "t4g.small",
+                                           "nat-instance-vpc:publicAddressesPerNat": 3})
+    planned = plan_stack("busy", 100, project)
+    cost = planned["cost"]
+    [line] = [x for x in cost["nat_instances"] if x["item"].startswith("public IPv4")]
+    assert line["item"] == "public IPv4 addresses (Elastic IPs), 3 per NAT"
+    assert line["quantity"] == 2 * 3 * 730 and line["monthly"] == pytest.approx(
+        2 * 3 * 730 * 0.005, abs=0.01)
+    [quota] = [n for n in cost["notes"] if n.startswith("Elastic IPs:")]
+    assert "this stack allocates 6; an account may hold 5 per Region" in quota
+    assert "Raise the quota first" in quota and "L-0263D0A3" in quota
+    assert all(zone["nat_instance"]["public_address"].startswith("3 Elastic IPs busy-nat-eip-")
+               for zone in planned["availability_zones"])
