@@ -111,8 +111,9 @@ def test_impossible_counts_stop_before_any_resource(run: Any, keys: dict[str, An
 
 def test_nat_instances_refuses_too_many_for_the_type_before_any_resource() -> None:
     def body() -> None:
-        NatInstances("edge", {**EXISTING, "instance": {"instance_type": "t4g.nano",
-                                                       "public_addresses": 4}})
+        args: Any = {**EXISTING, "instance": {"instance_type": "t4g.nano",
+                                              "public_addresses": 4}}
+        NatInstances("edge", args)
     with pytest.raises(ProgramError) as raised:
         run_under_mocks(body, {"aws:region": "us-east-1"}, stack="byo",
                         mocks=existing_vpc_mocks())
