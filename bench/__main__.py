@@ -8,7 +8,9 @@ script applied, it measures and prints as a table and as JSON:
  3. connection churn: new short connections per second through the NAT, and conntrack drops;
  4. 2 and 3 again with the kernel's default tracking table for a 0.5 GiB instance;
  5. the bootstrap script's own run time when nothing needs installing;
- 6. high availability (testbed/ha.py): the egress gaps a private host sees when its AZ's NAT
+ 6. several public addresses (bench/addresses.py): connections held at once to ONE ip:port
+    through a NAT with 4 addresses, to 97 % of 4 × 64,512 and past it;
+ 7. high availability (testbed/ha.py): the egress gaps a private host sees when its AZ's NAT
     dies, stops forwarding, comes back and is rolled out, and what a partition does.
 It prints each step as it starts (step n of m, on standard error).
 Each figure is the median over repetitions, with min and max. The only global setting it
@@ -31,7 +33,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from bench import ha
+from bench import addresses, ha
 from nat.design.userdata import BOOTSTRAP_SCRIPT_PATH
 from testbed.topology import (
     INTERNET_GATEWAY_OUTSIDE,
@@ -81,7 +83,7 @@ def global_conntrack_max(value: int) -> Iterator[None]:
         path.write_text(original)
 
 
-def prepare(topology: Topology, tuned: bool) -> None:
+def prepare(topology: Topology, tuned: bool, extra_env: dict[str, str] | None = None) -> None:
     """Extra private addresses, roomy port ranges and backlogs, then the bootstrap script."""
     for address in PRIVATE_SOURCES[1:]:
         topology.ns(topology.private, "ip", "addr", "add", f"{address}/20", "dev", "eth0")
@@ -92,6 +94,7 @@ def prepare(topology: Topology, tuned: bool) -> None:
         topology.ns(topology.internet, "sysctl", "-q", "-w", f"{key}=65535")
     env = {} if tuned else {"NAT_TCP_ESTABLISHED_TIMEOUT": "432000",
                             "NAT_TCP_TIME_WAIT_TIMEOUT": "120"}
+    env.update(extra_env or {})
     result = topology.bootstrap(env=env)
     if result.returncode != 0:
         raise RuntimeError(f"bootstrap failed:\n{result.output}")
@@ -257,7 +260,8 @@ class Progress:
               flush=True)
 
 
-SECTIONS = ("data-path", "connections", "ha")
+SECTIONS = ("data-path", "connections", "addresses", "ha")
+ADDRESSES = 4  # public addresses of the NAT in the "addresses" section
 
 
 def run_benchmark(quick: bool, sections: tuple[str, ...] = SECTIONS) -> dict[str, Any]:
@@ -271,7 +275,8 @@ def run_benchmark(quick: bool, sections: tuple[str, ...] = SECTIONS) -> dict[str
     default_max = kernel_default_conntrack_max(HALF_GIB_KIB * 1024)
     steps = (2 if "data-path" in sections else 0) + \
         (repetitions * (5 if limit_target else 4) if "connections" in sections else 0) + \
-        (ha_repetitions * len(ha.SCENARIOS) + 1 if "ha" in sections else 0)
+        (ha_repetitions * len(ha.SCENARIOS) + 1 if "ha" in sections else 0) + \
+        ((1 if quick else 2) if "addresses" in sections else 0)
     step = Progress(steps)
     results: dict[str, Any] = {
         "machine": {"hostname": platform.node(), "cpus": os.cpu_count(),
@@ -329,6 +334,10 @@ def run_benchmark(quick: bool, sections: tuple[str, ...] = SECTIONS) -> dict[str
             "failures": summary([c["failures"] for c in churns]),
             "conntrack_drops": summary([c["conntrack_drops"] for c in churns]),
         }
+    if "addresses" in sections:
+        results["several_addresses"] = addresses.measure(
+            ADDRESSES, quick, step, load,
+            lambda topology, env: prepare(topology, tuned=True, extra_env=env))
     if "ha" in sections:
         measured = ha.measure(ha_repetitions, step)
         results["high_availability"] = {
@@ -379,6 +388,22 @@ def render_table(results: dict[str, Any]) -> str:
                   f"{figure(limit['established'], digits=0)} of {limit['target']:,} "
                   f"(port space {limit['port_space']:,})",
                   f"{'  ... failed':<52} {figure(limit['failures'], digits=0)}"]
+    if "several_addresses" in results:
+        several = results["several_addresses"]
+        count, capacity = several["addresses"], several["capacity"]
+        for key, title in (("held", f"held to one ip:port, {count} public IPs"),
+                           ("beyond", f"pushing past {count} × 64,512")):
+            if key not in several:
+                continue
+            run = several[key]
+            lines += [f"{title:<52} {run['established']:,} of {run['target']:,} "
+                      f"(capacity {capacity:,}; NAT Gateway 8 × 55,000 = 440,000)",
+                      f"{'  ... failed / counted by ErrorPortAllocation':<52} "
+                      f"{run['failures']:,} / {run['port_allocation_failures']:,}",
+                      f"{'  ... seen by the destination, per address':<52} "
+                      + ", ".join(f"{n:,}" for n in run["seen_by_destination"].values()),
+                      f"{'  ... tracking entries, their kernel memory (MiB)':<52} "
+                      f"{run['nat_conntrack_entries']:,}, {run['conntrack_memory_mib']:,}"]
     if "script_runtime_ms" in results:
         lines.append(f"{'bootstrap script run time, nothing to install (ms)':<52} "
                      f"{figure(results['script_runtime_ms'], digits=0)}")
@@ -426,7 +451,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="short smoke run: fewer connections, shorter runs")
     parser.add_argument("--only", choices=SECTIONS, action="append",
                         help="measure only this section (repeatable): data-path (throughput, "
-                             "script), connections (held, churn), ha (failover gaps)")
+                             "script), connections (held, churn), addresses (held to one "
+                             "destination through 4 public addresses), ha (failover gaps)")
     parser.add_argument("--json", metavar="FILE", type=Path,
                         help="also write the results as JSON to FILE "
                              "(default bench/results/latest.json)")

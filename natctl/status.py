@@ -37,6 +37,8 @@ class ZoneFigures:
     table_size: int
     drops: float | None = None  # over the window
     drops_by_cause: dict[str, float] = field(default_factory=dict)
+    port_allocation_failures: float | None = None  # ErrorPortAllocation over the window
+    public_addresses: int = 1
     connections_peak: float | None = None  # last hour
     connections_last: float | None = None
     last_data_age_minutes: float | None = None  # None: never
@@ -104,6 +106,7 @@ def gather(session: Any, stack: StackOutputs, now: datetime.datetime,
 
     for zone in zones:
         ask(zone, "drops", "sum", ours("PacketsDropCount", zone), "Sum", 3600)
+        ask(zone, "ports", "sum", ours("ErrorPortAllocation", zone), "Sum", 3600)
         if monitoring.detailed_metrics:
             for cause in DROP_CAUSES:
                 ask(zone, f"cause:{cause}", "sum", ours(cause, zone), "Sum", 3600)
@@ -129,7 +132,9 @@ def gather(session: Any, stack: StackOutputs, now: datetime.datetime,
                 stamps += result["Timestamps"]
                 values += [float(v) for v in result["Values"]]
 
-    figures = {zone: ZoneFigures(zone, instances[zone], sizes[zone]) for zone in zones}
+    figures = {zone: ZoneFigures(zone, instances[zone], sizes[zone],
+                                 public_addresses=len(stack.nat_public_ip_lists.get(zone, [])) or 1)
+               for zone in zones}
     hour_ago = now - datetime.timedelta(hours=1)
     for query_id, (zone, figure, _) in meaning.items():
         stamps, values = series.get(query_id, ([], []))
@@ -139,6 +144,8 @@ def gather(session: Any, stack: StackOutputs, now: datetime.datetime,
             continue
         if figure == "drops":
             target.drops = sum(v for _, v in pairs)
+        elif figure == "ports":
+            target.port_allocation_failures = sum(v for _, v in pairs)
         elif figure.startswith("cause:"):
             target.drops_by_cause[figure[6:]] = sum(v for _, v in pairs)
         elif figure == "connections":
@@ -209,6 +216,13 @@ def assess(figures: ZoneFigures, baseline_gbps: float | None, burstable: bool,
                "turn on detailedMetrics to see which limit" if not detailed else "cause unknown")
         limits.append(f"dropped {_count(drops)} packets in {window} ({why})")
 
+    if figures.port_allocation_failures:
+        count = figures.public_addresses
+        limits.append(
+            f"{_count(figures.port_allocation_failures)} new connections failed in {window} for "
+            f"want of a free source port: a destination ip:port takes about "
+            f"{count * 64512:,} connections through {count} public address"
+            f"{'es' if count > 1 else ''}. Add public addresses (publicAddressesPerNat)")
     if figures.connections_peak is not None:
         share = figures.connections_peak / figures.table_size
         parts.append(f"{_count(figures.connections_peak)} tracked connections at peak "

@@ -20,6 +20,7 @@ from ipaddress import IPv4Network
 from typing import Any
 
 from nat.design.rules import ANYWHERE, NAT_SECURITY_GROUP, SecurityGroupRule, expand_rules
+from nat.design.userdata import UserDataError, decode_user_data, parse_user_data
 from natctl.nacl import (
     PROTOCOL_NUMBERS,
     Blocked,
@@ -231,6 +232,7 @@ def check_nat(ec2: Any, zone: str, instance: dict[str, Any], outputs: StackOutpu
             f"{where.split()[-1]} --no-source-dest-check`" for where in on)))
 
     results.append(check_public_address(ec2, zone, instance, outputs))
+    results.extend(check_public_addresses(ec2, zone, instance, outputs))
     tokens = instance.get("MetadataOptions", {}).get("HttpTokens") or "unset"
     results.append(result("IMDSv2 required", tokens == "required",
                           "IMDSv2 required" if tokens == "required" else
@@ -290,6 +292,61 @@ def check_public_address(ec2: Any, zone: str, instance: dict[str, Any],
                   f"partners' allow-lists will refuse it. Fix: {REFRESH} (it associates "
                   f"{expected} with the NAT again)")
     return CheckResult(zone, "public address", False, detail)
+
+
+def check_public_addresses(ec2: Any, zone: str, instance: dict[str, Any],
+                           outputs: StackOutputs) -> list[CheckResult]:
+    """With several public addresses: each Elastic IP on a private IP of the NAT's interface,
+    and the NAT told to translate to all of them (NAT_PUBLIC_ADDRESSES in its user data)."""
+    expected = outputs.nat_public_ip_lists.get(zone, [])
+    if len(expected) < 2:
+        return []
+    interfaces = instance.get("NetworkInterfaces", [])
+    primary = next((i for i in interfaces if i.get("Attachment", {}).get("DeviceIndex") == 0),
+                   interfaces[0] if interfaces else {})
+    interface_id = primary.get("NetworkInterfaceId", "")
+    private_ips = {a["PrivateIpAddress"] for a in primary.get("PrivateIpAddresses", [])}
+    found = {a["PublicIp"]: a for a in ec2.describe_addresses(
+        Filters=[{"Name": "public-ip", "Values": expected}])["Addresses"]}
+    wrong = []
+    for address in expected:
+        where = found.get(address, {})
+        if where.get("NetworkInterfaceId") != interface_id or \
+                where.get("PrivateIpAddress") not in private_ips:
+            wrong.append(f"{address} is " + (
+                "not an Elastic IP of this account" if not where else
+                "not associated" if not where.get("NetworkInterfaceId") else
+                f"on {where['NetworkInterfaceId']} {where.get('PrivateIpAddress', '')}"))
+    results = [CheckResult(
+        zone, "public addresses associated", not wrong,
+        f"{len(expected)} Elastic IPs on {interface_id}'s addresses" if not wrong else
+        f"{'; '.join(wrong)}, not on the NAT's interface {interface_id}: connections "
+        f"translated to it go nowhere. Fix: {REFRESH} (it associates the stack's Elastic IPs "
+        "again)")]
+    told = translated_count(ec2, instance["InstanceId"])
+    results.append(CheckResult(
+        zone, "NAT translates to every address", told == len(expected),
+        f"the NAT spreads connections over {told} addresses" if told == len(expected) else
+        f"the NAT translates to {told if told is not None else 'an unknown number of'} "
+        f"address(es), the stack has {len(expected)}: one destination then takes fewer "
+        "connections, and an address goes unused. Fix: `pulumi up` (a changed count "
+        "replaces the NAT with user data that names them all)"))
+    return results
+
+
+def translated_count(ec2: Any, instance_id: str) -> int | None:
+    """NAT_PUBLIC_ADDRESSES in the instance's user data (1 when absent); None: unreadable."""
+    value = ec2.describe_instance_attribute(InstanceId=instance_id, Attribute="userData")
+    encoded = value.get("UserData", {}).get("Value")
+    if not encoded:
+        return None
+    try:
+        tuning = parse_user_data(decode_user_data(encoded)).tuning
+    except (UserDataError, ValueError, OSError):
+        return None
+    counts = [int(line.split("=", 1)[1]) for line in tuning
+              if line.startswith("NAT_PUBLIC_ADDRESSES=")]
+    return counts[0] if counts else 1
 
 
 def _target(route: Mapping[str, Any]) -> str:

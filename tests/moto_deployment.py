@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import gzip
 from ipaddress import IPv4Network
 from typing import Any
 
 from nat.design.rules import expand_rules
+from nat.design.userdata import render_user_data
 from nat.inputs.settings import derive_subnet_cidrs
+from nat.inputs.tuning import TuningOverrides
 
 REGION = "us-east-1"
 
@@ -19,7 +22,8 @@ def any_image(ec2: Any) -> str:
 
 
 def deploy(ec2: Any, az_count: int = 2, ssh_cidr: str | None = "198.51.100.0/24",
-           test_rules: bool = False) -> dict[str, Any]:
+           test_rules: bool = False, addresses: int = 1,
+           told: int | None = None) -> dict[str, Any]:
     """Build the stack's resources; return what `pulumi stack output --json` would print."""
     vpc_cidr = IPv4Network("10.0.0.0/16")
     public_cidrs, private_cidrs = derive_subnet_cidrs(vpc_cidr, az_count)
@@ -59,10 +63,25 @@ def deploy(ec2: Any, az_count: int = 2, ssh_cidr: str | None = "198.51.100.0/24"
         ec2.associate_route_table(RouteTableId=public_table, SubnetId=public)
         private = ec2.create_subnet(VpcId=vpc, CidrBlock=str(private_cidr),
                                     AvailabilityZone=zone)["Subnet"]["SubnetId"]
-        nat = ec2.run_instances(
-            ImageId=image, InstanceType="t4g.nano", MinCount=1, MaxCount=1, SubnetId=public,
-            SecurityGroupIds=[group], MetadataOptions={"HttpTokens": "required"},
-        )["Instances"][0]
+        if addresses == 1:
+            nat = ec2.run_instances(
+                ImageId=image, InstanceType="t4g.nano", MinCount=1, MaxCount=1,
+                SubnetId=public, SecurityGroupIds=[group],
+                MetadataOptions={"HttpTokens": "required"},
+            )["Instances"][0]
+        else:  # an interface of its own with the secondary IPs; the count in user data
+            own = ec2.create_network_interface(
+                SubnetId=public, Groups=[group],
+                SecondaryPrivateIpAddressCount=addresses - 1)["NetworkInterface"]
+            user_data = render_user_data([vpc_cidr], TuningOverrides.from_values(
+                {"public_addresses": told or addresses}))
+            nat = ec2.run_instances(
+                ImageId=image, InstanceType="t4g.small", MinCount=1, MaxCount=1,
+                NetworkInterfaces=[{"DeviceIndex": 0,
+                                    "NetworkInterfaceId": own["NetworkInterfaceId"]}],
+                MetadataOptions={"HttpTokens": "required"},
+                UserData=gzip.compress(user_data.encode()),
+            )["Instances"][0]
         ec2.modify_instance_attribute(InstanceId=nat["InstanceId"],
                                       SourceDestCheck={"Value": False})
         eni = nat["NetworkInterfaces"][0]["NetworkInterfaceId"]
@@ -72,6 +91,16 @@ def deploy(ec2: Any, az_count: int = 2, ssh_cidr: str | None = "198.51.100.0/24"
         allocation = ec2.allocate_address(Domain="vpc")
         ec2.associate_address(AllocationId=allocation["AllocationId"],
                               InstanceId=nat["InstanceId"])
+        public_ips = [allocation["PublicIp"]]
+        if addresses > 1:
+            described = ec2.describe_network_interfaces(NetworkInterfaceIds=[eni])[
+                "NetworkInterfaces"][0]["PrivateIpAddresses"]
+            for secondary in [a["PrivateIpAddress"] for a in described if not a["Primary"]]:
+                extra = ec2.allocate_address(Domain="vpc")
+                ec2.associate_address(AllocationId=extra["AllocationId"],
+                                      NetworkInterfaceId=eni, PrivateIpAddress=secondary)
+                public_ips.append(extra["PublicIp"])
+            outputs.setdefault("nat_public_ip_lists", {})[zone] = public_ips
         table = ec2.create_route_table(VpcId=vpc)["RouteTable"]["RouteTableId"]
         ec2.create_route(RouteTableId=table, DestinationCidrBlock="0.0.0.0/0",
                          NetworkInterfaceId=eni)

@@ -119,6 +119,21 @@ def test_a_nearly_full_tracking_table(aws: Any, plain_outputs: dict[str, Any]) -
         "tracking table 85% full: new connections are dropped when it fills"]
 
 
+def test_port_allocation_failures_say_to_add_addresses(aws: Any,
+                                                      plain_outputs: dict[str, Any]) -> None:
+    nat_metrics(aws, plain_outputs, A)
+    ec2_metrics(aws, plain_outputs["nat_instance_ids"][A])
+    put(aws, "NatInstance", "ErrorPortAllocation",
+        {"NatGroup": plain_outputs["monitoring"]["group"], "AvailabilityZone": A},
+        [(40, 300), (20, 120)])
+    result = one(aws, plain_outputs)
+    assert result.limits == [
+        "420 new connections failed in 24 h for want of a free source port: a destination "
+        "ip:port takes about 64,512 connections through 1 public address. Add public "
+        "addresses (publicAddressesPerNat)"]
+    assert result.figures["port_allocation_failures"] == 420
+
+
 def test_cpu_credits_exhausted(aws: Any, plain_outputs: dict[str, Any]) -> None:
     nat_metrics(aws, plain_outputs, A)
     ec2_metrics(aws, plain_outputs["nat_instance_ids"][A], credits=0, borrowed=12.5)

@@ -69,3 +69,14 @@ def test_the_component_sizes_the_table_by_the_scripts_rule(memory_mib: int) -> N
     memory) to tuning.env; for the same memory the script, left alone, picks the same."""
     assert conntrack_max(memory_mib) == script_tuning(memory_mib * 1024)["nf_conntrack_max"]
     assert conntrack_max(memory_mib, 12345) == 12345
+
+
+@pytest.mark.parametrize(("memory_mib", "addresses", "size"), [
+    (512, 2, 196608), (512, 4, 327680), (2048, 2, 524288), (8192, 50, 2097152), (512, 1, 131072)])
+def test_several_public_addresses_make_room_for_their_ports(
+        tmp_path: Path, memory_mib: int, addresses: int, size: int) -> None:
+    """Each address takes 64,512 connections to one destination: the table holds them all
+    (and other traffic), in the component's and the script's rule alike."""
+    (tmp_path / "tuning.env").write_text(f"NAT_PUBLIC_ADDRESSES={addresses}\n")
+    assert conntrack_max(memory_mib, None, addresses) == size
+    assert script_tuning(memory_mib * 1024, tmp_path)["nf_conntrack_max"] == size

@@ -407,7 +407,7 @@ class NatInstances(pulumi.ComponentResource):
         memory = looked_up(instance_type_info.memory_size, "aws.ec2.getInstanceType",
                            "memorySize", instance.instance_type)
         self._table_size = monitoring.conntrack_max(
-            int(memory), instance.tuning.values.get("max_entries"))
+            int(memory), instance.tuning.values.get("max_entries"), instance.public_addresses)
         # NAT_PUBLIC_ADDRESSES only where it says more than the default: user data (and so
         # the NATs) of stacks with one address stay as they were
         self._tuning = TuningOverrides.from_values(

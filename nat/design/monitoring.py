@@ -68,13 +68,13 @@ METRICS: tuple[Metric, ...] = (
            "(bw_out_allowance_exceeded).", "Sum"),
     Metric("PacketsDropPps", DETAILED_WHEN_NONZERO, "PacketsDropCount",
            "Dropped: packets per second over the allowance (pps_allowance_exceeded).", "Sum"),
-    Metric("PacketsDropConntrackAllowance", DETAILED_WHEN_NONZERO, "ErrorPortAllocation",
+    Metric("PacketsDropConntrackAllowance", DETAILED_WHEN_NONZERO, "PacketsDropCount",
            "Dropped: the instance's own tracked-connection allowance in the VPC is used up "
            "(conntrack_allowance_exceeded).", "Sum"),
     Metric("PacketsDropLinkLocal", DETAILED_WHEN_NONZERO, "PacketsDropCount",
            "Dropped: traffic to DNS, the metadata service or time sync over its per-interface "
            "limit (linklocal_allowance_exceeded).", "Sum"),
-    Metric("PacketsDropTableFull", DETAILED_WHEN_NONZERO, "ErrorPortAllocation",
+    Metric("PacketsDropTableFull", DETAILED_WHEN_NONZERO, "PacketsDropCount",
            "Dropped: the kernel's tracking table was full (nf_conntrack \"drop\").", "Sum"),
     Metric("ErrorPortAllocation", WHEN_NONZERO, "ErrorPortAllocation",
            "New connections dropped because the NAT found no free source port for them: all "
@@ -104,13 +104,17 @@ def billed_metrics(detailed: bool, high_availability: bool) -> tuple[int, int]:
     return steady, len(published) - steady
 
 
-def conntrack_max(memory_mib: float, override: int | None = None) -> int:
+def conntrack_max(memory_mib: float, override: int | None = None,
+                  public_addresses: int = 1) -> int:
     """The tracking-table size a NAT runs with: the override, else nat-bootstrap.sh's rule
-    (256 entries per MiB, 65,536 to 2,097,152), applied by the component to the instance
-    type's memory and written to the instance, so the alarm and the kernel agree."""
+    (256 entries per MiB; at least 65,536, or with several public addresses 65,536 per
+    address and 65,536 more; at most 2,097,152),
+    applied by the component to the instance type's memory and written to the instance, so
+    the alarm and the kernel agree."""
     if override is not None:
         return override
-    return min(max(int(memory_mib) * 256, 65536), 2097152)
+    least = 65536 if public_addresses == 1 else (public_addresses + 1) * 65536
+    return min(max(int(memory_mib) * 256, least), 2097152)
 
 
 def window_minutes(publish_interval: int) -> int:

@@ -94,7 +94,7 @@ class HighAvailabilityArgs(TypedDict):
 
 class MonitoringArgs(TypedDict):
     """CloudWatch metrics from each NAT's own counters, alarms, and a dashboard. The default costs
-    about $1 per AZ a month (two metrics, three alarms, a fourth on burstable types); see the
+    about $1.10 per AZ a month (two metrics, four alarms, a fifth on burstable types); see the
     README for what each option adds."""
 
     enabled: NotRequired[bool]
@@ -111,8 +111,8 @@ class MonitoringArgs(TypedDict):
     one request per five minutes ($0.09 per AZ a month; 60 costs $0.44); alarms then look back
     far enough to see every batch."""
     alarms: NotRequired[bool]
-    """Per AZ: drops, tracking table above 80 %, NAT silent, and CPU credits exhausted on burstable
-    types (default true)."""
+    """Per AZ: drops, tracking table above 80 %, no free port, NAT silent, and CPU credits
+    exhausted on burstable types (default true)."""
     dashboard: NotRequired[bool]
     """A CloudWatch dashboard for the stack ($3 a month beyond the account's three free ones).
     Default false."""
@@ -153,7 +153,7 @@ class NatInstancesArgs(TypedDict):
     high_availability: NotRequired[HighAvailabilityArgs]
     """Self-healing NATs and cross-AZ failover."""
     monitoring: NotRequired[MonitoringArgs]
-    """Metrics, alarms and a dashboard (on by default, about $1 per AZ a month)."""
+    """Metrics, alarms and a dashboard (on by default, about $1.10 per AZ a month)."""
     tags: NotRequired[Mapping[str, str]]
     """Tags added to every resource the component creates."""
 
@@ -182,6 +182,6 @@ class NatInstanceVpcArgs(TypedDict):
     high_availability: NotRequired[HighAvailabilityArgs]
     """Self-healing NATs and cross-AZ failover."""
     monitoring: NotRequired[MonitoringArgs]
-    """Metrics, alarms and a dashboard (on by default, about $1 per AZ a month)."""
+    """Metrics, alarms and a dashboard (on by default, about $1.10 per AZ a month)."""
     tags: NotRequired[Mapping[str, str]]
     """Tags added to every resource the component creates."""

@@ -234,14 +234,15 @@ OPTIONS: tuple[Option, ...] = (
            stack_description="Seconds an AZ's NAT must stay healthy before its routes come "
            "back to it (with highAvailability), {minimum} to {maximum}.",
            agent="failback_after"),
-    Option("monitoring", "object", "Metrics, alarms and a dashboard (on by default, about $1 "
-           "per AZ a month).", type_name="MonitoringArgs"),
+    Option("monitoring", "object", "Metrics, alarms and a dashboard (on by default, about "
+           "$1.10 per AZ a month).", type_name="MonitoringArgs"),
     Option("monitoring.enabled", "boolean", "Publish PacketsDropCount (every drop cause "
            "summed) and ActiveConnectionCount from each NAT, with alarms (default {default}).",
            default=True, stack_key="monitoring",
-           stack_description="Each NAT publishes PacketsDropCount and ActiveConnectionCount to "
-           "CloudWatch, with alarms per AZ (drops, tracking table above 80 %, NAT silent, CPU "
-           "credits on burstable types): about $1 per AZ a month. See \"Monitoring\"."),
+           stack_description="Each NAT publishes PacketsDropCount and ActiveConnectionCount "
+           "(and ErrorPortAllocation when ports run out) to CloudWatch, with alarms per AZ "
+           "(drops, tracking table above 80 %, no free port, NAT silent, CPU credits on "
+           "burstable types): about $1.10 per AZ a month. See \"Monitoring\"."),
     Option("monitoring.namespace", "string", "CloudWatch namespace of the metrics. Default "
            "\"{default}\"; the dimensions are NatGroup (project/stack/component) and "
            "AvailabilityZone.", default="NatInstance", stack_key="metricsNamespace",
@@ -264,8 +265,9 @@ OPTIONS: tuple[Option, ...] = (
            "{maximum}, a multiple of {multiple_of} ({minimum} costs $0.35 more per AZ a "
            "month).",
            agent="metrics.publish_every"),
-    Option("monitoring.alarms", "boolean", "Per AZ: drops, tracking table above 80 %, NAT "
-           "silent, and CPU credits exhausted on burstable types (default {default}).",
+    Option("monitoring.alarms", "boolean", "Per AZ: drops, tracking table above 80 %, no "
+           "free port, NAT silent, and CPU credits exhausted on burstable types (default "
+           "{default}).",
            default=True, stack_key="monitoringAlarms",
            stack_description="Create the alarms (with monitoring)."),
     Option("monitoring.dashboard", "boolean", "A CloudWatch dashboard for the stack ($3 a "
@@ -319,8 +321,8 @@ GROUP_DESCRIPTIONS: dict[str, str] = {
     "high_availability": "Self-healing NATs and cross-AZ failover, with no NAT Gateway and no "
                          "standby instance.",
     "monitoring": "CloudWatch metrics from each NAT's own counters, alarms, and a dashboard. "
-                  "The default costs about $1 per AZ a month (two metrics, three alarms, a "
-                  "fourth on burstable types); see the README for what each option adds.",
+                  "The default costs about $1.10 per AZ a month (two metrics, four alarms, a "
+                  "fifth on burstable types); see the README for what each option adds.",
 }
 COMPONENT_DESCRIPTIONS: dict[Component, str] = {
     "NatInstances": "Arguments of NatInstances: NAT instances for an existing VPC.",

@@ -850,10 +850,10 @@ def parse_ethtool(text: str) -> dict[str, int]:
 
 
 def parse_conntrack_stat(text: str) -> dict[str, int]:
-    """From /proc/net/stat/nf_conntrack (hexadecimal, one row per CPU), summed: packets
-    dropped because the tracking table was full (`drop`: "table_full") and new flows dropped
-    because their translated tuple was taken, i.e. no free port on the chosen address
-    (`insert_failed`: "port_allocation"). Columns this kernel lacks are left out."""
+    """From /proc/net/stat/nf_conntrack (hexadecimal, one row per CPU), summed: new flows
+    dropped because their translated tuple was taken, i.e. no free port on the chosen address
+    (`insert_failed`: "port_allocation"), and the other drops, mostly a full tracking table
+    (`drop` less those: "table_full"). Columns this kernel lacks are left out."""
     lines = text.split("\n")
     header = lines[0].split() if lines else []
     columns = {name: header.index(column) for column, name in CONNTRACK_COLUMNS.items()
@@ -864,6 +864,9 @@ def parse_conntrack_stat(text: str) -> dict[str, int]:
         if len(values) == len(header):
             for name, column in columns.items():
                 totals[name] += int(values[column], 16)
+    if "table_full" in totals and "port_allocation" in totals:
+        # the kernel counts a failed insert as a drop too: the table was not full then
+        totals["table_full"] = max(totals["table_full"] - totals["port_allocation"], 0)
     return totals
 
 

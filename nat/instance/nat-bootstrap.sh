@@ -68,8 +68,12 @@ compute_tuning() {
     [ -r "$NAT_PROC_MEMINFO" ] || die "cannot read MemTotal from $NAT_PROC_MEMINFO"
     local mib; mib=$(memory_mib)
     if [ -z "$mib" ] || [ "$mib" -le 0 ]; then die "cannot read MemTotal from $NAT_PROC_MEMINFO"; fi
-    local sized=$((mib * 256))
-    [ "$sized" -ge 65536 ] || sized=65536
+    local sized=$((mib * 256)) least=65536
+    # With several public addresses, room for each one's 64,512 ports to one destination.
+    if [[ $NAT_PUBLIC_ADDRESSES =~ ^[1-9][0-9]?$ ]] && [ "$NAT_PUBLIC_ADDRESSES" -gt 1 ]; then
+        least=$(((NAT_PUBLIC_ADDRESSES + 1) * 65536))
+    fi
+    [ "$sized" -ge "$least" ] || sized=$least
     [ "$sized" -le 2097152 ] || sized=2097152
     CONNTRACK_MAX=${NAT_CONNTRACK_MAX:-$sized}
     # One bucket per entry, the kernel's own ratio (chains of ~2): 8 bytes each, 1 MiB here.
