@@ -187,9 +187,9 @@ def monitoring_cost(nat_count: int, steady_metrics: int, event_metrics: int, ala
     notes = ["The account's CloudWatch free tier (10 metrics, 1M requests, 10 alarms, 3 "
              "dashboards) is not subtracted."]
     if ceiling:
-        notes.append(f"Metrics sent only in minutes with drops by cause or failovers add at "
-                     f"most {_dollars(ceiling)} in a month they all happen "
-                     "(billed by the hour of data).")
+        notes.append("Metrics sent only in minutes with events (port-allocation failures, drops "
+                     f"by cause, failovers) add at most {_dollars(ceiling)} in a month they all "
+                     "happen (billed by the hour of data).")
     return MonitoringCost(lines, total, round(total / max(nat_count, 1), 2), ceiling, notes)
 
 

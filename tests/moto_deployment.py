@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import gzip
-from ipaddress import IPv4Network
+from ipaddress import IPv4Address, IPv4Network
 from typing import Any
 
 from nat.design.rules import expand_rules
@@ -63,44 +63,42 @@ def deploy(ec2: Any, az_count: int = 2, ssh_cidr: str | None = "198.51.100.0/24"
         ec2.associate_route_table(RouteTableId=public_table, SubnetId=public)
         private = ec2.create_subnet(VpcId=vpc, CidrBlock=str(private_cidr),
                                     AvailabilityZone=zone)["Subnet"]["SubnetId"]
-        if addresses == 1:
-            nat = ec2.run_instances(
-                ImageId=image, InstanceType="t4g.nano", MinCount=1, MaxCount=1,
-                SubnetId=public, SecurityGroupIds=[group],
-                MetadataOptions={"HttpTokens": "required"},
-            )["Instances"][0]
-        else:  # an interface of its own with the secondary IPs; the count in user data
-            own = ec2.create_network_interface(
-                SubnetId=public, Groups=[group],
-                SecondaryPrivateIpAddressCount=addresses - 1)["NetworkInterface"]
-            user_data = render_user_data([vpc_cidr], TuningOverrides.from_values(
-                {"public_addresses": told or addresses}))
-            nat = ec2.run_instances(
-                ImageId=image, InstanceType="t4g.small", MinCount=1, MaxCount=1,
-                NetworkInterfaces=[{"DeviceIndex": 0,
-                                    "NetworkInterfaceId": own["NetworkInterfaceId"]}],
-                MetadataOptions={"HttpTokens": "required"},
-                UserData=gzip.compress(user_data.encode()),
-            )["Instances"][0]
+        # several addresses: the count in user data (the NAT reads it there); the instance's
+        # own interface gets the secondary IPs below (moto shows an Elastic IP on the
+        # instance only when it is associated through the instance)
+        user_data = render_user_data([vpc_cidr], TuningOverrides.from_values(
+            {"public_addresses": told or addresses} if addresses > 1 else {}))
+        nat = ec2.run_instances(
+            ImageId=image, InstanceType="t4g.nano" if addresses == 1 else "t4g.small",
+            MinCount=1, MaxCount=1, SubnetId=public, SecurityGroupIds=[group],
+            MetadataOptions={"HttpTokens": "required"},
+            UserData=gzip.compress(user_data.encode()),
+        )["Instances"][0]
         ec2.modify_instance_attribute(InstanceId=nat["InstanceId"],
                                       SourceDestCheck={"Value": False})
         eni = nat["NetworkInterfaces"][0]["NetworkInterfaceId"]
         # AWS keeps the instance's and its primary interface's flag in step; moto does not
         ec2.modify_network_interface_attribute(NetworkInterfaceId=eni,
                                                SourceDestCheck={"Value": False})
-        allocation = ec2.allocate_address(Domain="vpc")
-        ec2.associate_address(AllocationId=allocation["AllocationId"],
-                              InstanceId=nat["InstanceId"])
-        public_ips = [allocation["PublicIp"]]
-        if addresses > 1:
+        secondary_ips = []
+        if addresses > 1:  # secondary private IPs, an Elastic IP each (moto keeps one public
+            # address per interface, the last associated: these go first, the primary's last)
+            ec2.assign_private_ip_addresses(NetworkInterfaceId=eni,
+                                            SecondaryPrivateIpAddressCount=addresses - 1)
             described = ec2.describe_network_interfaces(NetworkInterfaceIds=[eni])[
                 "NetworkInterfaces"][0]["PrivateIpAddresses"]
-            for secondary in [a["PrivateIpAddress"] for a in described if not a["Primary"]]:
+            for secondary in sorted((a["PrivateIpAddress"] for a in described
+                                     if not a["Primary"]), key=IPv4Address):
                 extra = ec2.allocate_address(Domain="vpc")
                 ec2.associate_address(AllocationId=extra["AllocationId"],
                                       NetworkInterfaceId=eni, PrivateIpAddress=secondary)
-                public_ips.append(extra["PublicIp"])
-            outputs.setdefault("nat_public_ip_lists", {})[zone] = public_ips
+                secondary_ips.append(extra["PublicIp"])
+        allocation = ec2.allocate_address(Domain="vpc")
+        ec2.associate_address(AllocationId=allocation["AllocationId"],
+                              InstanceId=nat["InstanceId"])
+        if addresses > 1:
+            outputs.setdefault("nat_public_ip_lists", {})[zone] = \
+                [allocation["PublicIp"], *secondary_ips]
         table = ec2.create_route_table(VpcId=vpc)["RouteTable"]["RouteTableId"]
         ec2.create_route(RouteTableId=table, DestinationCidrBlock="0.0.0.0/0",
                          NetworkInterfaceId=eni)

@@ -197,8 +197,9 @@ def test_monitoring_cost_of_two_nats_with_a_dashboard() -> None:
     assert cost.notes == [
         "The account's CloudWatch free tier (10 metrics, 1M requests, 10 alarms, 3 dashboards) "
         "is not subtracted.",
-        "Metrics sent only in minutes with drops by cause or failovers add at most $1.80 in a "
-        "month they all happen (billed by the hour of data)."]
+        "Metrics sent only in minutes with events (port-allocation failures, drops by cause, "
+        "failovers) add at most $1.80 in a month they all happen (billed by the hour of "
+        "data)."]
 
 
 def test_monitoring_cost_of_one_nat_without_dashboard_or_event_metrics() -> None:

@@ -20,6 +20,8 @@ def checks(aws: Any, outputs: dict[str, Any]) -> dict[str, tuple[bool, str]]:
 
 def test_every_address_on_the_interface_and_translated_passes(aws: Any) -> None:
     outputs = deploy(aws.client("ec2"), az_count=1, addresses=3)
+    results = verify(aws, stack_outputs(json.loads(json.dumps(outputs)), "test"))
+    assert [(r.check, r.detail) for r in results if not r.passed] == []
     found = checks(aws, outputs)
     assert found["public addresses associated"][0], found
     assert found["NAT translates to every address"] == (
