@@ -63,7 +63,9 @@ class NatMocks(pulumi.runtime.Mocks):
 
     `subnets` and `route_tables` ({id: {"vpcId": …, "availabilityZone": …}}) answer the
     subnet and route-table lookups (the components check that each is in the VPC and its
-    AZ); subnets and route tables your program makes under these mocks are added by
+    AZ); `elastic_ips` ({allocation id: tags}) are the account's Elastic IPs before the
+    program runs (the components warn when the stack's would pass the default quota of 5);
+    subnets and route tables your program makes under these mocks are added by
     themselves, as are awsx.ec2.Vpc's. Subclass and extend `call` / `new_resource` for the
     lookups and resources of the rest of your program.
     """
@@ -75,6 +77,8 @@ class NatMocks(pulumi.runtime.Mocks):
         self.counter = 0
         self.subnets: dict[str, dict[str, str]] = {}
         self.route_tables: dict[str, dict[str, str]] = {}
+        # the account's Elastic IPs before the program runs: allocation id → tags
+        self.elastic_ips: dict[str, dict[str, str]] = {}
 
     def call(self, args: pulumi.runtime.MockCallArgs) -> dict[str, Any]:  # type: ignore[override]
         # A dict, never (dict, None): the mock monitor iterates the second item.
@@ -95,6 +99,12 @@ class NatMocks(pulumi.runtime.Mocks):
                     "memorySize": MOCK_MEMORY_MIB.get(size, 16384),
                     "maximumIpv4AddressesPerInterface": MOCK_ADDRESSES_PER_INTERFACE.get(
                         instance_type, MOCK_ADDRESSES_PER_INTERFACE.get(size, 15))}
+        if args.token == "aws:ec2/getEips:getEips":  # the account's Elastic IPs, by tags
+            wanted = args.args.get("tags") or {}
+            found = [allocation for allocation, tags in self.elastic_ips.items()
+                     if all(tags.get(k) == v for k, v in wanted.items())]
+            return {"allocationIds": found, "id": self.region, "publicIps": [
+                mock_public_ip(hashlib.sha256(a.encode()).hexdigest()[:17]) for a in found]}
         if args.token == "aws:index/getPartition:getPartition":
             return {"partition": "aws", "dnsSuffix": "amazonaws.com", "id": "aws"}
         if args.token == "aws:index/getRegion:getRegion":

@@ -12,6 +12,7 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
+from nat.design.addresses import EIP_DEFAULT_QUOTA, EIP_QUOTA_CODE
 from nat.design.ami import AL2023_PARAMETER_PREFIX
 from nat.design.monitoring import billed_metrics
 from nat.design.userdata import decode_user_data, parse_user_data
@@ -29,7 +30,6 @@ INGRESS = "aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule"
 GROUP = "aws:autoscaling/group:Group"
 TEMPLATE = "aws:ec2/launchTemplate:LaunchTemplate"
 EIP_ASSOCIATION = "aws:ec2/eipAssociation:EipAssociation"
-EIP_QUOTA = 5  # Elastic IPs per Region, AWS's default
 EGRESS = "aws:vpc/securityGroupEgressRule:SecurityGroupEgressRule"
 ALARM = "aws:cloudwatch/metricAlarm:MetricAlarm"
 DASHBOARD = "aws:cloudwatch/dashboard:Dashboard"
@@ -196,12 +196,13 @@ def build_plan(graph: Graph, stack: str, region: str, gb_per_month: float) -> di
     if elastic_ip_count:
         cost_data["notes"].append(
             f"Elastic IPs: this stack allocates {elastic_ip_count}; an account may hold "
-            f"{EIP_QUOTA} per Region by default (with the ones it already has). "
-            + ("Raise the quota first (Service Quotas, \"EC2-VPC Elastic IPs\", L-0263D0A3), "
+            f"{EIP_DEFAULT_QUOTA} per Region by default (with the ones it already has). "
+            + ("Raise the quota first (Service Quotas, \"EC2-VPC Elastic IPs\", "
+               f"{EIP_QUOTA_CODE}), "
                "or `pulumi up` stops with AddressLimitExceeded."
-               if elastic_ip_count > EIP_QUOTA else
+               if elastic_ip_count > EIP_DEFAULT_QUOTA else
                "AWS refuses more with AddressLimitExceeded: raise it in Service Quotas "
-               "(\"EC2-VPC Elastic IPs\", L-0263D0A3)."))
+               f"(\"EC2-VPC Elastic IPs\", {EIP_QUOTA_CODE})."))
     cost_data["monitoring"] = watch_cost.to_dict() if watch_cost else None
     ha = high_availability(graph)
     if ha is not None:

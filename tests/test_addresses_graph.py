@@ -140,3 +140,35 @@ def test_the_plan_prices_every_address_and_counts_them_against_the_quota(
     assert "Raise the quota first" in quota and "L-0263D0A3" in quota
     assert all(zone["nat_instance"]["public_address"].startswith("3 Elastic IPs busy-nat-eip-")
                for zone in planned["availability_zones"])
+
+
+@pytest.mark.parametrize(("addresses", "others", "warned"), [
+    (1, 3, False),  # 2 + 3 = 5: at the default quota, fine
+    (2, 2, True),   # 4 + 2 = 6
+    (2, 0, False),
+])
+def test_the_elastic_ip_quota_is_warned_of_before_anything_is_allocated(
+        monkeypatch: pytest.MonkeyPatch, addresses: int, others: int, warned: bool) -> None:
+    import pulumi
+    said: list[str] = []
+    monkeypatch.setattr(pulumi.log, "warn", lambda message, *_, **__: said.append(message))
+    mocks = existing_vpc_mocks()
+    mocks.elastic_ips = {f"eipalloc-other{i}": {} for i in range(others)}
+    # this stack's own, from an earlier `pulumi up`, are not counted twice
+    mocks.elastic_ips.update({"eipalloc-ours1": {"nat-instance-vpc:component": "edge"},
+                              "eipalloc-ours2": {"nat-instance-vpc:component": "edge"}})
+
+    def body() -> None:
+        args: Any = {**EXISTING, "instance": {"instance_type": "t4g.micro",
+                                              "public_addresses": addresses}}
+        NatInstances("edge", args)
+    run_under_mocks(body, {"aws:region": "us-east-1"}, stack="byo", mocks=mocks)
+    quota = [m for m in said if "Elastic IPs" in m]
+    assert bool(quota) == warned
+    if warned:
+        assert quota == [
+            f"this stack needs 4 Elastic IPs and the account holds {others} others in "
+            f"us-east-1: {4 + others} in all, past AWS's default quota of 5 per Region. Unless "
+            "the account's quota was raised, `pulumi up` stops with AddressLimitExceeded when "
+            "it allocates them. Fix: request more in Service Quotas (EC2-VPC Elastic IPs, "
+            "L-0263D0A3) first, or fewer publicAddressesPerNat"]

@@ -317,9 +317,9 @@ def test_a_refused_run_leaves_no_error_reports_for_later(caplog: pytest.LogCaptu
     # is collected, at any later moment (see natctl.offline._quiet)
     import gc
     import logging
+    caplog.set_level(logging.DEBUG)  # from the start: a collection may come at any moment
     with pytest.raises(ProgramError):
         build(crossed_wiring(False), AwsMocks("us-east-1"))
-    with caplog.at_level(logging.DEBUG):
-        gc.collect()
+    gc.collect()
     assert not [r for r in caplog.records if r.levelno >= logging.ERROR or r.exc_info]
     assert any(r.name == "natctl.offline" for r in caplog.records)  # reported, one line each

@@ -19,8 +19,9 @@ import pulumi
 import pulumi_aws as aws
 from pulumi.runtime.sync_await import _sync_await
 
-from nat.components.zone import Family, LaunchSpec, Legacy, NatZone
+from nat.components.zone import TAG_COMPONENT, Family, LaunchSpec, Legacy, NatZone
 from nat.design import monitoring
+from nat.design.addresses import address_limit_problem, quota_warning
 from nat.design.ami import al2023_ssm_parameter
 from nat.design.ha import agent_settings, ha_group_tag, policy_document
 from nat.design.rules import NAT_SECURITY_GROUP, expand_rules
@@ -153,17 +154,6 @@ def table_problem(vpc_id: str | None, table: Mapping[str, Any], vpc_field: str
         return (f"in {table['vpc_id']}, not in {vpc_field} {vpc_id}",
                 "give route tables of that VPC")
     return None
-
-
-def address_limit_problem(count: int, instance_type: str, limit: int) -> tuple[str, str] | None:
-    """(why, fix) when a NAT's interface cannot hold `count` addresses (its primary one and
-    count - 1 secondary ones, each with an Elastic IP)."""
-    if count <= limit:
-        return None
-    return (f"a {instance_type}'s network interface holds {limit} IPv4 address"
-            f"{'es' if limit > 1 else ''} (AWS: maximumIpv4AddressesPerInterface)",
-            f"give at most {limit}, or an instance type whose interface holds {count} "
-            "(t4g.small and c7gn.medium: 4, t4g.medium: 6, c7gn.large: 10)")
 
 
 def check_address_limit(component: str, name: str, instance: InstanceSettings,
@@ -415,6 +405,7 @@ class NatInstances(pulumi.ComponentResource):
              **({"public_addresses": instance.public_addresses}
                 if instance.public_addresses > 1 else {})})
         self._region = aws.get_region_output(opts=invoke).region
+        self._warn_of_the_quota()
         if instance.ami_id is not None:
             return instance.ami_id, instance.ami_id
         parameter = al2023_ssm_parameter(architecture)
@@ -490,6 +481,23 @@ class NatInstances(pulumi.ComponentResource):
         self.auto_scaling_group_names = outputs(lambda z: z.group_name)
         self.connection_table_sizes = pulumi.Output.from_input(
             dict.fromkeys(settings.nat_zones, self._table_size))
+
+    def _warn_of_the_quota(self) -> None:
+        """Before anything is allocated: the stack's Elastic IPs and the account's others past
+        the default quota (a raised quota is not visible without Service Quotas rights)."""
+        settings = self._settings
+        instance = settings.options.instance
+        if not instance.use_elastic_ip:
+            return
+        invoke = pulumi.InvokeOptions(parent=self)
+        everyone = aws.ec2.get_eips(opts=invoke)
+        ours = aws.ec2.get_eips(tags={TAG_COMPONENT: self._name}, opts=invoke)
+        others = len(set(everyone.allocation_ids or []) - set(ours.allocation_ids or []))
+        region = aws.get_region(opts=invoke).region or ""
+        warning = quota_warning(len(settings.nat_zones) * instance.public_addresses, others,
+                                region)
+        if warning is not None:
+            pulumi.log.warn(warning, resource=self)
 
     def _security_group(self) -> aws.ec2.SecurityGroup:
         """Each guide row is its own resource, with no inline rules: the provider then removes
