@@ -63,8 +63,10 @@ class NatMocks(pulumi.runtime.Mocks):
 
     `subnets` and `route_tables` ({id: {"vpcId": …, "availabilityZone": …}}) answer the
     subnet and route-table lookups (the components check that each is in the VPC and its
-    AZ); `elastic_ips` ({allocation id: tags}) are the account's Elastic IPs before the
-    program runs (the components warn when the stack's would pass the default quota of 5);
+    AZ); `elastic_ips` ({allocation id: {"tags": …, "associationId": …,
+    "networkInterfaceId": …}}) are the account's Elastic IPs before the program runs (the
+    components check a caller's own ones, and warn when the stack's would pass the default
+    quota of 5); `network_interfaces` ({id: {"tags": …}}) answer interface lookups;
     subnets and route tables your program makes under these mocks are added by
     themselves, as are awsx.ec2.Vpc's. Subclass and extend `call` / `new_resource` for the
     lookups and resources of the rest of your program.
@@ -77,8 +79,11 @@ class NatMocks(pulumi.runtime.Mocks):
         self.counter = 0
         self.subnets: dict[str, dict[str, str]] = {}
         self.route_tables: dict[str, dict[str, str]] = {}
-        # the account's Elastic IPs before the program runs: allocation id → tags
-        self.elastic_ips: dict[str, dict[str, str]] = {}
+        # the account's Elastic IPs before the program runs: allocation id → what AWS says
+        # of it ("tags", "associationId", "networkInterfaceId", "instanceId", "publicIp")
+        self.elastic_ips: dict[str, dict[str, Any]] = {}
+        # network interfaces ({id: {"tags": …}}): the ones made under these mocks are added
+        self.network_interfaces: dict[str, dict[str, Any]] = {}
 
     def call(self, args: pulumi.runtime.MockCallArgs) -> dict[str, Any]:  # type: ignore[override]
         # A dict, never (dict, None): the mock monitor iterates the second item.
@@ -101,10 +106,26 @@ class NatMocks(pulumi.runtime.Mocks):
                         instance_type, MOCK_ADDRESSES_PER_INTERFACE.get(size, 15))}
         if args.token == "aws:ec2/getEips:getEips":  # the account's Elastic IPs, by tags
             wanted = args.args.get("tags") or {}
-            found = [allocation for allocation, tags in self.elastic_ips.items()
-                     if all(tags.get(k) == v for k, v in wanted.items())]
+            ids = {value for given in args.args.get("filters") or []
+                   if given.get("name") == "allocation-id" for value in given["values"]}
+            found = [allocation for allocation, known in self.elastic_ips.items()
+                     if all(known.get("tags", {}).get(k) == v for k, v in wanted.items())
+                     and (not ids or allocation in ids)]
             return {"allocationIds": found, "id": self.region, "publicIps": [
                 mock_public_ip(hashlib.sha256(a.encode()).hexdigest()[:17]) for a in found]}
+        if args.token == "aws:ec2/getElasticIp:getElasticIp":
+            allocation = args.args["id"]
+            known = self._known(self.elastic_ips, "elastic_ips", allocation)
+            return {"id": allocation, "allocationId": allocation, "domain": "vpc",
+                    "publicIp": known.get("publicIp") or mock_public_ip(
+                        hashlib.sha256(allocation.encode()).hexdigest()[:17]),
+                    "associationId": known.get("associationId", ""),
+                    "networkInterfaceId": known.get("networkInterfaceId", ""),
+                    "instanceId": known.get("instanceId", ""), "tags": known.get("tags", {})}
+        if args.token == "aws:ec2/getNetworkInterface:getNetworkInterface":
+            interface = args.args["id"]
+            return {"id": interface,
+                    **self._known(self.network_interfaces, "network_interfaces", interface)}
         if args.token == "aws:index/getPartition:getPartition":
             return {"partition": "aws", "dnsSuffix": "amazonaws.com", "id": "aws"}
         if args.token == "aws:index/getRegion:getRegion":
@@ -158,6 +179,7 @@ class NatMocks(pulumi.runtime.Mocks):
             outputs.update(name=args.name)
         elif args.typ == "aws:ec2/networkInterface:NetworkInterface":
             resource_id = f"eni-{digest}"
+            self.network_interfaces[resource_id] = {"tags": dict(args.inputs.get("tags") or {})}
             primary = f"10.254.0.{host}"
             outputs.update(privateIp=primary, privateIps=[primary] + [
                 f"10.254.{n}.{host}" for n in range(1, int(args.inputs.get("privateIpsCount")

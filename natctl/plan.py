@@ -54,9 +54,11 @@ def nat_units(graph: Graph) -> dict[str, dict[str, Any]]:
     by_id = {r.id: r for r in graph.resources}
     eips_by_target: dict[str, list[str]] = {}
     for association in graph.of_type(EIP_ASSOCIATION):
-        eip = by_id[association.inputs["allocationId"]]
+        allocation = association.inputs["allocationId"]
+        # the stack's own Elastic IP by its name; the caller's by its allocation id
+        name = by_id[allocation].name if allocation in by_id else f"{allocation} (yours)"
         target = association.inputs.get("instanceId") or association.inputs["networkInterfaceId"]
-        eips_by_target.setdefault(target, []).append(eip.name)
+        eips_by_target.setdefault(target, []).append(name)
 
     def elastic_ips(target: str) -> str:
         names = eips_by_target[target]

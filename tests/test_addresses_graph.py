@@ -155,8 +155,9 @@ def test_the_elastic_ip_quota_is_warned_of_before_anything_is_allocated(
     mocks = existing_vpc_mocks()
     mocks.elastic_ips = {f"eipalloc-other{i}": {} for i in range(others)}
     # this stack's own, from an earlier `pulumi up`, are not counted twice
-    mocks.elastic_ips.update({"eipalloc-ours1": {"nat-instance-vpc:component": "edge"},
-                              "eipalloc-ours2": {"nat-instance-vpc:component": "edge"}})
+    mocks.elastic_ips.update({
+        "eipalloc-ours1": {"tags": {"nat-instance-vpc:component": "edge"}},
+        "eipalloc-ours2": {"tags": {"nat-instance-vpc:component": "edge"}}})
 
     def body() -> None:
         args: Any = {**EXISTING, "instance": {"instance_type": "t4g.micro",
@@ -172,3 +173,140 @@ def test_the_elastic_ip_quota_is_warned_of_before_anything_is_allocated(
             "the account's quota was raised, `pulumi up` stops with AddressLimitExceeded when "
             "it allocates them. Fix: request more in Service Quotas (EC2-VPC Elastic IPs, "
             "L-0263D0A3) first, or fewer publicAddressesPerNat"]
+
+
+# --- your own Elastic IPs ------------------------------------------------------------------
+OWN = [f"eipalloc-0{i:016x}" for i in range(1, 5)]
+
+
+def own_mocks(**known: dict[str, Any]) -> Any:
+    mocks = existing_vpc_mocks()
+    mocks.elastic_ips = {allocation: {"publicIp": f"198.51.100.{i + 1}"}
+                         for i, allocation in enumerate(OWN)}
+    mocks.elastic_ips.update(known)
+    return mocks
+
+
+def build_own(mocks: Any, instance: dict[str, Any], **extra: Any) -> Graph:
+    def body() -> None:
+        args: Any = {**EXISTING, "instance": {"instance_type": "t4g.micro", **instance},
+                     **extra}
+        nat = NatInstances("edge", args)
+        import pulumi
+        pulumi.export("nat_public_ip_lists", nat.nat_public_ip_lists)
+    return run_under_mocks(body, {"aws:region": "us-east-1"}, stack="byo", mocks=mocks)
+
+
+@pytest.mark.parametrize("high_availability", [False, True])
+def test_your_own_elastic_ips_are_associated_and_never_managed(high_availability: bool) -> None:
+    graph = build_own(own_mocks(), {"public_addresses": 2, "elastic_ip_allocation_ids": OWN},
+                      high_availability={"enabled": high_availability})
+    assert graph.of_type(EIP) == []  # nothing allocated, so nothing released on destroy
+    for zone, mine in ((A, OWN[:2]), (B, OWN[2:])):
+        [interface] = [e for e in graph.of_type(ENI) if e.name.endswith(zone)]
+        assert [a.inputs["allocationId"] for a in associations_of(graph, interface)] == mine
+    assert graph.exports["nat_public_ip_lists"] == {
+        A: ["198.51.100.1", "198.51.100.2"], B: ["198.51.100.3", "198.51.100.4"]}
+
+
+def test_one_own_elastic_ip_per_nat_boots_on_an_interface_of_the_stack() -> None:
+    graph = build_own(own_mocks(), {"elastic_ip_allocation_ids": OWN[:2]})
+    for nat in graph.of_type(INSTANCE):
+        assert "primaryNetworkInterface" in nat.inputs  # tagged: the next run knows it
+    assert [e.inputs["tags"]["nat-instance-vpc:component"] for e in graph.of_type(ENI)] == \
+        ["edge", "edge"]
+
+
+def test_your_own_elastic_ips_already_on_this_stacks_nats_are_accepted() -> None:
+    # the second `pulumi up`: AWS says they are associated, with this stack's interfaces
+    mocks = own_mocks(**{OWN[0]: {"publicIp": "198.51.100.1", "associationId": "eipassoc-1",
+                                  "networkInterfaceId": "eni-0000000000000000a"}})
+    mocks.network_interfaces["eni-0000000000000000a"] = {
+        "tags": {"nat-instance-vpc:component": "edge"}}
+    graph = build_own(mocks, {"elastic_ip_allocation_ids": OWN[:2]})
+    assert len(graph.of_type(ASSOCIATION)) == 2
+
+
+@pytest.mark.parametrize(("known", "expected"), [
+    ({OWN[1]: {"associationId": "eipassoc-9", "networkInterfaceId": "eni-0000000000000000b"}},
+     f"instance.elastic_ip_allocation_ids = \"{OWN[1]}\": associated with "
+     "eni-0000000000000000b, not with this stack's NATs. Fix: disassociate it first (`aws ec2 "
+     "disassociate-address --association-id eipassoc-9`), or give another"),
+    ({OWN[1]: {"associationId": "eipassoc-8", "instanceId": "i-0000000000000000c"}},
+     "associated with i-0000000000000000c, not with this stack's NATs"),
+])
+def test_your_own_elastic_ips_in_use_elsewhere_are_refused_before_any_resource(
+        known: dict[str, Any], expected: str) -> None:
+    mocks = own_mocks(**known)
+    mocks.network_interfaces["eni-0000000000000000b"] = {"tags": {"Name": "someone-else"}}
+    with pytest.raises(ProgramError) as raised:
+        build_own(mocks, {"elastic_ip_allocation_ids": OWN[:2]})
+    assert expected in str(raised.value) and raised.value.registered == 0
+
+
+def test_an_elastic_ip_aws_does_not_know_is_refused_before_any_resource() -> None:
+    mocks = own_mocks()
+    del mocks.elastic_ips[OWN[1]]
+    with pytest.raises(ProgramError) as raised:
+        build_own(mocks, {"elastic_ip_allocation_ids": OWN[:2]})
+    assert f'instance.elastic_ip_allocation_ids = "{OWN[1]}": not found in this account and ' \
+        "region. Fix: give an Elastic IP of this region" in str(raised.value)
+    assert "Fix: give an Elastic IP of this region" in str(raised.value)
+    assert raised.value.registered == 0
+
+
+@pytest.mark.parametrize(("keys", "expected"), [
+    ({"elasticIpAllocationIds": OWN[:3]},
+     "elasticIpAllocationIds = [" + ", ".join(f'"{a}"' for a in OWN[:3]) + "]: 3 given, 2 NATs "
+     "× 1 address need 2. Fix: give 2, the NATs in AZ order"),
+    ({"elasticIpAllocationIds": [OWN[0], OWN[0]]},
+     f'elasticIpAllocationIds = "{OWN[0]}": given twice. Fix: give each Elastic IP once'),
+    ({"elasticIpAllocationIds": ["eip-1", OWN[0]]},
+     'elasticIpAllocationIds = "eip-1": not an Elastic IP allocation id'),
+    ({"elasticIpAllocationIds": OWN[:2], "useElasticIp": False},
+     "Elastic IPs given while nat-instance-vpc:useElasticIp is false"),
+    ({"elasticIpAllocationIds": OWN[:2]},  # the stack's account does not know them
+     "not found in this account and region"),
+])
+def test_bad_own_elastic_ips_in_the_stack_config_stop_before_any_resource(
+        run: Any, keys: dict[str, Any], expected: str) -> None:
+    with pytest.raises(ProgramError) as raised:
+        run(azCount=2, **keys)
+    assert expected in str(raised.value), str(raised.value)
+    assert raised.value.registered == 0
+
+
+def test_the_plan_names_your_own_elastic_ips_and_allocates_none(tmp_path: Any,
+                                                                 monkeypatch: Any) -> None:
+    from natctl import offline
+    original = offline.AwsMocks.__init__
+
+    def knowing(self: Any, region: str, zone_count: int = 6) -> None:
+        original(self, region, zone_count)
+        self.elastic_ips = {allocation: {} for allocation in OWN}
+    monkeypatch.setattr(offline.AwsMocks, "__init__", knowing)
+    project = stack_dir(tmp_path, "own", {"aws:region": "us-east-1",
+                                          "nat-instance-vpc:azCount": 2,
+                                          "nat-instance-vpc:elasticIpAllocationIds": OWN[:2]})
+    planned = plan_stack("own", 100, project)
+    assert [zone["nat_instance"]["public_address"].split(" on ")[0]
+            for zone in planned["availability_zones"]] == [
+        f"Elastic IP {OWN[0]} (yours)", f"Elastic IP {OWN[1]} (yours)"]
+    assert not [n for n in planned["cost"]["notes"] if n.startswith("Elastic IPs:")]
+
+
+def test_a_stack_with_your_own_elastic_ips(run: Any, monkeypatch: Any) -> None:
+    from natctl import offline
+    original = offline.AwsMocks.__init__
+
+    def knowing(self: Any, region: str, zone_count: int = 6) -> None:
+        original(self, region, zone_count)
+        self.elastic_ips = {allocation: {"publicIp": f"198.51.100.{i + 1}"}
+                            for i, allocation in enumerate(OWN)}
+    monkeypatch.setattr(offline.AwsMocks, "__init__", knowing)
+    graph = run(azCount=2, natInstanceType="t4g.micro", publicAddressesPerNat=2,
+                elasticIpAllocationIds=OWN)
+    assert graph.of_type(EIP) == []
+    assert graph.exports["nat_public_ip_lists"] == {
+        A: ["198.51.100.1", "198.51.100.2"], B: ["198.51.100.3", "198.51.100.4"]}
+    assert sorted(a.inputs["allocationId"] for a in graph.of_type(ASSOCIATION)) == OWN

@@ -339,7 +339,7 @@ MONITORING_AND_HA_BAD_VALUES: list[tuple[dict[str, str], str]] = [
      'nat-instance-vpc:flavour = "vanilla": unknown key. Fix: known keys: '
      'alarmTopicArn, allowSshFromAnywhere, amiId, availabilityZones, azCount, '
      'conntrackMax, conntrackTcpEstablishedTimeout, conntrackTcpTimeWaitTimeout, '
-     'createAlarmTopic, detailedMetrics, enableSsm, enableTestRules, '
+     'createAlarmTopic, detailedMetrics, elasticIpAllocationIds, enableSsm, enableTestRules, '
      'failbackAfterSeconds, healthCheckTargets, highAvailability, keyName, '
      'metricsNamespace, metricsPublishIntervalSeconds, monitoring, monitoringAlarms, '
      'monitoringDashboard, natInstanceType, privateSubnetCidrs, publicAddressesPerNat, '

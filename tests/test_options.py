@@ -108,7 +108,8 @@ def test_the_tables_views() -> None:
     assert [entry.stack_key for entry in options.stack_options()] == [
         "azCount", "availabilityZones", "vpcCidr", "publicSubnetCidrs", "privateSubnetCidrs",
         "natInstanceType", "sshCidr", "allowSshFromAnywhere", "keyName", "amiId",
-        "enableTestRules", "singleNat", "useElasticIp", "publicAddressesPerNat", "enableSsm",
+        "enableTestRules", "singleNat", "useElasticIp", "publicAddressesPerNat",
+        "elasticIpAllocationIds", "enableSsm",
         "highAvailability",
         "healthCheckTargets", "failbackAfterSeconds", "monitoring", "metricsNamespace",
         "detailedMetrics", "metricsPublishIntervalSeconds", "monitoringAlarms",

@@ -207,12 +207,13 @@ def test_nat_instances_through_construct() -> None:
                         RTB_B2: eni[f"edge-{B}"]}
     assert all(n.inputs["tags"]["team"] == "platform" for n in nats)
     assert set(state) == {"securityGroupId", "natInstanceIds", "natNetworkInterfaceIds",
-                          "natPublicIps", "natZoneForPrivateRouteTables", "instanceRoleName",
+                          "natPublicIps", "natPublicIpLists", "natZoneForPrivateRouteTables",
+                          "instanceRoleName",
                           "autoScalingGroupNames", "connectionTableSizes", "metricsNamespace",
                           "metricsGroup", "alarmNames", "alarmTopicArn", "dashboardName"}
     assert state["autoScalingGroupNames"] == {}  # plain NATs
     assert state["connectionTableSizes"] == {A: 262144, B: 262144}  # as given
-    assert sorted(state["alarmNames"]) == [A, B] and len(state["alarmNames"][A]) == 3
+    assert sorted(state["alarmNames"]) == [A, B] and len(state["alarmNames"][A]) == 4
     assert sorted(state["natPublicIps"]) == [A, B]
     assert state["natZoneForPrivateRouteTables"] == {A: A, B: B}
     assert state["natInstanceIds"] == {z: graph.named(f"edge-{z}").id for z in (A, B)}

@@ -175,6 +175,52 @@ def check_address_limit(component: str, name: str, instance: InstanceSettings,
         raise InvalidArgumentsError.of(problems.error())
 
 
+def own_elastic_ips(component: str, name: str, settings: NatLayerSettings,
+                    opts: pulumi.ResourceOptions | None
+                    ) -> dict[str, list[tuple[str, str]]] | None:
+    """The caller's own Elastic IPs, looked up before anything is registered: NAT AZ →
+    (allocation id, public address) each. Refused: one AWS does not know in this region, or
+    one associated with anything but an interface of this stack's NATs (tagged with its
+    component: the second `pulumi up` finds them on its own interfaces)."""
+    instance = settings.options.instance
+    given = instance.elastic_ip_allocation_ids
+    if not given:
+        return None
+    owner = settings.options.tags.get(TAG_COMPONENT, name)
+    invoke = invoke_options(opts)
+    problems = component_problems(component, name, CALLER_SPELLING.get())
+    field = "instance.elastic_ip_allocation_ids"
+    found: list[tuple[str, str]] = []
+    # which exist, asked so that an unknown id is an answer, not a failed lookup
+    existing = set(aws.ec2.get_eips(filters=[aws.ec2.GetEipsFilterArgs(
+        name="allocation-id", values=list(given))], opts=invoke).allocation_ids or [])
+    for allocation in given:
+        if allocation not in existing:
+            problems.fail(field, allocation, "not found in this account and region",
+                          "give an Elastic IP of this region (`aws ec2 describe-addresses` "
+                          "lists them)")
+            continue
+        address = aws.ec2.get_elastic_ip(id=allocation, opts=invoke)
+        interface = address.network_interface_id
+        if address.association_id:
+            tags = aws.ec2.get_network_interface(id=interface, opts=invoke).tags or {} \
+                if interface else {}
+            if tags.get(TAG_COMPONENT) != owner:
+                held_by = interface or address.instance_id or "something else"
+                problems.fail(field, allocation, f"associated with {held_by}, not with this "
+                              "stack's NATs", "disassociate it first (`aws ec2 "
+                              f"disassociate-address --association-id "
+                              f"{address.association_id}`), or give another")
+                continue
+        found.append((allocation, looked_up(address.public_ip, "aws.ec2.getElasticIp",
+                                            "publicIp", allocation)))
+    if problems.found:
+        raise InvalidArgumentsError.of(problems.error())
+    per = instance.public_addresses
+    return {zone: found[index * per:(index + 1) * per]
+            for index, zone in enumerate(settings.nat_zones)}
+
+
 class IdChecks:
     """Subnets and route tables checked with AWS: in the VPC, in their AZ.
 
@@ -351,6 +397,7 @@ class NatInstances(pulumi.ComponentResource):
             raise ValueError("NatInstances needs settings with their wiring (ids)")
         wiring = settings.wiring
         check_address_limit("NatInstances", name, settings.options.instance, opts)
+        self._own_elastic_ips = own_elastic_ips("NatInstances", name, settings, opts)
         if not wiring.known_good:
             checks = IdChecks(name, wiring, opts)
             checks.run(settings)
@@ -433,12 +480,13 @@ class NatInstances(pulumi.ComponentResource):
         # one component per AZ, so `pulumi stack` reads like the topology
         zones = {zone: NatZone(self._family, zone, self) for zone in settings.availability_zones}
         addresses = options.instance.public_addresses
+        own = self._own_elastic_ips or {}
         subnets = self._wiring.public_subnet_ids
         if self._high_availability:
             assert role is not None
             policy = self._agent_policy(role)
             interfaces = {zone: zones[zone].add_interface(subnets[zone], security_group.id,
-                                                          addresses)
+                                                          addresses, own.get(zone))
                           for zone in settings.nat_zones}
             release_and_user_data = self._agent_user_data(ami_source, interfaces)
             for zone in settings.nat_zones:
@@ -451,7 +499,8 @@ class NatInstances(pulumi.ComponentResource):
             for zone in settings.nat_zones:
                 zones[zone].launch_instance(launch_spec(user_data), subnets[zone],
                                             security_group.id,
-                                            options.instance.use_elastic_ip, addresses)
+                                            options.instance.use_elastic_ip, addresses,
+                                            own.get(zone))
         nat_zones = {zone: zones[zone] for zone in settings.nat_zones}
         for zone in settings.availability_zones:
             target = nat_zones[settings.nat_zone_for(zone)].interface_id
@@ -487,11 +536,12 @@ class NatInstances(pulumi.ComponentResource):
         the default quota (a raised quota is not visible without Service Quotas rights)."""
         settings = self._settings
         instance = settings.options.instance
-        if not instance.use_elastic_ip:
-            return
+        if not instance.use_elastic_ip or instance.elastic_ip_allocation_ids:
+            return  # none to allocate
         invoke = pulumi.InvokeOptions(parent=self)
         everyone = aws.ec2.get_eips(opts=invoke)
-        ours = aws.ec2.get_eips(tags={TAG_COMPONENT: self._name}, opts=invoke)
+        ours = aws.ec2.get_eips(tags={TAG_COMPONENT: self._family.tags_of("")[TAG_COMPONENT]},
+                                opts=invoke)
         others = len(set(everyone.allocation_ids or []) - set(ours.allocation_ids or []))
         region = aws.get_region(opts=invoke).region or ""
         warning = quota_warning(len(settings.nat_zones) * instance.public_addresses, others,

@@ -15,6 +15,7 @@ from nat.components.nat_instances import (
     NatInstances,
     check_address_limit,
     output_map,
+    own_elastic_ips,
     warnings_to_pulumi,
 )
 from nat.components.zone import TAG_COMPONENT, Legacy
@@ -103,6 +104,8 @@ class NatInstanceVpc(pulumi.ComponentResource):
     def _init(self, name: str, settings: VpcSettings,
               opts: pulumi.ResourceOptions | None) -> None:
         check_address_limit("NatInstanceVpc", name, settings.options.instance, opts)
+        # its NAT layer's interfaces carry this component's name (the tags it hands down)
+        own_elastic_ips("NatInstanceVpc", name, settings.nat_layer, opts)
         super().__init__(COMPONENT_TYPE, name, None, opts)
         self._name = name
         self._settings = settings

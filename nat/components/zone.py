@@ -162,9 +162,11 @@ class NatZone(pulumi.ComponentResource):
         return aws.ec2.Eip(eip_name, domain="vpc", tags=self.family.tags_of(eip_name),
                            opts=self.family.options(eip_name, self))
 
-    def _associate_all(self, count: int, interface: aws.ec2.NetworkInterface) -> None:
+    def _associate_all(self, count: int, interface: aws.ec2.NetworkInterface,
+                       own: Sequence[tuple[str, str]] | None = None) -> None:
         """`count` Elastic IPs on the interface: its primary address, then its secondary ones
-        in address order."""
+        in address order. `own`: the caller's (allocation id, address) pairs, associated and
+        never managed (nothing allocates or releases them)."""
         secondary = pulumi.Output.all(interface.private_ip, interface.private_ips).apply(
             lambda values: sorted((ip for ip in values[1] if ip != values[0]),
                                   key=ipaddress.IPv4Address))
@@ -172,19 +174,30 @@ class NatZone(pulumi.ComponentResource):
             return secondary.apply(lambda ips: ips[index])
 
         for number in range(1, count + 1):
-            self._associate(self._elastic_ip(number), number,
-                            network_interface_id=interface.id,
+            allocation: tuple[pulumi.Input[str], pulumi.Input[str]]
+            parent: aws.ec2.Eip | None = None
+            if own:
+                allocation = own[number - 1]
+            else:
+                parent = self._elastic_ip(number)
+                allocation = (parent.allocation_id, parent.public_ip)
+            self._associate(allocation, number, parent, network_interface_id=interface.id,
                             **({"private_ip_address": nth(number - 2)} if number > 1 else {}))
 
-    def _associate(self, elastic_ip: aws.ec2.Eip, number: int, **target: Any) -> None:
+    def _associate(self, allocation: tuple[pulumi.Input[str], pulumi.Input[str]], number: int,
+                   parent: pulumi.Resource | None = None, **target: Any) -> None:
+        """Associate (allocation id, its public address); under the Elastic IP when the stack
+        made it, else under this zone."""
         assoc_name = f"{self.family.name}-eip-assoc-{self.zone}" + \
             (f"-{number}" if number > 1 else "")
+        allocation_id, public_ip = allocation
         self._associations.append(aws.ec2.EipAssociation(
-            assoc_name, allocation_id=elastic_ip.allocation_id, **target,
-            opts=self.family.options(assoc_name, elastic_ip)))
+            assoc_name, allocation_id=allocation_id, **target,
+            opts=self.family.options(assoc_name, parent or self)))
+        address = pulumi.Output.from_input(public_ip)
         if number == 1:
-            self.public_ip = elastic_ip.public_ip
-        self._public_ips.append(elastic_ip.public_ip)
+            self.public_ip = address
+        self._public_ips.append(address)
         self.public_ips = pulumi.Output.all(*self._public_ips)
 
     def _interface(self, subnet_id: pulumi.Input[str], security_group_id: pulumi.Input[str],
@@ -202,15 +215,16 @@ class NatZone(pulumi.ComponentResource):
     # --- plain: one instance -------------------------------------------------------------------
     def launch_instance(self, spec: LaunchSpec, subnet_id: pulumi.Input[str],
                         security_group_id: pulumi.Input[str], use_elastic_ip: bool,
-                        addresses: int = 1) -> None:
+                        addresses: int = 1,
+                        own: Sequence[tuple[str, str]] | None = None) -> None:
         nat_name = f"{self.family.name}-{self.zone}"
-        if addresses > 1:
+        if addresses > 1 or own:
             # secondary private IPs need an interface of our own, made first: the instance
             # boots on it with its addresses and their Elastic IPs in place
             interface = self._interface(
                 subnet_id, security_group_id, addresses,
                 "NAT instance interface (nat-instance-vpc): the NAT's public addresses")
-            self._associate_all(addresses, interface)
+            self._associate_all(addresses, interface, own)
             nat = aws.ec2.Instance(
                 nat_name, **spec.instance_args_on(interface.id), tags=self.family.tags_of(nat_name),
                 opts=self.family.options(nat_name, self,
@@ -225,20 +239,23 @@ class NatZone(pulumi.ComponentResource):
         self.instance_id = nat.id
         self.interface_id = nat.primary_network_interface_id
         if use_elastic_ip:
-            self._associate(self._elastic_ip(1), 1, instance_id=nat.id)
+            elastic_ip = self._elastic_ip(1)
+            self._associate((elastic_ip.allocation_id, elastic_ip.public_ip), 1, elastic_ip,
+                            instance_id=nat.id)
         else:
             self.public_ip = nat.public_ip
             self.public_ips = pulumi.Output.all(nat.public_ip)
 
     # --- high availability: an interface that outlives instances, a group of one ---------------
     def add_interface(self, subnet_id: pulumi.Input[str],
-                      security_group_id: pulumi.Input[str],
-                      addresses: int = 1) -> aws.ec2.NetworkInterface:
+                      security_group_id: pulumi.Input[str], addresses: int = 1,
+                      own: Sequence[tuple[str, str]] | None = None
+                      ) -> aws.ec2.NetworkInterface:
         interface = self._interface(
             subnet_id, security_group_id, addresses,
             "NAT instance interface (nat-instance-vpc): outlives instances, keeps the AZ's "
             "Elastic IP" + ("s" if addresses > 1 else ""))
-        self._associate_all(addresses, interface)
+        self._associate_all(addresses, interface, own)
         return interface
 
     def launch_group(self, spec: LaunchSpec, subnet_id: pulumi.Input[str],

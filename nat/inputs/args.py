@@ -54,6 +54,12 @@ class InstanceArgs(TypedDict):
     connections per address (NAT Gateway: up to 8 × 55,000). The instance type's IPv4 addresses
     per interface limit it (t4g.nano 2, t4g.small 4, c7gn.medium 4, c7gn.large 10). Each costs
     $0.005 an hour. Default 1."""
+    elastic_ip_allocation_ids: NotRequired[list[str]]
+    """Your own Elastic IPs (allocation ids, eipalloc-…) instead of ones the stack allocates:
+    publicAddresses of them per NAT, the NATs in availabilityZones order (the first AZ's first).
+    The stack associates them and never releases them: `pulumi destroy` only disassociates. Each
+    must be in this region and not associated with anything but this stack's NATs. Default: the
+    stack allocates its own."""
     enable_ssm: NotRequired[bool]
     """Attach AmazonSSMManagedInstanceCore so the NATs are reachable through SSM without SSH
     (default true)."""

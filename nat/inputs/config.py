@@ -22,6 +22,7 @@ from nat.inputs.options import AZ_COUNT, Option
 from nat.inputs.settings import (
     NatOptions,
     VpcSettings,
+    own_elastic_ips_count,
     read_options,
     read_vpc_layout,
 )
@@ -171,6 +172,8 @@ def parse_stack_config(raw: Mapping[str, str | None], namespace: str = PROJECT,
     layout = read_vpc_layout(problems, args.get("vpc_cidr"), args.get("public_subnet_cidrs"),
                              args.get("private_subnet_cidrs"), az_count)
     nat_options = read_options(problems, args)
+    own_elastic_ips_count(problems, nat_options.instance,
+                          1 if nat_options.single_nat else az_count)
     problems.raise_if_any()
     assert layout is not None
     return StackSettings(az_count, zones, *layout, nat_options)

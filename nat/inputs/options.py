@@ -201,6 +201,17 @@ OPTIONS: tuple[Option, ...] = (
            "{maximum}, limited by the instance type's IPv4 addresses per interface: one "
            "destination ip:port takes about 64,512 connections per address. See \"Several "
            "public addresses\".", environment="NAT_PUBLIC_ADDRESSES"),
+    Option("instance.elastic_ip_allocation_ids", "array", "Your own Elastic IPs (allocation "
+           "ids, eipalloc-…) instead of ones the stack allocates: publicAddresses of them per "
+           "NAT, the NATs in availabilityZones order (the first AZ's first). The stack "
+           "associates them and never releases them: `pulumi destroy` only disassociates. "
+           "Each must be in this region and not associated with anything but this stack's "
+           "NATs. Default: the stack allocates its own.",
+           stack_key="elasticIpAllocationIds",
+           stack_description="Your own Elastic IPs (allocation ids) for the NATs: "
+           "publicAddressesPerNat of them per NAT, in AZ order; associated, never released. "
+           "Default: the stack allocates its own. See \"Several public addresses\".",
+           check=validation.allocation_ids),
     Option("instance.enable_ssm", "boolean", "Attach AmazonSSMManagedInstanceCore so the NATs "
            "are reachable through SSM without SSH (default {default}).", default=True,
            stack_key="enableSsm",

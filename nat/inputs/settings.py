@@ -37,6 +37,7 @@ class InstanceSettings:
     use_elastic_ip: bool = options.default("instance.use_elastic_ip")
     enable_ssm: bool = options.default("instance.enable_ssm")
     public_addresses: int = options.default("instance.public_addresses")
+    elastic_ip_allocation_ids: tuple[str, ...] | None = None  # the caller's own, AZ by AZ
     tuning: TuningOverrides = field(default_factory=TuningOverrides)
 
     @property
@@ -201,6 +202,14 @@ def read_options(problems: Problems, args: Mapping[str, Any]) -> NatOptions:
                       "public address is an Elastic IP, and "
                       f"{problems.label('instance.use_elastic_ip')} is false",
                       f"leave {problems.label('instance.use_elastic_ip')} true, or give 1")
+    if instance["elastic_ip_allocation_ids"] is not None:
+        instance["elastic_ip_allocation_ids"] = tuple(instance["elastic_ip_allocation_ids"])
+        if instance["use_elastic_ip"] is False:
+            problems.fail("instance.elastic_ip_allocation_ids",
+                          list(instance["elastic_ip_allocation_ids"]), "Elastic IPs given "
+                          f"while {problems.label('instance.use_elastic_ip')} is false",
+                          f"remove them, or leave {problems.label('instance.use_elastic_ip')} "
+                          "true")
     high_availability = read_high_availability(problems, args, instance["use_elastic_ip"])
     monitoring = read_monitoring(problems, args)
     tags = args.get("tags") or {}
@@ -332,10 +341,26 @@ def nat_instance_vpc_settings(name: str, args: Mapping[str, Any],
     layout = read_vpc_layout(problems, args.get("vpc_cidr"), args.get("public_subnet_cidrs"),
                              args.get("private_subnet_cidrs"), len(zones or ()) or 1)
     nat_options = read_options(problems, args)
+    if zones is not None:
+        own_elastic_ips_count(problems, nat_options.instance,
+                              1 if nat_options.single_nat else len(zones))
     problems.raise_if_any()
     assert zones is not None and layout is not None
     vpc, public, private = layout
     return VpcSettings(tuple(zones), vpc, public, private, nat_options)
+
+
+def own_elastic_ips_count(problems: Problems, instance: InstanceSettings,
+                          nat_count: int) -> None:
+    """The caller's own Elastic IPs: publicAddresses for each NAT, no more, no fewer."""
+    given = instance.elastic_ip_allocation_ids
+    wanted = nat_count * instance.public_addresses
+    if given is not None and len(given) != wanted:
+        problems.fail("instance.elastic_ip_allocation_ids", list(given),
+                      f"{len(given)} given, {nat_count} NAT{'s' if nat_count > 1 else ''} × "
+                      f"{instance.public_addresses} address"
+                      f"{'es' if instance.public_addresses > 1 else ''} need {wanted}",
+                      f"give {wanted}, the NATs in AZ order")
 
 
 def availability_zones_field(problems: Problems, args: Mapping[str, Any]) -> list[str] | None:
@@ -380,6 +405,7 @@ def nat_instances_settings(name: str, args: Mapping[str, Any],
     nat_options = read_options(problems, args)
     if zones is not None:
         nat_zones = zones[:1] if nat_options.single_nat else zones
+        own_elastic_ips_count(problems, nat_options.instance, len(nat_zones))
         public_subnets(problems, args.get("public_subnet_ids"), zones, nat_zones)
         route_tables(problems, args.get("private_route_table_ids"), zones)
     problems.raise_if_any()

@@ -217,6 +217,24 @@ def endpoints(problems: Problems, field: str, value: object) -> list[str] | None
     return good if len(good) == len(items) else None
 
 
+def allocation_ids(problems: Problems, field: str, value: object) -> list[str] | None:
+    """Elastic IP allocation ids (eipalloc-…), each once."""
+    items = string_list(problems, field, value)
+    if items is None:
+        return None
+    good = []
+    for item in items:
+        if not re.match(ID_PATTERN.format(prefix="eipalloc"), item):
+            problems.fail(field, item, "not an Elastic IP allocation id",
+                          "give allocation ids like eipalloc-0123456789abcdef0 (`aws ec2 "
+                          "describe-addresses` lists them)")
+        elif item in good:
+            problems.fail(field, item, "given twice", "give each Elastic IP once")
+        else:
+            good.append(item)
+    return good if len(good) == len(items) else None
+
+
 def resource_id(problems: Problems, field: str, value: object, prefix: str,
                 example: str) -> None:
     """An id the caller gives as a plain string must have its kind's shape (vpc-, subnet-…).
