@@ -259,6 +259,8 @@ def test_an_elastic_ip_aws_does_not_know_is_refused_before_any_resource() -> Non
     ({"elasticIpAllocationIds": OWN[:3]},
      "elasticIpAllocationIds = [" + ", ".join(f'"{a}"' for a in OWN[:3]) + "]: 3 given, 2 NATs "
      "× 1 address need 2. Fix: give 2, the NATs in AZ order"),
+    ({"elasticIpAllocationIds": OWN[:1]},
+     f'elasticIpAllocationIds = ["{OWN[0]}"]: 1 given, 2 NATs × 1 address need 2'),
     ({"elasticIpAllocationIds": [OWN[0], OWN[0]]},
      f'elasticIpAllocationIds = "{OWN[0]}": given twice. Fix: give each Elastic IP once'),
     ({"elasticIpAllocationIds": ["eip-1", OWN[0]]},
@@ -303,6 +305,11 @@ def test_a_stack_with_your_own_elastic_ips(run: Any, monkeypatch: Any) -> None:
         original(self, region, zone_count)
         self.elastic_ips = {allocation: {"publicIp": f"198.51.100.{i + 1}"}
                             for i, allocation in enumerate(OWN)}
+        # the second `pulumi up`: one already on an interface of this stack (named after it)
+        self.elastic_ips[OWN[0]].update(associationId="eipassoc-1",
+                                        networkInterfaceId="eni-0000000000000000a")
+        self.network_interfaces["eni-0000000000000000a"] = {
+            "tags": {"nat-instance-vpc:component": "test"}}
     monkeypatch.setattr(offline.AwsMocks, "__init__", knowing)
     graph = run(azCount=2, natInstanceType="t4g.micro", publicAddressesPerNat=2,
                 elasticIpAllocationIds=OWN)

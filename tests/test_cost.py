@@ -232,3 +232,10 @@ def test_monitoring_ceiling_in_thousands_is_written_with_a_separator() -> None:
     assert cost.event_metrics_ceiling == 1200.0
     assert "add at most $1,200.00 in a month" in cost.notes[1]
     assert cost.per_nat == round(cost.total / 100, 2)
+
+
+def test_the_address_line_says_how_many_per_nat() -> None:
+    from natctl.cost import address_label
+    assert address_label(True, 1) == "public IPv4 address (Elastic IP)"
+    assert address_label(False, 1) == "public IPv4 address"
+    assert address_label(True, 2) == "public IPv4 addresses (Elastic IPs), 2 per NAT"
