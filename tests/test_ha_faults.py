@@ -142,10 +142,15 @@ def test_detection_does_not_wait_on_aws_calls(busy_lab: HaLab) -> None:
 
 def test_a_nat_losing_a_quarter_of_its_packets_is_left(lab: HaLab) -> None:
     """25 % loss each way on NAT a's internet side: about half its new connections fail.
-    Its AZ moves to the healthy NAT within the probe window, once, and stays."""
+    Its AZ moves to the healthy NAT, once, and stays.
+
+    When is chance: a probe fails only when both targets' handshakes do, about 1 in 5 here,
+    and the NAT is degraded once 4 of its last 20 probes failed. Simulated, that takes over
+    40 probes in 13 % of runs (CI met one), over 120 in 0.1 %: the bound is 120 s.
+    """
     before = len(lab.route_events)
     with lab.lossy_internet("a", 25) as lossy:
-        moved = lab.wait_until(lambda: lab.applied.get("a") == "b", 60, "AZ a via NAT b")
+        moved = lab.wait_until(lambda: lab.applied.get("a") == "b", 120, "AZ a via NAT b")
         time.sleep(10)
         assert changes_since(lab, before) == [changes_since(lab, before)[0]]
-    assert moved - lossy <= 40, moved - lossy
+    assert moved - lossy <= 120, moved - lossy
