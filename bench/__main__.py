@@ -51,7 +51,7 @@ LOAD = str(Path(__file__).with_name("load.py"))
 GLOBAL_CONNTRACK_MAX = "/proc/sys/net/netfilter/nf_conntrack_max"
 PRIVATE_SOURCES = [PRIVATE_HOST, "10.0.128.11", "10.0.128.12", "10.0.128.13"]
 NAT_GATEWAY_CONNECTIONS = 55_000  # AWS: per unique destination, per public IP
-PORT_SPACE = 65535 - 1024 + 1  # MASQUERADE remaps unprivileged source ports into 1024-65535
+PORT_SPACE = addresses.PORT_SPACE  # MASQUERADE remaps unprivileged ports into 1024-65535
 HALF_GIB_KIB = 512 * 1024
 SERVER_PROCESSES = 6  # 20,000 sockets per process at most here
 
@@ -335,9 +335,11 @@ def run_benchmark(quick: bool, sections: tuple[str, ...] = SECTIONS) -> dict[str
             "conntrack_drops": summary([c["conntrack_drops"] for c in churns]),
         }
     if "addresses" in sections:
-        results["several_addresses"] = addresses.measure(
-            ADDRESSES, quick, step, load,
-            lambda topology, env: prepare(topology, tuned=True, extra_env=env))
+        current = int(Path(GLOBAL_CONNTRACK_MAX).read_text())
+        with global_conntrack_max(max(current, addresses.table_needed(ADDRESSES))):
+            results["several_addresses"] = addresses.measure(
+                ADDRESSES, quick, step, load,
+                lambda topology, env: prepare(topology, tuned=True, extra_env=env))
     if "ha" in sections:
         measured = ha.measure(ha_repetitions, step)
         results["high_availability"] = {

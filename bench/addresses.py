@@ -21,7 +21,6 @@ from testbed.topology import INTERNET_HOST, Topology
 PORT_SPACE = 65535 - 1024 + 1
 SOURCES = [f"10.0.128.{host}" for host in range(10, 18)]  # 8 × 64,512 source ports
 PROCESSES = 18  # each holds at most RLIMIT_NOFILE (20,000 here) sockets
-GLOBAL_CONNTRACK_MAX = Path("/proc/sys/net/netfilter/nf_conntrack_max")
 
 
 def conntrack_slab_bytes() -> int:
@@ -96,22 +95,29 @@ def hold(addresses: int, count: int, port: int,
     return held
 
 
+def beyond_capacity(addresses: int) -> int:
+    """How many the second run asks: 4,000 past what the addresses' ports allow."""
+    return addresses * PORT_SPACE + 4_000
+
+
+def table_needed(addresses: int) -> int:
+    """The global tracking-table size the runs get (its size bounds every namespace's):
+    twice what the second run asks, for room to spare."""
+    return 2 * beyond_capacity(addresses)
+
+
 def measure(addresses: int, quick: bool, step: Callable[[str], None],
             launch: Callable[..., subprocess.Popen[str]],
             prepare: Callable[[Topology, dict[str, str]], None]) -> dict[str, Any]:
+    """Both runs; the caller gives the global table `table_needed` entries meanwhile."""
     capacity = addresses * PORT_SPACE
     target = int(capacity * 0.97) if not quick else 20_000
-    beyond = capacity + 4_000
-    original = GLOBAL_CONNTRACK_MAX.read_text().strip()
-    GLOBAL_CONNTRACK_MAX.write_text(str(max(int(original), 2 * beyond)))
-    try:
-        step(f"{addresses} public addresses: {target:,} connections held to one ip:port")
-        results: dict[str, Any] = {"addresses": addresses, "capacity": capacity,
-                                   "held": hold(addresses, target, 9300, launch, prepare)}
-        if not quick:
-            step(f"{addresses} public addresses: {beyond:,} connections, past "
-                 f"{addresses} × {PORT_SPACE:,}")
-            results["beyond"] = hold(addresses, beyond, 9301, launch, prepare)
-    finally:
-        GLOBAL_CONNTRACK_MAX.write_text(original)
+    beyond = beyond_capacity(addresses)
+    step(f"{addresses} public addresses: {target:,} connections held to one ip:port")
+    results: dict[str, Any] = {"addresses": addresses, "capacity": capacity,
+                               "held": hold(addresses, target, 9300, launch, prepare)}
+    if not quick:
+        step(f"{addresses} public addresses: {beyond:,} connections, past "
+             f"{addresses} × {PORT_SPACE:,}")
+        results["beyond"] = hold(addresses, beyond, 9301, launch, prepare)
     return results

@@ -111,14 +111,13 @@ class NatMocks(pulumi.runtime.Mocks):
             found = [allocation for allocation, known in self.elastic_ips.items()
                      if all(known.get("tags", {}).get(k) == v for k, v in wanted.items())
                      and (not ids or allocation in ids)]
-            return {"allocationIds": found, "id": self.region, "publicIps": [
-                mock_public_ip(hashlib.sha256(a.encode()).hexdigest()[:17]) for a in found]}
+            return {"allocationIds": found, "id": self.region,
+                    "publicIps": [self._elastic_ip_address(a) for a in found]}
         if args.token == "aws:ec2/getElasticIp:getElasticIp":
             allocation = args.args["id"]
             known = self._known(self.elastic_ips, "elastic_ips", allocation)
             return {"id": allocation, "allocationId": allocation, "domain": "vpc",
-                    "publicIp": known.get("publicIp") or mock_public_ip(
-                        hashlib.sha256(allocation.encode()).hexdigest()[:17]),
+                    "publicIp": self._elastic_ip_address(allocation),
                     "associationId": known.get("associationId", ""),
                     "networkInterfaceId": known.get("networkInterfaceId", ""),
                     "instanceId": known.get("instanceId", ""), "tags": known.get("tags", {})}
@@ -147,6 +146,11 @@ class NatMocks(pulumi.runtime.Mocks):
             return {"id": table_id, "routeTableId": table_id,
                     **self._known(self.route_tables, "route_tables", table_id)}
         return {}
+
+    def _elastic_ip_address(self, allocation: str) -> str:
+        """An existing Elastic IP's address: as given in `elastic_ips`, else derived."""
+        return str(self.elastic_ips[allocation].get("publicIp") or mock_public_ip(
+            hashlib.sha256(allocation.encode()).hexdigest()[:17]))
 
     @staticmethod
     def _known(registry: dict[str, dict[str, str]], name: str, resource_id: str

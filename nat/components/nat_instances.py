@@ -13,6 +13,7 @@ import functools
 import json
 import warnings
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import pulumi
@@ -221,6 +222,21 @@ def own_elastic_ips(component: str, name: str, settings: NatLayerSettings,
             for index, zone in enumerate(settings.nat_zones)}
 
 
+@dataclass(frozen=True)
+class AddressCheck:
+    """The public-address checks' verdict, made once where the arguments enter (NatInstanceVpc
+    hands its own to its NatInstances): the caller's own Elastic IPs by NAT AZ, if any."""
+
+    own_elastic_ips: dict[str, list[tuple[str, str]]] | None
+
+
+def check_addresses(component: str, name: str, settings: NatLayerSettings,
+                    opts: pulumi.ResourceOptions | None) -> AddressCheck:
+    """The count against the instance type, and the caller's own Elastic IPs."""
+    check_address_limit(component, name, settings.options.instance, opts)
+    return AddressCheck(own_elastic_ips(component, name, settings, opts))
+
+
 class IdChecks:
     """Subnets and route tables checked with AWS: in the VPC, in their AZ.
 
@@ -384,20 +400,23 @@ class NatInstances(pulumi.ComponentResource):
     @classmethod
     def from_settings(cls, name: str, settings: NatLayerSettings,
                       opts: pulumi.ResourceOptions | None = None, *,
-                      _legacy: Legacy | None = None) -> "NatInstances":
+                      _legacy: Legacy | None = None,
+                      _addresses: AddressCheck | None = None) -> "NatInstances":
         """NAT instances from arguments already checked (NatInstanceVpc's own, or a stack's
-        config): each input is checked once, where it enters."""
+        config): each input is checked once, where it enters (`_addresses`: the address
+        checks NatInstanceVpc made)."""
         component = cls.__new__(cls)
-        component._init(name, settings, opts, _legacy)
+        component._init(name, settings, opts, _legacy, _addresses)
         return component
 
     def _init(self, name: str, settings: NatLayerSettings,
-              opts: pulumi.ResourceOptions | None, legacy: Legacy | None) -> None:
+              opts: pulumi.ResourceOptions | None, legacy: Legacy | None,
+              addresses: AddressCheck | None = None) -> None:
         if settings.wiring is None:
             raise ValueError("NatInstances needs settings with their wiring (ids)")
         wiring = settings.wiring
-        check_address_limit("NatInstances", name, settings.options.instance, opts)
-        self._own_elastic_ips = own_elastic_ips("NatInstances", name, settings, opts)
+        addresses = addresses or check_addresses("NatInstances", name, settings, opts)
+        self._own_elastic_ips = addresses.own_elastic_ips
         if not wiring.known_good:
             checks = IdChecks(name, wiring, opts)
             checks.run(settings)

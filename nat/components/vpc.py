@@ -13,9 +13,8 @@ import pulumi_aws as aws
 from nat.components.nat_instances import (
     InvalidArgumentsError,
     NatInstances,
-    check_address_limit,
+    check_addresses,
     output_map,
-    own_elastic_ips,
     warnings_to_pulumi,
 )
 from nat.components.zone import TAG_COMPONENT, Legacy
@@ -103,9 +102,8 @@ class NatInstanceVpc(pulumi.ComponentResource):
 
     def _init(self, name: str, settings: VpcSettings,
               opts: pulumi.ResourceOptions | None) -> None:
-        check_address_limit("NatInstanceVpc", name, settings.options.instance, opts)
         # its NAT layer's interfaces carry this component's name (the tags it hands down)
-        own_elastic_ips("NatInstanceVpc", name, settings.nat_layer, opts)
+        self._addresses = check_addresses("NatInstanceVpc", name, settings.nat_layer, opts)
         super().__init__(COMPONENT_TYPE, name, None, opts)
         self._name = name
         self._settings = settings
@@ -171,7 +169,7 @@ class NatInstanceVpc(pulumi.ComponentResource):
                                       {z: (t.id,) for z, t in private_route_tables.items()},
                                       known_good=True))
         nat = NatInstances.from_settings(
-            f"{name}-nat", layer, pulumi.ResourceOptions(parent=self),
+            f"{name}-nat", layer, pulumi.ResourceOptions(parent=self), _addresses=self._addresses,
             _legacy=Legacy(self, {z: f"{name}-private-default-route-{z}"
                                   for z in settings.availability_zones}))
 
