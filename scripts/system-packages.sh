@@ -2,12 +2,13 @@
 # Debian packages the tests and the benchmark use: iproute2/iptables/util-linux for the
 # network-namespace data path, shellcheck for the bootstrap script, graphviz for `plan
 # --diagram`, iperf3 for the benchmark, node and npm for the check of the TypeScript example,
-# cloud-init to read the user data as the instance does.
+# cloud-init to read the user data as the instance does, conntrackd and conntrack for the
+# connection handover between NATs.
 # Installs only what is missing; needs root to install.
 set -euo pipefail
 declare -A package_of=([ip]=iproute2 [iptables]=iptables [nft]=nftables [sysctl]=procps [unshare]=util-linux
                        [shellcheck]=shellcheck [dot]=graphviz [iperf3]=iperf3 [node]=nodejs [npm]=npm
-                       [cloud-init]=cloud-init)
+                       [cloud-init]=cloud-init [conntrackd]=conntrackd [conntrack]=conntrack)
 missing=()
 for tool in "${!package_of[@]}"; do
     command -v "$tool" >/dev/null 2>&1 || missing+=("${package_of[$tool]}")

@@ -1,22 +1,28 @@
 """An HTTP proxy in front of moto_server, on the internet host: what the NATs' agents call as
 "AWS". While the file named by its second argument exists, it answers every call with
 HTTP 200 and a body cut off after 30 bytes (a proxy or a connection reset mid-answer);
-otherwise it passes calls through unchanged.
+otherwise it passes calls through unchanged. With JOURNAL, it appends the parameters of
+each AssociateAddress that succeeded there, one JSON line each (moto keeps an Elastic IP on
+the interface's primary address whatever PrivateIpAddress said: the test bed reads the
+address AWS would use from here).
 
-    python apiproxy.py PORT FAULT_FILE UPSTREAM_URL
+    python apiproxy.py PORT FAULT_FILE UPSTREAM_URL [JOURNAL]
 """
 
 from __future__ import annotations
 
 import http.server
+import json
 import os
 import sys
 import urllib.error
+import urllib.parse
 import urllib.request
 
 
 def main() -> int:
     port, fault_file, upstream = int(sys.argv[1]), sys.argv[2], sys.argv[3].rstrip("/")
+    journal = sys.argv[4] if len(sys.argv) > 4 else ""
 
     class Handler(http.server.BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
@@ -31,6 +37,9 @@ def main() -> int:
                     status, answer = response.status, response.read()
             except urllib.error.HTTPError as error:
                 status, answer = error.code, error.read()
+            if journal and status == 200 and b"Action=AssociateAddress" in body:
+                with open(journal, "a") as handle:  # what moto forgets: the private address
+                    handle.write(json.dumps(dict(urllib.parse.parse_qsl(body.decode()))) + "\n")
             self.send_response(status)
             self.send_header("Content-Length", str(len(answer)))
             self.send_header("Connection", "close")

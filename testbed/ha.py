@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import datetime
 import itertools
+import json
 import os
 import signal
 import socket
@@ -80,6 +81,8 @@ ECHO_PORT = 8080
 # the agents' health-check targets: two, as in production (any one answering is enough)
 TARGET_PORTS = (8080, 8081)
 API_PORT = 5000
+FLOWS = str(Path(__file__).with_name("flows.py"))
+FLOWS_PORT = 9000
 PROXY_PORT = 5001  # what the agents call: testbed/apiproxy.py in front of moto_server
 API_PROXY = str(Path(__file__).with_name("apiproxy.py"))
 API_FROM_TESTS = "203.0.113.253"  # the internet host's side of the test process's veth
@@ -111,6 +114,10 @@ class Nat:
 
 
 PUBLIC_IPS = {zone.public_ip for zone in ZONES.values()}
+# handover: the address each NAT's interface keeps for the AZ before it in the ring (as the
+# component reserves a secondary private IP), and the stack's spare Elastic IP
+STANDBY = {"a": "10.0.0.20", "b": "10.0.16.20"}
+SPARE_PUBLIC_IP = "203.0.113.12"
 
 
 @dataclass
@@ -162,13 +169,19 @@ class HaLab:
     def __init__(self, failback_after: float = 5, replace_after: float = 5,
                  propagation: float = 0.0, high_availability: bool = True,
                  metrics: MetricsSettings | None = None,
-                 rollout_check: float | None = None) -> None:
+                 rollout_check: float | None = None, handover: bool = False,
+                 address_delay: float = 0.0) -> None:
         """The agents run with their production timings for everything that detects a
         fault (probes, peers, route reads); what only waits is shorter: failback and
         replacement after 5 s, and the rollout check when a test sets it."""
         self.failback_after, self.replace_after = failback_after, replace_after
         self.rollout_check = rollout_check
         self.propagation = propagation
+        # handover: connections and Elastic IPs follow an AZ's traffic; the internet gateway
+        # applies an address move `address_delay` s after the API call (AWS publishes no
+        # figure; the one measurement found is 5-6 s)
+        self.handover, self.address_delay = handover, address_delay
+        self.address_events: list[tuple[float, str, str]] = []  # (time, public, private)
         self.high_availability = high_availability
         self.metrics = metrics
         self.nats: dict[str, Nat] = {}
@@ -190,6 +203,8 @@ class HaLab:
             self._make_aws()
             self._applier = threading.Thread(target=self._apply_routes, daemon=True)
             self._applier.start()
+            if handover:
+                threading.Thread(target=self._apply_addresses, daemon=True).start()
             for letter in ZONES:
                 self.start_nat(letter)
         except BaseException:
@@ -218,11 +233,14 @@ class HaLab:
         for port in TARGET_PORTS:
             self.processes.append(self._background("inet", [sys.executable, PROBE, "serve",
                                                             str(port)], "listening"))
+        self.processes.append(self._background("inet", [sys.executable, FLOWS, "serve",
+                                                        str(FLOWS_PORT)], "listening"))
         # the agents call "AWS" through a proxy that can cut its answers short
         self.api_fault = self.scratch / "api-fault"
+        self.associations = self.scratch / "associations.jsonl"
         self.processes.append(self._background("inet", [
             sys.executable, API_PROXY, str(PROXY_PORT), str(self.api_fault),
-            f"http://127.0.0.1:{API_PORT}"], "listening"))
+            f"http://127.0.0.1:{API_PORT}", str(self.associations)], "listening"))
         moto = subprocess.Popen(["ip", "netns", "exec", self.names["inet"], MOTO_SERVER, "-H",
                                  "0.0.0.0", "-p", str(API_PORT)], stdout=subprocess.DEVNULL,
                                 stderr=subprocess.DEVNULL, text=True)
@@ -264,14 +282,22 @@ class HaLab:
         self.eni: dict[str, str] = {}
         self.tables: dict[str, str] = {}
         self.groups: dict[str, str] = {}
+        self.allocations: dict[str, str] = {}
+        self.public_of: dict[str, str] = {}
         for letter, zone in ZONES.items():
             public = ec2.create_subnet(VpcId=vpc, CidrBlock=zone.public_cidr,
                                        AvailabilityZone=zone.name)["Subnet"]["SubnetId"]
             private = ec2.create_subnet(VpcId=vpc, CidrBlock=zone.private_cidr,
                                         AvailabilityZone=zone.name)["Subnet"]["SubnetId"]
+            addresses = [{"PrivateIpAddress": zone.nat_address, "Primary": True}] + (
+                [{"PrivateIpAddress": STANDBY[letter], "Primary": False}]
+                if self.handover else [])
             self.eni[letter] = ec2.create_network_interface(
-                SubnetId=public, PrivateIpAddress=zone.nat_address)["NetworkInterface"][
+                SubnetId=public, PrivateIpAddresses=addresses)["NetworkInterface"][
                 "NetworkInterfaceId"]
+            if self.handover:
+                self.network.admit(STANDBY[letter])
+                self._allocate(ec2, letter, zone.public_ip, self.eni[letter], zone.nat_address)
             table = ec2.create_route_table(VpcId=vpc)["RouteTable"]["RouteTableId"]
             ec2.associate_route_table(RouteTableId=table, SubnetId=private)
             ec2.create_route(RouteTableId=table, DestinationCidrBlock="0.0.0.0/0",
@@ -293,6 +319,75 @@ class HaLab:
                        "PropagateAtLaunch": False, "ResourceId": group,
                        "ResourceType": "auto-scaling-group"}])
             self.groups[letter] = group
+        if self.handover:
+            self._allocate(ec2, "spare", SPARE_PUBLIC_IP)
+
+    def _allocate(self, ec2: Any, name: str, public_ip: str, interface: str | None = None,
+                  private: str | None = None) -> None:
+        """An Elastic IP (moto picks its own address: the test bed's is `public_ip`)."""
+        allocation = ec2.allocate_address(Domain="vpc")["AllocationId"]
+        self.allocations[name] = allocation
+        self.public_of[allocation] = public_ip
+        if interface is not None:
+            ec2.associate_address(AllocationId=allocation, NetworkInterfaceId=interface,
+                                  PrivateIpAddress=private)
+
+    def address_of(self, name: str) -> str:
+        """The private address AZ `name`'s Elastic IP (or "spare") is associated with now, as
+        AWS would have it."""
+        allocation = self.allocations[name]
+        found = self.client("ec2").describe_addresses(AllocationIds=[allocation])["Addresses"][0]
+        interface, named = self._asked_associations().get(allocation, ("", ""))
+        if found.get("PrivateIpAddress") and interface == found.get("NetworkInterfaceId") \
+                and named:
+            return named
+        return str(found.get("PrivateIpAddress", ""))
+
+    def _apply_addresses(self) -> None:
+        """The internet gateway follows the Elastic IP associations (every 100 ms), each move
+        `address_delay` s after it shows in the API. Where two addresses name one private
+        address, the later association wins (AWS replaces the earlier one; moto keeps
+        both)."""
+        ec2 = self.client("ec2")
+        seen: dict[str, tuple[str, float]] = {}  # allocation → (private, since)
+        applied: list[tuple[str, str]] = []
+        while not self._stop.wait(0.1):
+            try:
+                found = ec2.describe_addresses(
+                    AllocationIds=list(self.allocations.values()))["Addresses"]
+            except Exception:
+                continue
+            now = time.monotonic()
+            asked = self._asked_associations()
+            for address in found:
+                private = address.get("PrivateIpAddress", "")
+                interface, named = asked.get(address["AllocationId"], ("", ""))
+                if private and interface == address.get("NetworkInterfaceId") and named:
+                    private = named  # AWS's: the address the call named
+                if seen.get(address["AllocationId"], ("?",))[0] != private:
+                    seen[address["AllocationId"]] = (private, now)
+            live = sorted(((since, private, allocation)
+                           for allocation, (private, since) in seen.items()
+                           if private and now - since >= self.address_delay))
+            by_private = {private: self.public_of[allocation] for _, private, allocation in live}
+            pairs = sorted(by_private.items())
+            if pairs != applied:
+                self.network.map_public(pairs)
+                for private, public in pairs:
+                    if (private, public) not in applied:
+                        self.address_events.append((time.monotonic(), public, private))
+                applied = pairs
+
+    def _asked_associations(self) -> dict[str, tuple[str, str]]:
+        """Allocation → (interface, private address) of the last AssociateAddress the agents
+        made (the API proxy's journal)."""
+        asked: dict[str, tuple[str, str]] = {}
+        if self.associations.exists():
+            for line in self.associations.read_text().splitlines():
+                call = json.loads(line)
+                asked[call["AllocationId"]] = (call.get("NetworkInterfaceId", ""),
+                                               call.get("PrivateIpAddress", ""))
+        return asked
 
     def route_target(self, letter: str) -> str:
         """The AZ whose NAT AZ `letter`'s private route table names, as "AWS" has it now."""
@@ -370,6 +465,11 @@ class HaLab:
                                                  for port in TARGET_PORTS),
                                      int(self.failback_after)), release, self.metrics)
         settings = replace(settings, replace_after=self.replace_after, never_healthy_grace=60)
+        if self.handover:
+            settings = replace(settings, handover=True, spare=self.allocations["spare"], nats={
+                z.name: {**settings.nats[z.name], "allocation": self.allocations[letter],
+                         "standby": STANDBY[letter], "private": z.private_cidr}
+                for letter, z in ZONES.items()})
         if self.rollout_check is not None:
             settings = replace(settings, rollout_check=self.rollout_check)
         return settings
@@ -392,6 +492,8 @@ class HaLab:
         self.network.add_namespace(namespace)
         self.ns(namespace, "ip", "addr", "add", "169.254.169.254/32", "dev", "lo")
         self.network.attach_nat(zone, namespace)
+        if self.handover:  # as amazon-ec2-net-utils adds a secondary private IP
+            self.ns(namespace, "ip", "addr", "add", f"{STANDBY[letter]}/32", "dev", "ens5")
         self.applied.pop(letter, None)  # the router's route through the old link is gone
         nat.processes.append(self._background(namespace, [sys.executable, IMDS, instance_id,
                                                           zone.name], "listening"))
@@ -607,6 +709,20 @@ class HaLab:
         finally:
             run(["ip", "netns", "exec", self.names["igw"], "nft", "delete", "table", "ip",
                  table], check=False)
+
+    def flows(self, letter: str, count: int, seconds: float,
+              mode: str = "echo") -> subprocess.Popen[str]:
+        """`count` long-lived flows (testbed/flows.py) from AZ `letter`'s private host to the
+        internet host, for `seconds` once all are open (returns then)."""
+        return self._background(f"priv-{letter}", [sys.executable, FLOWS, "run", INTERNET_HOST,
+                                                   str(FLOWS_PORT), str(count), str(seconds),
+                                                   mode], "listening")
+
+    @staticmethod
+    def flows_report(process: subprocess.Popen[str], timeout: float = 120) -> dict[str, Any]:
+        output, _ = process.communicate(timeout=timeout)
+        report: dict[str, Any] = json.loads(output.strip().splitlines()[-1])
+        return report
 
     def agent_log(self, letter: str) -> str:
         return self.nats[letter].log.read_text()

@@ -223,18 +223,7 @@ class Network:
         self.ns(router, "ip", "route", "add", "default", "via", TRANSIT_IGW)
         self.ns(self.igw, "ip", "route", "add", VPC_CIDR, "via", TRANSIT_VPC)
 
-        # Internet gateway: stateless 1:1 NAT for each NAT's address, as AWS's is; with no
-        # connection tracking here, the NAT's table is the only one on the path.
-        rules = ["table ip internet_gateway {",
-                 "  chain inbound { type filter hook prerouting priority -300; policy accept;"]
-        rules += [f"    ip daddr {public} notrack ip daddr set {private}"
-                  for z in self.zones for private, public in z.address_pairs]
-        rules += ["  }",
-                  "  chain outbound { type filter hook postrouting priority 100; policy accept;"]
-        rules += [f'    oifname "to-inet" ip saddr {private} ip saddr set {public}'
-                  for z in self.zones for private, public in z.address_pairs]
-        rules += ["  }", "}"]
-        run(["ip", "netns", "exec", self.igw, "nft", "-f", "-"], input="\n".join(rules) + "\n")
+        self.map_public([pair for z in self.zones for pair in z.address_pairs])
         # like AWS's: only addresses with a public mapping pass between the VPC and the
         # internet (a private host never reaches it unless a NAT masquerades it)
         for zone in self.zones:
@@ -253,6 +242,30 @@ class Network:
             for namespace in (router, self.igw):
                 self.ns(namespace, "iptables", "-A", "OUTPUT", "-p", "icmp", "--icmp-type",
                         "fragmentation-needed", "-j", "DROP")
+
+    def map_public(self, pairs: Sequence[tuple[str, str]]) -> None:
+        """The internet gateway's 1:1 mappings (private, public), replaced at once: stateless,
+        as AWS's is; with no connection tracking here, the NAT's table is the only one on
+        the path."""
+        rules = ["table ip internet_gateway", "delete table ip internet_gateway",
+                 "table ip internet_gateway {",
+                 "  chain inbound { type filter hook prerouting priority -300; policy accept;"]
+        rules += [f"    ip daddr {public} notrack ip daddr set {private}"
+                  for private, public in pairs]
+        rules += ["  }",
+                  "  chain outbound { type filter hook postrouting priority 100; policy accept;"]
+        rules += [f'    oifname "to-inet" ip saddr {private} ip saddr set {public}'
+                  for private, public in pairs]
+        # a VPC address without a public one goes nowhere (AWS's gateway drops it)
+        rules += [f'    oifname "to-inet" ip saddr {VPC_CIDR} drop', "  }", "}"]
+        run(["ip", "netns", "exec", self.igw, "nft", "-f", "-"], input="\n".join(rules) + "\n")
+
+    def admit(self, private: str) -> None:
+        """The gateway passes a private address's traffic (one that may get a mapping)."""
+        self.ns(self.igw, "iptables", "-I", "FORWARD", "-o", "to-inet", "-s", private, "-j",
+                "ACCEPT")
+        self.ns(self.igw, "iptables", "-I", "FORWARD", "-i", "to-inet", "-d", private, "-j",
+                "ACCEPT")
 
     def attach_nat(self, zone: Zone, namespace: str, interface: str = "ens5") -> None:
         """A NAT instance's namespace joins the zone's public subnet (a link that died with

@@ -118,6 +118,12 @@ class Settings:
     # that does not come back is not a restart)
     silence_limit: float = 20.0
     stall_after: float = 5.0  # no probe for this long: this agent was stopped
+    # keep connections and addresses across moves (nats then also carry "allocation": the
+    # AZ's Elastic IP, "standby": the address on its interface kept for the AZ before it in
+    # `order`, "private": the AZ's private CIDRs); `spare`: an Elastic IP lent to a NAT
+    # whose own address another NAT carries, so it can boot and prove its data path
+    handover: bool = False
+    spare: str = ""
 
     def __post_init__(self) -> None:
         if isinstance(self.metrics, dict):
@@ -144,6 +150,8 @@ class Settings:
                             targets=list(self.targets),
                             failback_after=float(self.failback_after),
                             status_port=self.status_port, release=self.release)
+            if self.handover:
+                document.update(handover=True, spare=self.spare)
         for name in TIMINGS:
             if getattr(self, name) != getattr(Settings, name):
                 document[name] = getattr(self, name)
@@ -560,6 +568,20 @@ class Aws:
                                           "DestinationCidrBlock": "0.0.0.0/0",
                                           "NetworkInterfaceId": interface})
 
+    def associate_address(self, allocation: str, interface: str, private: str) -> None:
+        self.call("ec2", "AssociateAddress", {"AllocationId": allocation,
+                                              "NetworkInterfaceId": interface,
+                                              "PrivateIpAddress": private,
+                                              "AllowReassociation": "true"})
+
+    def address_holder(self, allocation: str) -> tuple[str, str]:
+        """(network interface, private address) an Elastic IP is associated with."""
+        root = self.call("ec2", "DescribeAddresses", {"AllocationId.1": allocation})
+        item = root.find(".//addressesSet/item")
+        if item is None:
+            return "", ""
+        return item.findtext("networkInterfaceId") or "", item.findtext("privateIpAddress") or ""
+
     def interface_instance(self, interface: str) -> str | None:
         """The instance a network interface is attached to, None when it is free."""
         root = self.call("ec2", "DescribeNetworkInterfaces", {"NetworkInterfaceId.1": interface})
@@ -606,9 +628,10 @@ def reserved_address(interface_cidr: str) -> str:
     return str(network.network_address + 3)
 
 
-def run(*command: str, check: bool = True) -> subprocess.CompletedProcess:  # type: ignore[type-arg]
+def run(*command: str, check: bool = True,
+        stdin: str | None = None) -> subprocess.CompletedProcess:  # type: ignore[type-arg]
     return subprocess.run(list(command), capture_output=True, text=True, check=check,
-                          timeout=10)
+                          timeout=10, input=stdin)
 
 
 class ProbeNamespace:
@@ -804,6 +827,176 @@ class Peers:
     def report(self, zone: str) -> dict[str, Any]:
         with self._lock:
             return dict(self.reports.get(zone, {}))
+
+
+# --- keeping connections and addresses across moves (handover) ---------------------------------
+# Each AZ owns its Elastic IP; its traffic is always translated to its own NAT's primary
+# address (the "home" address), on whichever NAT carries it. The NAT after an AZ in `order`
+# (the one `desired_target` picks when that AZ's NAT fails) keeps a standby address on its
+# interface for it: taking the AZ, it moves the AZ's Elastic IP there and rewrites home ↔
+# standby statelessly, so the connections conntrackd replicated from the AZ's NAT (their
+# translation is to the home address) carry on, and new ones leave from the same address.
+SYNC_PORT = 3780  # conntrackd, UDP, between the NATs only (the security group admits itself)
+STATE_DIR = os.environ.get("NAT_STATE_DIR", "/var/lib/nat-instance")
+HANDOVER_TABLE = "nat_handover"
+
+
+def neighbours(order: Sequence[str], me: str) -> list[str]:
+    """The AZs next to `me` in the ring of `order`: conntrackd syncs with one peer per
+    daemon, and a NAT needs the states of the AZ before it (it takes that AZ over) and gives
+    its own to the one after it."""
+    at = list(order).index(me)
+    return sorted({order[at - 1], order[(at + 1) % len(order)]} - {me})
+
+
+def sync_port(order: Sequence[str], one: str, other: str) -> int:
+    """The same port on both ends of a link of the ring, a different one per link."""
+    a, b = sorted((list(order).index(one), list(order).index(other)))
+    return SYNC_PORT + (b if (a, b) == (0, len(order) - 1) and len(order) > 2 else a)
+
+
+def conntrackd_config(local: str, peer: str, port: int, interface: str, name: str) -> str:
+    """FTFW (acknowledged, resent) over unicast UDP; the peer's states kept in an external
+    cache until a takeover commits them to the kernel."""
+    return f"""Sync {{
+  Mode FTFW {{
+    DisableExternalCache off
+  }}
+  UDP {{
+    IPv4_address {local}
+    IPv4_Destination_Address {peer}
+    Port {port}
+    Interface {interface}
+    SndSocketBuffer 1249280
+    RcvSocketBuffer 1249280
+    Checksum on
+  }}
+}}
+General {{
+  HashSize 32768
+  HashLimit 524288
+  LogFile {STATE_DIR}/{name}.log
+  Syslog off
+  LockFile {STATE_DIR}/{name}.lock
+  UNIX {{
+    Path {STATE_DIR}/{name}.ctl
+  }}
+  NetlinkBufferSize 2097152
+  NetlinkBufferSizeMaxGrowth 8388608
+  NetlinkOverrunResync on
+  NetlinkEventsReliable off
+  Filter From Userspace {{
+    Protocol Accept {{
+      TCP
+      UDP
+    }}
+    Address Ignore {{
+      IPv4_address 127.0.0.1
+    }}
+  }}
+}}
+"""
+
+
+def handover_rules(interface: str, home: str, standby: str, private: Sequence[str]) -> str:
+    """nftables: the AZ before this NAT in the ring leaves from its home address, rewritten
+    to the standby address that carries its Elastic IP here (and back on the way in, before
+    connection tracking sees it)."""
+    sources = ", ".join(private)
+    return f"""table ip {HANDOVER_TABLE}
+delete table ip {HANDOVER_TABLE}
+table ip {HANDOVER_TABLE} {{
+  chain translate {{ type nat hook postrouting priority srcnat - 10; policy accept;
+    oifname "{interface}" ip saddr {{ {sources} }} snat to {home}
+  }}
+  chain outbound {{ type filter hook postrouting priority srcnat + 10; policy accept;
+    oifname "{interface}" ip saddr {home} ip saddr set {standby}
+  }}
+  chain inbound {{ type filter hook prerouting priority raw; policy accept;
+    iifname "{interface}" ip daddr {standby} ip daddr set {home}
+  }}
+}}
+"""
+
+
+class Handover:
+    """conntrackd per neighbour, the address rules, and the moves of Elastic IPs."""
+
+    def __init__(self, settings: Settings, me: str, aws: Aws, interface: str) -> None:
+        self.settings, self.me, self.aws, self.interface = settings, me, aws, interface
+        order = settings.order
+        self.before = order[order.index(me) - 1]  # the AZ this NAT keeps a standby for
+        self.daemons = {peer: os.path.join(STATE_DIR, f"conntrackd-{peer}.conf")
+                        for peer in neighbours(order, me)}
+        self.processes: list[subprocess.Popen] = []  # type: ignore[type-arg]
+        self.lent_to = ""  # the AZ the spare address was lent to
+
+    def nat(self, zone: str) -> dict[str, str]:
+        return self.settings.nats[zone]
+
+    def start(self) -> None:
+        os.makedirs(STATE_DIR, exist_ok=True)
+        mine = self.nat(self.me)
+        for peer, path in self.daemons.items():
+            with open(path, "w") as handle:
+                handle.write(conntrackd_config(
+                    mine["address"], self.nat(peer)["address"],
+                    sync_port(self.settings.order, self.me, peer), self.interface,
+                    f"conntrackd-{peer}"))
+            run("conntrackd", "-C", path, "-k", check=False)  # one left by an earlier agent
+            with contextlib.suppress(OSError):
+                os.unlink(os.path.join(STATE_DIR, f"conntrackd-{peer}.lock"))
+            self.processes.append(subprocess.Popen(
+                ["conntrackd", "-C", path], stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+        before = self.nat(self.before)
+        if self.before != self.me and mine.get("standby"):
+            run("nft", "-f", "-", check=True, stdin=handover_rules(
+                self.interface, before["address"], mine["standby"],
+                before.get("private", "").split()))
+        log(f"handover: conntrackd with {', '.join(self.daemons) or 'no one'}; standby "
+            f"{mine.get('standby') or 'none'} for {self.before}")
+
+    def stop(self) -> None:
+        for process in self.processes:
+            process.kill()
+            process.wait()
+
+    def commit(self, holder: str | None, planned: bool) -> None:
+        """The connections of the NAT an AZ leaves, into this kernel, before its traffic
+        comes here: a packet that came first would be translated anew."""
+        path = self.daemons.get(holder or "")
+        if path is None:
+            return
+        if planned:  # the holder is alive: ask it for everything, then take it
+            run("conntrackd", "-C", path, "-n", check=False)
+            time.sleep(0.5)
+        result = run("conntrackd", "-C", path, "-c", check=False)
+        log(f"handover: committed {holder}'s connections ({result.returncode})")
+
+    def carry(self, zone: str) -> None:
+        """The AZ's Elastic IP to this NAT: its primary address for its own AZ, the standby
+        for the AZ before it; any other AZ leaves from this NAT's own address."""
+        mine = self.nat(self.me)
+        private = mine["address"] if zone == self.me else \
+            mine.get("standby") if zone == self.before else None
+        allocation = self.nat(zone).get("allocation")
+        if not private or not allocation:
+            return
+        self.aws.associate_address(allocation, mine["eni"], private)
+        log(f"handover: {zone}'s Elastic IP → {private}")
+        if zone == self.me and self.lent_to:
+            self.lent_to = ""
+
+    def lend_spare(self, zone: str) -> None:
+        """The AZ's NAT is back (booting) while this NAT carries its address: the spare
+        address lets it reach the internet and prove its data path before failback."""
+        if not self.settings.spare or self.lent_to == zone:
+            return
+        nat = self.nat(zone)
+        self.aws.associate_address(self.settings.spare, nat["eni"], nat["address"])
+        self.lent_to = zone
+        log(f"handover: spare Elastic IP lent to {zone}'s NAT")
 
 
 # --- metrics -------------------------------------------------------------------------------------
@@ -1125,7 +1318,7 @@ class Agent:
         self.probe = probe
         self.started = time.monotonic()
         self.instance = metadata.get("meta-data/instance-id") or ""
-        _, cidr = probe.primary()
+        interface, cidr = probe.primary()
         address = cidr.split("/")[0]
         mine = [zone for zone, nat in settings.nats.items() if nat["address"] == address]
         if not mine:
@@ -1156,6 +1349,8 @@ class Agent:
         self.peers = Peers(self.me, settings.nats, settings.unhealthy_after, self.status,
                            settings.status_port)
         self.peers.on_news = self.probe_soon.set  # a peer's new verdict: judge this NAT now
+        self.handover = Handover(settings, self.me, aws, interface) \
+            if settings.handover else None
 
     # --- what this NAT knows and tells ---------------------------------------------------------
     def _mine(self) -> tuple[str, bool, float, float]:
@@ -1334,7 +1529,18 @@ class Agent:
         return vouches
 
     def apply(self, changes: list[Change]) -> None:
+        carried: set[str] = set()
         for change in changes:
+            owner = self.settings.route_tables[change.route_table]
+            if self.handover is not None:
+                if change.target != self.me:
+                    continue  # the NAT that takes an AZ moves its connections: it pulls
+                if owner not in carried:  # connections first, then address, then route
+                    holder = self.routes.get(change.route_table)
+                    self.handover.commit(holder, planned=holder is not None and
+                                         self.peers.reachable(holder))
+                    self.handover.carry(owner)
+                    carried.add(owner)
             interface = self.settings.nats[change.target]["eni"]
             self.aws.replace_route(change.route_table, interface)
             self.failovers.add()
@@ -1421,6 +1627,8 @@ class Agent:
         if now - self.routes_read >= self.settings.route_refresh:
             self.read_routes()
         self.apply(decide(self.view()))
+        if self.handover is not None:
+            self.lend_spare()
         if self.retiring:
             # handed over: every route this NAT owns read back, pointing at another NAT, and
             # none pointing here (an unread or missing route is not handed over)
@@ -1440,6 +1648,19 @@ class Agent:
             if replacement_due(broken_for, ever_healthy, now - self.started, peer_ok,
                                self.direct_ok, self.settings):
                 self.replace("data path broken")
+
+    def lend_spare(self) -> None:
+        """While this NAT carries the address of the AZ before it, that AZ's NAT, when it is
+        back, borrows the spare address (it has none of its own until failback)."""
+        assert self.handover is not None
+        zone = self.handover.before
+        carrying = any(self.routes.get(table) == self.me
+                       for table, owner in self.settings.route_tables.items() if owner == zone)
+        if not carrying:
+            self.handover.lent_to = ""
+        elif self.handover.lent_to != zone and (self.peers.reachable(zone) or
+                                                 self.kernel_answers(zone)):
+            self.handover.lend_spare(zone)
 
     def replace(self, why: str) -> None:
         if self.asked_for_replacement or not self.instance:
@@ -1470,6 +1691,8 @@ class Agent:
         inside = [ipaddress.IPv4Network(c) for c in self._vpc_cidrs()]
         targets = resolve(self.settings.targets, inside)
         log(f"in {self.me}, probing {targets} from the probe namespace")
+        if self.handover is not None:
+            self.handover.start()
         threading.Thread(target=self._probe_forever, args=(targets,), daemon=True).start()
         rollout_at = 0.0
         failures = FailureLog("a step (routes, rollout)")
