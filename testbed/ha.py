@@ -466,7 +466,8 @@ class HaLab:
                                      int(self.failback_after)), release, self.metrics)
         settings = replace(settings, replace_after=self.replace_after, never_healthy_grace=60)
         if self.handover:
-            settings = replace(settings, handover=True, spare=self.allocations["spare"], nats={
+            settings = replace(settings, handover=True, spare=self.allocations["spare"],
+                               address_settle=self.address_delay + 1, nats={
                 z.name: {**settings.nats[z.name], "allocation": self.allocations[letter],
                          "standby": STANDBY[letter], "private": z.private_cidr}
                 for letter, z in ZONES.items()})

@@ -94,7 +94,7 @@ class MetricsSettings:
 
 # the agent's own timings: written to agent.json only when they differ (the test bed's)
 TIMINGS = ("probe_interval", "unhealthy_after", "replace_after", "never_healthy_grace",
-           "route_refresh", "rollout_check", "silence_limit", "stall_after")
+           "route_refresh", "rollout_check", "silence_limit", "stall_after", "address_settle")
 
 
 @dataclass
@@ -124,6 +124,10 @@ class Settings:
     # whose own address another NAT carries, so it can boot and prove its data path
     handover: bool = False
     spare: str = ""
+    # seconds a planned move waits between moving an Elastic IP and moving the route: AWS
+    # applies an address move to the data path some seconds after the call (no published
+    # figure; 5-6 s measured by NGINX)
+    address_settle: float = 10.0
 
     def __post_init__(self) -> None:
         if isinstance(self.metrics, dict):
@@ -974,7 +978,7 @@ class Handover:
         result = run("conntrackd", "-C", path, "-c", check=False)
         log(f"handover: committed {holder}'s connections ({result.returncode})")
 
-    def carry(self, zone: str) -> None:
+    def carry(self, zone: str) -> bool:
         """The AZ's Elastic IP to this NAT: its primary address for its own AZ, the standby
         for the AZ before it; any other AZ leaves from this NAT's own address."""
         mine = self.nat(self.me)
@@ -982,11 +986,10 @@ class Handover:
             mine.get("standby") if zone == self.before else None
         allocation = self.nat(zone).get("allocation")
         if not private or not allocation:
-            return
+            return False
         self.aws.associate_address(allocation, mine["eni"], private)
         log(f"handover: {zone}'s Elastic IP → {private}")
-        if zone == self.me and self.lent_to:
-            self.lent_to = ""
+        return True
 
     def lend_spare(self, zone: str) -> None:
         """The AZ's NAT is back (booting) while this NAT carries its address: the spare
@@ -1537,9 +1540,13 @@ class Agent:
                     continue  # the NAT that takes an AZ moves its connections: it pulls
                 if owner not in carried:  # connections first, then address, then route
                     holder = self.routes.get(change.route_table)
-                    self.handover.commit(holder, planned=holder is not None and
-                                         self.peers.reachable(holder))
-                    self.handover.carry(owner)
+                    planned = holder is not None and self.peers.reachable(holder)
+                    self.handover.commit(holder, planned)
+                    if self.handover.carry(owner) and planned:
+                        # the holder forwards on meanwhile; then the connections it opened
+                        # since, and the route
+                        time.sleep(self.settings.address_settle)
+                        self.handover.commit(holder, planned)
                     carried.add(owner)
             interface = self.settings.nats[change.target]["eni"]
             self.aws.replace_route(change.route_table, interface)
