@@ -60,13 +60,18 @@ def bootstrap_script() -> str:
     return strip_shell_comments(BOOTSTRAP_SCRIPT_PATH.read_text())
 
 
-def agent_script() -> str:
+HANDOVER_SECTION = re.compile(r"^# HANDOVER-BEGIN.*?^# HANDOVER-END\n", re.M | re.S)
+
+
+def agent_script(handover: bool = False) -> str:
     """The agent as user data carries it: nat/instance/agent.py minified (python-minifier:
     no comments, docstrings or annotations, local names shortened; module-level names, and
     so every name a log line or a test reads, kept), so that it fits EC2's 16 KB of user
     data beside the bootstrap script. The HA test bed runs this text, taken from the
     rendered user data."""
     source = AGENT_PATH.read_text()
+    if not handover:  # keepConnections' code (conntrackd, address moves) only where it runs
+        source = HANDOVER_SECTION.sub("", source)
     with _MINIFY_LOCK:  # one minification per text and process (it takes ~0.7 s)
         if source not in _MINIFIED:
             _MINIFIED[source] = minify_agent(source)
@@ -119,7 +124,8 @@ def render_user_data(vpc_cidrs: Sequence[IPv4Network], tuning: TuningOverrides,
     agent = "" if agent_settings is None else (
         heredoc(AGENT_SETTINGS_PATH, json.dumps(agent_settings.to_document(), sort_keys=True),
                 _AGENT_SETTINGS_END, "0644") +
-        heredoc("/usr/local/sbin/nat-agent", agent_script(), "NAT_AGENT_END", "0755"))
+        heredoc("/usr/local/sbin/nat-agent", agent_script(agent_settings.handover),
+                "NAT_AGENT_END", "0755"))
     return (
         "#!/bin/bash\n"
         "# nat-instance-vpc: install the NAT bootstrap script and run it (see its header).\n"

@@ -46,6 +46,7 @@ import ipaddress
 import json
 import os
 import select
+import shutil
 import socket
 import subprocess
 import sys
@@ -572,20 +573,6 @@ class Aws:
                                           "DestinationCidrBlock": "0.0.0.0/0",
                                           "NetworkInterfaceId": interface})
 
-    def associate_address(self, allocation: str, interface: str, private: str) -> None:
-        self.call("ec2", "AssociateAddress", {"AllocationId": allocation,
-                                              "NetworkInterfaceId": interface,
-                                              "PrivateIpAddress": private,
-                                              "AllowReassociation": "true"})
-
-    def address_holder(self, allocation: str) -> tuple[str, str]:
-        """(network interface, private address) an Elastic IP is associated with."""
-        root = self.call("ec2", "DescribeAddresses", {"AllocationId.1": allocation})
-        item = root.find(".//addressesSet/item")
-        if item is None:
-            return "", ""
-        return item.findtext("networkInterfaceId") or "", item.findtext("privateIpAddress") or ""
-
     def interface_instance(self, interface: str) -> str | None:
         """The instance a network interface is attached to, None when it is free."""
         root = self.call("ec2", "DescribeNetworkInterfaces", {"NetworkInterfaceId.1": interface})
@@ -834,6 +821,7 @@ class Peers:
 
 
 # --- keeping connections and addresses across moves (handover) ---------------------------------
+# HANDOVER-BEGIN: user data carries what lies between these markers only with keepConnections
 # Each AZ owns its Elastic IP; its traffic is always translated to its own NAT's primary
 # address (the "home" address), on whichever NAT carries it. The NAT after an AZ in `order`
 # (the one `desired_target` picks when that AZ's NAT fails) keeps a standby address on its
@@ -841,8 +829,28 @@ class Peers:
 # standby statelessly, so the connections conntrackd replicated from the AZ's NAT (their
 # translation is to the home address) carry on, and new ones leave from the same address.
 SYNC_PORT = 3780  # conntrackd, UDP, between the NATs only (the security group admits itself)
+SYNC_LINKS = 6  # ports SYNC_PORT.. for the links of a ring of up to 6 AZs' NATs
 STATE_DIR = os.environ.get("NAT_STATE_DIR", "/var/lib/nat-instance")
 HANDOVER_TABLE = "nat_handover"
+
+
+def associate_address(aws: Aws, allocation: str, interface: str, private: str) -> None:
+    aws.call("ec2", "AssociateAddress", {"AllocationId": allocation,
+                                         "NetworkInterfaceId": interface,
+                                         "PrivateIpAddress": private,
+                                         "AllowReassociation": "true"})
+
+
+def private_cidrs(aws: Aws, tables: Sequence[str]) -> list[str]:
+    """The CIDRs of the subnets associated with route tables (an AZ's private ones)."""
+    params = {f"RouteTableId.{i + 1}": table for i, table in enumerate(tables)}
+    subnets = sorted({node.text for node in aws.call("ec2", "DescribeRouteTables", params)
+                      .iter("subnetId") if node.text})
+    if not subnets:
+        return []
+    root = aws.call("ec2", "DescribeSubnets", {f"SubnetId.{i + 1}": subnet
+                                               for i, subnet in enumerate(subnets)})
+    return sorted({node.text for node in root.iter("cidrBlock") if node.text})
 
 
 def neighbours(order: Sequence[str], me: str) -> list[str]:
@@ -862,44 +870,46 @@ def sync_port(order: Sequence[str], one: str, other: str) -> int:
 def conntrackd_config(local: str, peer: str, port: int, interface: str, name: str) -> str:
     """FTFW (acknowledged, resent) over unicast UDP; the peer's states kept in an external
     cache until a takeover commits them to the kernel."""
-    return f"""Sync {{
-  Mode FTFW {{
-    DisableExternalCache off
-  }}
-  UDP {{
-    IPv4_address {local}
-    IPv4_Destination_Address {peer}
-    Port {port}
-    Interface {interface}
-    SndSocketBuffer 1249280
-    RcvSocketBuffer 1249280
-    Checksum on
-  }}
-}}
-General {{
-  HashSize 32768
-  HashLimit 524288
-  LogFile {STATE_DIR}/{name}.log
-  Syslog off
-  LockFile {STATE_DIR}/{name}.lock
-  UNIX {{
-    Path {STATE_DIR}/{name}.ctl
-  }}
-  NetlinkBufferSize 2097152
-  NetlinkBufferSizeMaxGrowth 8388608
-  NetlinkOverrunResync on
-  NetlinkEventsReliable off
-  Filter From Userspace {{
-    Protocol Accept {{
-      TCP
-      UDP
-    }}
-    Address Ignore {{
-      IPv4_address 127.0.0.1
-    }}
-  }}
-}}
-"""
+    return "\n".join([
+        'Sync {',
+        '  Mode FTFW {',
+        '    DisableExternalCache off',
+        '  }',
+        '  UDP {',
+        f'    IPv4_address {local}',
+        f'    IPv4_Destination_Address {peer}',
+        f'    Port {port}',
+        f'    Interface {interface}',
+        '    SndSocketBuffer 1249280',
+        '    RcvSocketBuffer 1249280',
+        '    Checksum on',
+        '  }',
+        '}',
+        'General {',
+        '  HashSize 32768',
+        '  HashLimit 524288',
+        f'  LogFile {STATE_DIR}/{name}.log',
+        '  Syslog off',
+        f'  LockFile {STATE_DIR}/{name}.lock',
+        '  UNIX {',
+        f'    Path {STATE_DIR}/{name}.ctl',
+        '  }',
+        '  NetlinkBufferSize 2097152',
+        '  NetlinkBufferSizeMaxGrowth 8388608',
+        '  NetlinkOverrunResync on',
+        '  NetlinkEventsReliable off',
+        '  Filter From Userspace {',
+        '    Protocol Accept {',
+        '      TCP',
+        '      UDP',
+        '    }',
+        '    Address Ignore {',
+        '      IPv4_address 127.0.0.1',
+        '    }',
+        '  }',
+        '}',
+        '',
+    ])
 
 
 def handover_rules(interface: str, home: str, standby: str, private: Sequence[str]) -> str:
@@ -907,20 +917,22 @@ def handover_rules(interface: str, home: str, standby: str, private: Sequence[st
     to the standby address that carries its Elastic IP here (and back on the way in, before
     connection tracking sees it)."""
     sources = ", ".join(private)
-    return f"""table ip {HANDOVER_TABLE}
-delete table ip {HANDOVER_TABLE}
-table ip {HANDOVER_TABLE} {{
-  chain translate {{ type nat hook postrouting priority srcnat - 10; policy accept;
-    oifname "{interface}" ip saddr {{ {sources} }} snat to {home}
-  }}
-  chain outbound {{ type filter hook postrouting priority srcnat + 10; policy accept;
-    oifname "{interface}" ip saddr {home} ip saddr set {standby}
-  }}
-  chain inbound {{ type filter hook prerouting priority raw; policy accept;
-    iifname "{interface}" ip daddr {standby} ip daddr set {home}
-  }}
-}}
-"""
+    return "\n".join([
+        f'table ip {HANDOVER_TABLE}',
+        f'delete table ip {HANDOVER_TABLE}',
+        f'table ip {HANDOVER_TABLE} {{',
+        '  chain translate { type nat hook postrouting priority srcnat - 10; policy accept;',
+        f'    oifname "{interface}" ip saddr {{ {sources} }} snat to {home}',
+        '  }',
+        '  chain outbound { type filter hook postrouting priority srcnat + 10; policy accept;',
+        f'    oifname "{interface}" ip saddr {home} ip saddr set {standby}',
+        '  }',
+        '  chain inbound { type filter hook prerouting priority raw; policy accept;',
+        f'    iifname "{interface}" ip daddr {standby} ip daddr set {home}',
+        '  }',
+        '}',
+        '',
+    ])
 
 
 class Handover:
@@ -940,6 +952,8 @@ class Handover:
 
     def start(self) -> None:
         os.makedirs(STATE_DIR, exist_ok=True)
+        if shutil.which("conntrackd") is None:  # Amazon Linux: not in the AMI
+            run("dnf", "-y", "-q", "install", "conntrack-tools", check=False)
         mine = self.nat(self.me)
         for peer, path in self.daemons.items():
             with open(path, "w") as handle:
@@ -954,10 +968,12 @@ class Handover:
                 ["conntrackd", "-C", path], stdin=subprocess.DEVNULL,
                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
         before = self.nat(self.before)
-        if self.before != self.me and mine.get("standby"):
+        private = before.get("private", "").split() or private_cidrs(
+            self.aws,             [table for table, zone in self.settings.route_tables.items()
+             if zone == self.before])
+        if self.before != self.me and mine.get("standby") and private:
             run("nft", "-f", "-", check=True, stdin=handover_rules(
-                self.interface, before["address"], mine["standby"],
-                before.get("private", "").split()))
+                self.interface, before["address"], mine["standby"], private))
         log(f"handover: conntrackd with {', '.join(self.daemons) or 'no one'}; standby "
             f"{mine.get('standby') or 'none'} for {self.before}")
 
@@ -987,7 +1003,7 @@ class Handover:
         allocation = self.nat(zone).get("allocation")
         if not private or not allocation:
             return False
-        self.aws.associate_address(allocation, mine["eni"], private)
+        associate_address(self.aws, allocation, mine["eni"], private)
         log(f"handover: {zone}'s Elastic IP → {private}")
         return True
 
@@ -997,9 +1013,38 @@ class Handover:
         if not self.settings.spare or self.lent_to == zone:
             return
         nat = self.nat(zone)
-        self.aws.associate_address(self.settings.spare, nat["eni"], nat["address"])
+        associate_address(self.aws, self.settings.spare, nat["eni"], nat["address"])
         self.lent_to = zone
         log(f"handover: spare Elastic IP lent to {zone}'s NAT")
+
+    def take(self, agent: Agent, change: Change, carried: set[str]) -> bool:
+        """Before a route comes here: the connections, then the address. False: the change
+        is not this NAT's to make (the NAT that takes an AZ moves its connections: it pulls)."""
+        owner = self.settings.route_tables[change.route_table]
+        if change.target != self.me:
+            return False
+        if owner not in carried:
+            holder = agent.routes.get(change.route_table)
+            planned = holder is not None and agent.peers.reachable(holder)
+            self.commit(holder, planned)
+            if self.carry(owner) and planned:
+                # the holder forwards on meanwhile; then the connections it opened since
+                time.sleep(self.settings.address_settle)
+                self.commit(holder, planned)
+            carried.add(owner)
+        return True
+
+    def lend_when_due(self, agent: Agent) -> None:
+        """While this NAT carries the address of the AZ before it, that AZ's NAT, when it is
+        back, borrows the spare address (it has none of its own until failback)."""
+        zone = self.before
+        if not any(agent.routes.get(table) == self.me
+                   for table, owner in self.settings.route_tables.items() if owner == zone):
+            self.lent_to = ""
+        elif self.lent_to != zone and (agent.peers.reachable(zone) or
+                                       agent.kernel_answers(zone)):
+            self.lend_spare(zone)
+# HANDOVER-END
 
 
 # --- metrics -------------------------------------------------------------------------------------
@@ -1534,20 +1579,8 @@ class Agent:
     def apply(self, changes: list[Change]) -> None:
         carried: set[str] = set()
         for change in changes:
-            owner = self.settings.route_tables[change.route_table]
-            if self.handover is not None:
-                if change.target != self.me:
-                    continue  # the NAT that takes an AZ moves its connections: it pulls
-                if owner not in carried:  # connections first, then address, then route
-                    holder = self.routes.get(change.route_table)
-                    planned = holder is not None and self.peers.reachable(holder)
-                    self.handover.commit(holder, planned)
-                    if self.handover.carry(owner) and planned:
-                        # the holder forwards on meanwhile; then the connections it opened
-                        # since, and the route
-                        time.sleep(self.settings.address_settle)
-                        self.handover.commit(holder, planned)
-                    carried.add(owner)
+            if self.handover is not None and not self.handover.take(self, change, carried):
+                continue
             interface = self.settings.nats[change.target]["eni"]
             self.aws.replace_route(change.route_table, interface)
             self.failovers.add()
@@ -1635,7 +1668,7 @@ class Agent:
             self.read_routes()
         self.apply(decide(self.view()))
         if self.handover is not None:
-            self.lend_spare()
+            self.handover.lend_when_due(self)
         if self.retiring:
             # handed over: every route this NAT owns read back, pointing at another NAT, and
             # none pointing here (an unread or missing route is not handed over)
@@ -1655,19 +1688,6 @@ class Agent:
             if replacement_due(broken_for, ever_healthy, now - self.started, peer_ok,
                                self.direct_ok, self.settings):
                 self.replace("data path broken")
-
-    def lend_spare(self) -> None:
-        """While this NAT carries the address of the AZ before it, that AZ's NAT, when it is
-        back, borrows the spare address (it has none of its own until failback)."""
-        assert self.handover is not None
-        zone = self.handover.before
-        carrying = any(self.routes.get(table) == self.me
-                       for table, owner in self.settings.route_tables.items() if owner == zone)
-        if not carrying:
-            self.handover.lent_to = ""
-        elif self.handover.lent_to != zone and (self.peers.reachable(zone) or
-                                                 self.kernel_answers(zone)):
-            self.handover.lend_spare(zone)
 
     def replace(self, why: str) -> None:
         if self.asked_for_replacement or not self.instance:
