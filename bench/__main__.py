@@ -11,7 +11,9 @@ script applied, it measures and prints as a table and as JSON:
  6. several public addresses (bench/addresses.py): connections held at once to ONE ip:port
     through a NAT with 4 addresses, to 97 % of 4 × 64,512 and past it;
  7. high availability (testbed/ha.py): the egress gaps a private host sees when its AZ's NAT
-    dies, stops forwarding, comes back and is rolled out, and what a partition does.
+    dies, stops forwarding, comes back and is rolled out, and what a partition does;
+ 8. connection handover (bench/handover.py, keepConnections): long-lived flows from both AZs
+    through a NAT killed, its failback and a rollout: survivors, pauses, the address kept.
 It prints each step as it starts (step n of m, on standard error).
 Each figure is the median over repetitions, with min and max. The only global setting it
 changes, net.netfilter.nf_conntrack_max, is restored on exit.
@@ -33,7 +35,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from bench import addresses, ha
+from bench import addresses, ha, handover
 from nat.design.userdata import BOOTSTRAP_SCRIPT_PATH
 from testbed.topology import (
     INTERNET_GATEWAY_OUTSIDE,
@@ -53,6 +55,7 @@ PRIVATE_SOURCES = [PRIVATE_HOST, "10.0.128.11", "10.0.128.12", "10.0.128.13"]
 NAT_GATEWAY_CONNECTIONS = 55_000  # AWS: per unique destination, per public IP
 PORT_SPACE = addresses.PORT_SPACE  # MASQUERADE remaps unprivileged ports into 1024-65535
 HALF_GIB_KIB = 512 * 1024
+HANDOVER_FLOWS = 500  # talking TCP flows per AZ in the handover section (1,000 in all)
 SERVER_PROCESSES = 6  # 20,000 sockets per process at most here
 
 
@@ -260,7 +263,7 @@ class Progress:
               flush=True)
 
 
-SECTIONS = ("data-path", "connections", "addresses", "ha")
+SECTIONS = ("data-path", "connections", "addresses", "ha", "handover")
 ADDRESSES = 4  # public addresses of the NAT in the "addresses" section
 
 
@@ -276,7 +279,8 @@ def run_benchmark(quick: bool, sections: tuple[str, ...] = SECTIONS) -> dict[str
     steps = (2 if "data-path" in sections else 0) + \
         (repetitions * (5 if limit_target else 4) if "connections" in sections else 0) + \
         (ha_repetitions * len(ha.SCENARIOS) + 1 if "ha" in sections else 0) + \
-        ((1 if quick else 2) if "addresses" in sections else 0)
+        ((1 if quick else 2) if "addresses" in sections else 0) + \
+        (2 * ha_repetitions if "handover" in sections else 0)
     step = Progress(steps)
     results: dict[str, Any] = {
         "machine": {"hostname": platform.node(), "cpus": os.cpu_count(),
@@ -347,7 +351,36 @@ def run_benchmark(quick: bool, sections: tuple[str, ...] = SECTIONS) -> dict[str
             **{f"{scenario}.{figure}": summary([run[figure] for run in runs])
                for scenario, runs in measured["runs"].items()
                for figure in runs[0]}}
+    if "handover" in sections:
+        results["handover"] = handover_summary(
+            handover.measure(ha_repetitions, 100 if quick else HANDOVER_FLOWS, step))
     return results
+
+
+def handover_summary(measured: dict[str, Any]) -> dict[str, Any]:
+    """Per event and kind of flow: survivors (%), pauses, the address kept, over the runs."""
+    summarized: dict[str, Any] = {key: value for key, value in measured.items()
+                                  if key != "runs"}
+    events: dict[str, list[dict[str, Any]]] = {}
+    for name, runs in measured["runs"].items():
+        for measured_run in runs:
+            for event, kinds in ((f"rollout.{k}", v) for k, v in measured_run.items()) \
+                    if name == "rollout" else ((name, measured_run),):
+                events.setdefault(event, []).append(kinds)
+    for event, runs in events.items():
+        for kind in runs[0]:
+            if kind == "new_connections":
+                summarized[f"{event}.new_connections.egress_gap_s"] = summary(
+                    [one[kind]["egress_gap_s"] for one in runs])
+                continue
+            for figure in ("survived_pct", "pause_median_s", "pause_max_s"):
+                values = [one[kind][figure] for one in runs if one[kind][figure] is not None]
+                if values:
+                    summarized[f"{event}.{kind}.{figure}"] = summary(values)
+            summarized[f"{event}.{kind}.address_unchanged_runs"] = sum(
+                bool(one[kind]["address_unchanged"]) for one in runs)
+    summarized["runs"] = measured["runs"]
+    return summarized
 
 
 def render_table(results: dict[str, Any]) -> str:
@@ -413,6 +446,16 @@ def render_table(results: dict[str, Any]) -> str:
         measured = results["high_availability"]
         for key, title in HA_FIGURES:
             lines.append(f"{title:<52} {figure(measured[key], digits=1)}")
+    if "handover" in results:
+        measured = results["handover"]
+        lines.append(f"handover ({measured['flows_per_az']} talking TCP flows per AZ, a tenth as "
+                     f"many server-talking, 4 UDP; address moves after "
+                     f"{measured['address_delay_s']:g} s)")
+        for key, data in measured.items():
+            if isinstance(data, dict) and "median" in data and \
+                    (key.endswith("survived_pct") or key.endswith("pause_max_s") or
+                     key.endswith("egress_gap_s")):
+                lines.append(f"{'  ' + key:<52} {figure(data, digits=1)}")
     return "\n".join(lines) + "\n"
 
 
@@ -454,7 +497,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--only", choices=SECTIONS, action="append",
                         help="measure only this section (repeatable): data-path (throughput, "
                              "script), connections (held, churn), addresses (held to one "
-                             "destination through 4 public addresses), ha (failover gaps)")
+                             "destination through 4 public addresses), ha (failover gaps), "
+                             "handover (connections kept across failover, failback, rollout)")
     parser.add_argument("--json", metavar="FILE", type=Path,
                         help="also write the results as JSON to FILE "
                              "(default bench/results/latest.json)")

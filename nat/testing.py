@@ -177,6 +177,9 @@ class NatMocks(pulumi.runtime.Mocks):
         elif args.typ == "aws:ec2/eip:Eip":
             resource_id = f"eipalloc-{digest}"
             outputs.update(allocationId=resource_id, publicIp=mock_public_ip(digest))
+        elif args.typ == "aws:s3/bucket:Bucket":
+            resource_id = str(args.inputs.get("bucketPrefix", "bucket-")) + digest
+            outputs.update(bucket=resource_id, arn=f"arn:aws:s3:::{resource_id}")
         elif args.typ == "aws:iam/role:Role":
             outputs.update(name=args.name, arn=f"arn:aws:iam::123456789012:role/{args.name}")
         elif args.typ == "aws:iam/instanceProfile:InstanceProfile":

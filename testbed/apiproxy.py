@@ -27,9 +27,14 @@ def main() -> int:
     class Handler(http.server.BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
 
-        def do_POST(self) -> None:
+        def do_GET(self) -> None:  # S3 objects (the agent, with keepConnections)
+            self.do_POST(method="GET")
+
+        def do_POST(self, method: str = "POST") -> None:
             body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
-            request = urllib.request.Request(upstream + self.path, data=body, method="POST",
+            request = urllib.request.Request(upstream + self.path,
+                                             data=body if method == "POST" else None,
+                                             method=method,
                                              headers={k: v for k, v in self.headers.items()
                                                       if k.lower() != "host"})
             try:

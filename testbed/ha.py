@@ -54,7 +54,12 @@ import boto3
 
 from nat.design import monitoring
 from nat.design.ha import agent_settings
-from nat.design.userdata import render_user_data
+from nat.design.userdata import (
+    AgentObject,
+    agent_object_key,
+    agent_script,
+    render_user_data,
+)
 from nat.inputs.settings import HighAvailabilitySettings
 from nat.inputs.tuning import TuningOverrides
 from nat.instance.agent import MetricsSettings
@@ -319,8 +324,16 @@ class HaLab:
                        "PropagateAtLaunch": False, "ResourceId": group,
                        "ResourceType": "auto-scaling-group"}])
             self.groups[letter] = group
+        self.agent_object: AgentObject | None = None
         if self.handover:
             self._allocate(ec2, "spare", SPARE_PUBLIC_IP)
+            # the agent as the component stores it: user data carries the loader
+            text = agent_script(handover=True)
+            key, digest = agent_object_key(text)
+            s3 = self.client("s3")
+            s3.create_bucket(Bucket="nat-agent-lab")
+            s3.put_object(Bucket="nat-agent-lab", Key=key, Body=text.encode())
+            self.agent_object = AgentObject("nat-agent-lab", key, REGION, digest)
 
     def _allocate(self, ec2: Any, name: str, public_ip: str, interface: str | None = None,
                   private: str | None = None) -> None:
@@ -469,7 +482,7 @@ class HaLab:
             settings = replace(settings, handover=True, spare=self.allocations["spare"],
                                address_settle=self.address_delay + 1, nats={
                 z.name: {**settings.nats[z.name], "allocation": self.allocations[letter],
-                         "standby": STANDBY[letter], "private": z.private_cidr}
+                         "standby": STANDBY[letter]}
                 for letter, z in ZONES.items()})
         if self.rollout_check is not None:
             settings = replace(settings, rollout_check=self.rollout_check)
@@ -502,7 +515,7 @@ class HaLab:
         # systemd does with the unit it installed (the agent's ExecStart)
         user_data = nat.scratch / "user-data"
         user_data.write_text(render_user_data([IPv4Network(VPC_CIDR)], TuningOverrides(),
-                                              self.agent_settings(release)))
+                                              self.agent_settings(release), self.agent_object))
         mounts = " && ".join(
             f"mount -t overlay overlay -o lowerdir={target},upperdir={self._upper(nat, target)},"
             f"workdir={self._work(nat, target)} {target}" for target in SCRATCH_MOUNTS)

@@ -26,7 +26,14 @@ from nat.design.addresses import address_limit_problem, quota_warning
 from nat.design.ami import al2023_ssm_parameter
 from nat.design.ha import agent_settings, ha_group_tag, policy_document
 from nat.design.rules import NAT_SECURITY_GROUP, expand_rules
-from nat.design.userdata import encode_user_data, release_of, render_user_data
+from nat.design.userdata import (
+    AgentObject,
+    agent_object_key,
+    agent_script,
+    encode_user_data,
+    release_of,
+    render_user_data,
+)
 from nat.inputs.args import NatInstancesArgs
 from nat.inputs.instance_types import ARM64, X86_64, is_burstable
 from nat.inputs.settings import (
@@ -158,21 +165,24 @@ def table_problem(vpc_id: str | None, table: Mapping[str, Any], vpc_field: str
 
 
 def check_address_limit(component: str, name: str, instance: InstanceSettings,
-                        opts: pulumi.ResourceOptions | None) -> None:
-    """More public addresses than the instance type's interface holds: refused before
-    anything is registered (AWS would refuse the interface at deploy time)."""
-    if instance.public_addresses == 1:
+                        opts: pulumi.ResourceOptions | None, standby: bool = False) -> None:
+    """More public addresses than the instance type's interface holds (with the standby
+    address of keepConnections): refused before anything is registered (AWS would refuse the
+    interface at deploy time)."""
+    if instance.public_addresses == 1 and not standby:
         return
     found = aws.ec2.get_instance_type(instance_type=instance.instance_type,
                                       opts=invoke_options(opts))
     limit = looked_up(found.maximum_ipv4_addresses_per_interface, "aws.ec2.getInstanceType",
                       "maximumIpv4AddressesPerInterface", instance.instance_type)
-    problem = address_limit_problem(instance.public_addresses, instance.instance_type,
-                                    int(limit))
+    problem = address_limit_problem(instance.public_addresses + standby,
+                                    instance.instance_type, int(limit))
     if problem is not None:
         label = CALLER_SPELLING.get()
         problems = component_problems(component, name, label)
-        problems.fail("instance.public_addresses", instance.public_addresses, *problem)
+        field = "high_availability.keep_connections" if standby else \
+            "instance.public_addresses"
+        problems.fail(field, True if standby else instance.public_addresses, *problem)
         raise InvalidArgumentsError.of(problems.error())
 
 
@@ -233,7 +243,8 @@ class AddressCheck:
 def check_addresses(component: str, name: str, settings: NatLayerSettings,
                     opts: pulumi.ResourceOptions | None) -> AddressCheck:
     """The count against the instance type, and the caller's own Elastic IPs."""
-    check_address_limit(component, name, settings.options.instance, opts)
+    check_address_limit(component, name, settings.options.instance, opts,
+                        standby=settings.options.high_availability.keep_connections)
     return AddressCheck(own_elastic_ips(component, name, settings, opts))
 
 
@@ -503,10 +514,15 @@ class NatInstances(pulumi.ComponentResource):
         subnets = self._wiring.public_subnet_ids
         if self._high_availability:
             assert role is not None
-            policy = self._agent_policy(role)
+            keep = options.high_availability.keep_connections
             interfaces = {zone: zones[zone].add_interface(subnets[zone], security_group.id,
-                                                          addresses, own.get(zone))
+                                                          addresses, own.get(zone), keep)
                           for zone in settings.nat_zones}
+            self._handover = {zone: (zones[zone].standby_ip, zones[zone].allocation_id)
+                              for zone in settings.nat_zones} if keep else {}
+            self._spare = self._spare_elastic_ip() if keep else None
+            self._agent_bucket = self._agent_object() if keep else None
+            policy = self._agent_policy(role, [e.id for e in interfaces.values()])
             release_and_user_data = self._agent_user_data(ami_source, interfaces)
             for zone in settings.nat_zones:
                 zones[zone].launch_group(launch_spec(release_and_user_data.apply(lambda r: r[1])),
@@ -579,7 +595,8 @@ class NatInstances(pulumi.ComponentResource):
             tags=self._tags(sg_name), opts=self._options(sg_name, self))
         for rule in expand_rules(settings.private_cidrs, settings.options.access.ssh_cidr,
                                  settings.options.access.enable_test_rules,
-                                 self._high_availability):
+                                 self._high_availability,
+                                 settings.options.high_availability.keep_connections):
             rule_class = (aws.vpc.SecurityGroupIngressRule if rule.direction == "inbound"
                           else aws.vpc.SecurityGroupEgressRule)
             rule_name = f"{sg_name}-{rule.slug}"
@@ -630,20 +647,32 @@ class NatInstances(pulumi.ComponentResource):
         return [(table, settings.nat_zone_for(zone)) for zone in settings.availability_zones
                 for table in self._wiring.private_route_table_ids[zone]]
 
-    def _agent_policy(self, role: aws.iam.Role) -> aws.iam.RolePolicy:
-        """What the agents may do: move this stack's routes, replace this stack's NATs."""
+    def _agent_policy(self, role: aws.iam.Role,
+                      interfaces: Sequence[pulumi.Output[str]]) -> aws.iam.RolePolicy:
+        """What the agents may do: move this stack's routes, replace this stack's NATs, and
+        with keepConnections move this stack's Elastic IPs between its interfaces."""
         name = self._name
         invoke = pulumi.InvokeOutputOptions(parent=self)
+        allocations = [pulumi.Output.from_input(allocation)
+                       for _, allocation in self._handover.values()]
+        if self._spare is not None:
+            allocations.append(self._spare.allocation_id)
+        tables = [pulumi.Output.from_input(table) for table, _ in self._route_tables()]
+        agent_arn: pulumi.Input[str] = ""
+        if self._agent_bucket is not None:
+            agent_arn = pulumi.Output.concat(self._agent_bucket.arn, "/",
+                                             agent_object_key(agent_script(True))[0])
         return aws.iam.RolePolicy(
             f"{name}-ha", role=role.id,
             policy=pulumi.Output.all(
                 aws.get_partition_output(opts=invoke).partition,
                 aws.get_region_output(opts=invoke).region,
                 aws.get_caller_identity_output(opts=invoke).account_id,
-                self._wiring.vpc_id, self._ha_group,
-                *[table for table, _ in self._route_tables()]).apply(
+                self._wiring.vpc_id, self._ha_group, tables, allocations,
+                interfaces if allocations else [], agent_arn).apply(
                 lambda values: json.dumps(policy_document(
-                    values[0], values[1], values[2], values[5:], values[4], values[3]))),
+                    values[0], values[1], values[2], values[5], values[4], values[3],
+                    values[6], values[7], values[8]))),
             opts=self._options(f"{name}-ha", role))
 
     def _agent_user_data(self, ami_source: pulumi.Input[str],
@@ -652,17 +681,49 @@ class NatInstances(pulumi.ComponentResource):
         """(release, user data) of every AZ's launch template: the agents are told every
         NAT's interface and every route table."""
         tables = self._route_tables()
+        handover = {zone: pulumi.Output.all(*pair) for zone, pair in self._handover.items()}
         agent = pulumi.Output.all(
             self._region, ami_source,
             {zone: pulumi.Output.all(e.id, e.private_ip) for zone, e in interfaces.items()},
-            [pulumi.Output.from_input(table) for table, _ in tables])
+            [pulumi.Output.from_input(table) for table, _ in tables], handover,
+            self._spare.allocation_id if self._spare is not None else "",
+            self._agent_bucket.bucket if self._agent_bucket is not None else "")
         return agent.apply(lambda values: self._user_data(
             values[0], values[1], values[2], [(table, owner) for table, (_, owner) in
-                                             zip(values[3], tables, strict=True)]))
+                                             zip(values[3], tables, strict=True)],
+            values[4], values[5], values[6]))
+
+    def _agent_object(self) -> aws.s3.Bucket:
+        """keepConnections: the agent no longer fits EC2's 16 KB of user data beside the
+        bootstrap script, so it is an object of a private bucket of the stack's; user data
+        carries a loader and the agent's SHA-256 (nat/instance/loader.py)."""
+        name = self._name
+        bucket = aws.s3.Bucket(f"{name}-agent", bucket_prefix="nat-agent-", force_destroy=True,
+                               tags=self._tags(f"{name}-agent"),
+                               opts=self._options(f"{name}-agent", self))
+        aws.s3.BucketPublicAccessBlock(
+            f"{name}-agent-private", bucket=bucket.id, block_public_acls=True,
+            block_public_policy=True, ignore_public_acls=True, restrict_public_buckets=True,
+            opts=self._options(f"{name}-agent-private", bucket))
+        text = agent_script(handover=True)
+        key, _ = agent_object_key(text)
+        self._agent_upload = aws.s3.BucketObjectv2(
+            f"{name}-agent-object", bucket=bucket.id, key=key, content=text,
+            content_type="text/x-python", opts=self._options(f"{name}-agent-object", bucket))
+        return bucket
+
+    def _spare_elastic_ip(self) -> aws.ec2.Eip:
+        """keepConnections: the address a NAT borrows while another NAT carries its AZ's (it
+        boots and proves its data path on it before failback)."""
+        eip_name = f"{self._name}-eip-spare"
+        return aws.ec2.Eip(eip_name, domain="vpc", tags=self._family.tags_of(eip_name),
+                           opts=self._options(eip_name, self))
 
     def _user_data(self, region: str, ami_source: str,
                    interfaces: Mapping[str, Sequence[str]],
-                   tables: Sequence[tuple[str, str]]) -> tuple[str, str]:
+                   tables: Sequence[tuple[str, str]],
+                   handover: Mapping[str, Sequence[str]] | None = None,
+                   spare: str = "", bucket: str = "") -> tuple[str, str]:
         """(release, user data): the release fingerprints the rest of the launch template."""
         settings = self._settings
         instance = settings.options.instance
@@ -671,7 +732,11 @@ class NatInstances(pulumi.ComponentResource):
         def rendered(release: str) -> str:
             return render_user_data(settings.vpc_cidrs, self._tuning, agent_settings(
                 region, nats, tables, settings.options.high_availability, release,
-                self._metrics_settings()))
+                self._metrics_settings(),
+                {zone: (pair[0], pair[1]) for zone, pair in (handover or {}).items()}, spare),
+                agent_object=AgentObject(bucket, *agent_object_key(agent_script(True))[:1],
+                                         region, agent_object_key(agent_script(True))[1])
+                if bucket else None)
         release = release_of(rendered(""), ami_source, instance.instance_type,
                              instance.key_name)
         return release, encode_user_data(rendered(release))

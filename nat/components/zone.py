@@ -150,6 +150,8 @@ class NatZone(pulumi.ComponentResource):
         self.family, self.zone = family, zone
         self.interface_id = self.public_ip = self.instance_id = self.group_name = None
         self.public_ips = None
+        self.allocation_id: pulumi.Output[str] | None = None  # of the first public address
+        self.standby_ip: pulumi.Output[str] | None = None  # keepConnections: for the AZ before
         self._public_ips: list[pulumi.Output[str]] = []
         self._associations: list[aws.ec2.EipAssociation] = []
         self._alarm_names: list[pulumi.Output[str]] = []
@@ -197,6 +199,7 @@ class NatZone(pulumi.ComponentResource):
         address = pulumi.Output.from_input(public_ip)
         if number == 1:
             self.public_ip = address
+            self.allocation_id = pulumi.Output.from_input(allocation_id)
         self._public_ips.append(address)
         self.public_ips = pulumi.Output.all(*self._public_ips)
 
@@ -249,13 +252,19 @@ class NatZone(pulumi.ComponentResource):
     # --- high availability: an interface that outlives instances, a group of one ---------------
     def add_interface(self, subnet_id: pulumi.Input[str],
                       security_group_id: pulumi.Input[str], addresses: int = 1,
-                      own: Sequence[tuple[str, str]] | None = None
+                      own: Sequence[tuple[str, str]] | None = None, standby: bool = False
                       ) -> aws.ec2.NetworkInterface:
+        """`standby`: one more secondary private IP, the last in address order, kept free for
+        the Elastic IP of the AZ before this one (keepConnections)."""
         interface = self._interface(
-            subnet_id, security_group_id, addresses,
+            subnet_id, security_group_id, addresses + standby,
             "NAT instance interface (nat-instance-vpc): outlives instances, keeps the AZ's "
             "Elastic IP" + ("s" if addresses > 1 else ""))
         self._associate_all(addresses, interface, own)
+        if standby:
+            self.standby_ip = pulumi.Output.all(interface.private_ip, interface.private_ips).apply(
+                lambda values: sorted((ip for ip in values[1] if ip != values[0]),
+                                      key=ipaddress.IPv4Address)[-1])
         return interface
 
     def launch_group(self, spec: LaunchSpec, subnet_id: pulumi.Input[str],

@@ -3,8 +3,9 @@
 The agents (nat/instance/agent.py) move this stack's private route tables between this stack's NAT
 interfaces and ask this stack's Auto Scaling groups to replace a broken NAT. The policy grants
 exactly that: ReplaceRoute on these route tables (by ARN), SetInstanceHealth on groups tagged
-with this component's HA group, and read-only calls. No address moves: each AZ's Elastic IP
-stays on a network interface that outlives instances.
+with this component's HA group, and read-only calls. Each AZ's Elastic IP stays on a network
+interface that outlives instances, unless keepConnections lets the agents move the stack's
+own Elastic IPs between the stack's own interfaces.
 """
 
 from __future__ import annotations
@@ -44,14 +45,20 @@ def agent_values(group: str, settings: object,
 
 def agent_settings(region: str, interfaces: Mapping[str, tuple[str, str]],
                    route_tables: Sequence[tuple[str, str]], settings: HighAvailabilitySettings,
-                   release: str = "", metrics: MetricsSettings | None = None) -> Settings:
+                   release: str = "", metrics: MetricsSettings | None = None,
+                   handover: Mapping[str, tuple[str, str]] | None = None,
+                   spare: str = "") -> Settings:
     """The agent's settings (agent.json): `interfaces` is AZ → (interface id, private
     address) of each NAT; `route_tables` is (route table id, AZ whose NAT owns it); `metrics`
-    as nat.design.monitoring.agent_settings makes it, None for none."""
+    as nat.design.monitoring.agent_settings makes it, None for none; with keepConnections,
+    `handover` is AZ → (standby address, Elastic IP allocation id) and `spare` the spare
+    Elastic IP's allocation id."""
+    extra = {zone: {"standby": standby, "allocation": allocation}
+             for zone, (standby, allocation) in (handover or {}).items()}
     return Settings(region=region, metrics=metrics,
-                    nats={zone: {"eni": eni, "address": address}
+                    nats={zone: {"eni": eni, "address": address, **extra.get(zone, {})}
                           for zone, (eni, address) in sorted(interfaces.items())},
-                    route_tables=dict(route_tables), release=release,
+                    route_tables=dict(route_tables), release=release, spare=spare,
                     **agent_values("high_availability", settings, Settings))
 
 
@@ -62,10 +69,26 @@ def ha_group_tag(organization: str, group: str, vpc_id: str) -> str:
 
 
 def policy_document(partition: str, region: str, account: str, route_tables: Sequence[str],
-                    ha_group: str, vpc_id: str) -> dict[str, Any]:
+                    ha_group: str, vpc_id: str, addresses: Sequence[str] = (),
+                    interfaces: Sequence[str] = (), agent_object: str = "") -> dict[str, Any]:
     """The agents' IAM policy: write only to this stack's route tables and groups. The route
     right also names the VPC (ec2:ReplaceRoute supports the ec2:Vpc key): a route table id
-    of another VPC, however it got here, grants nothing."""
+    of another VPC, however it got here, grants nothing. With keepConnections (`addresses`:
+    the allocation ids of the AZs' and the spare Elastic IPs; `interfaces`: the NATs'),
+    AssociateAddress of exactly these addresses to exactly these interfaces (both resources
+    of the call must be allowed), the read of the addresses and subnets, and the agent's own
+    S3 object (`agent_object`, its ARN)."""
+    arn = f"arn:{partition}:ec2:{region}:{account}"
+    moves: list[dict[str, Any]] = [{"Sid": "MoveThisStacksAddresses", "Effect": "Allow",
+              "Action": "ec2:AssociateAddress",
+              "Resource": [f"{arn}:elastic-ip/{a}" for a in sorted(set(addresses))] +
+                          [f"{arn}:network-interface/{i}" for i in sorted(set(interfaces))]},
+             {"Sid": "ReadAddressesAndSubnets", "Effect": "Allow",
+              "Action": ["ec2:DescribeAddresses", "ec2:DescribeSubnets"], "Resource": "*"}] \
+        if addresses else []
+    if agent_object:  # the agent itself, where user data carries its loader
+        moves.append({"Sid": "FetchTheAgent", "Effect": "Allow", "Action": "s3:GetObject",
+                      "Resource": agent_object})
     return {
         "Version": "2012-10-17",
         "Statement": [
@@ -81,5 +104,6 @@ def policy_document(partition: str, region: str, account: str, route_tables: Seq
              "Resource": f"arn:{partition}:autoscaling:{region}:{account}:autoScalingGroup:*:"
                          "autoScalingGroupName/*",
              "Condition": {"StringEquals": {f"aws:ResourceTag/{HA_GROUP_TAG}": ha_group}}},
+            *moves,
         ],
     }

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from ipaddress import IPv4Network
 
 # the HA agents' UDP status exchange: the agent's port, admitted between the NATs only
-from nat.instance.agent import STATUS_PORT
+from nat.instance.agent import STATUS_PORT, SYNC_LINKS, SYNC_PORT
 
 ANYWHERE = "0.0.0.0/0"
 # The peer of a rule that names the NAT security group itself (the NATs talking to each other)
@@ -28,6 +28,8 @@ class GuideRule:
     why: str
     test_only: bool = False  # the guide's "test your NAT" additions
     ha_only: bool = False  # high availability: the NATs ask each other for their status
+    handover_only: bool = False  # keepConnections: conntrackd between the NATs
+    to_port: int | None = None  # the last port of a range
 
 
 GUIDE_RULES: tuple[GuideRule, ...] = (
@@ -55,6 +57,13 @@ GUIDE_RULES: tuple[GuideRule, ...] = (
     GuideRule("outbound", "nat_security_group", "tcp", STATUS_PORT,
               "is the other NAT up, when its agent is silent (high availability)",
               ha_only=True),
+    # one port per link of the NATs' ring (conntrackd syncs with one peer per daemon)
+    GuideRule("inbound", "nat_security_group", "udp", SYNC_PORT,
+              "connection state from the other NATs (keepConnections)", handover_only=True,
+              to_port=SYNC_PORT + SYNC_LINKS - 1),
+    GuideRule("outbound", "nat_security_group", "udp", SYNC_PORT,
+              "connection state to the other NATs (keepConnections)", handover_only=True,
+              to_port=SYNC_PORT + SYNC_LINKS - 1),
 )
 
 PEER_LABELS = {
@@ -88,8 +97,8 @@ class SecurityGroupRule:
 
 
 def expand_rules(private_cidrs: Sequence[IPv4Network], ssh_cidr: IPv4Network | None,
-                 include_test_rules: bool, high_availability: bool = False
-                 ) -> list[SecurityGroupRule]:
+                 include_test_rules: bool, high_availability: bool = False,
+                 keep_connections: bool = False) -> list[SecurityGroupRule]:
     """The guide's table for one deployment: each row times each CIDR of its peer."""
     peers: dict[str, list[str]] = {
         "private_subnets": [str(c) for c in private_cidrs],
@@ -100,10 +109,12 @@ def expand_rules(private_cidrs: Sequence[IPv4Network], ssh_cidr: IPv4Network | N
     rules = []
     for row in GUIDE_RULES:
         if (row.test_only and not include_test_rules) or \
-                (row.ha_only and not high_availability):
+                (row.ha_only and not high_availability) or \
+                (row.handover_only and not keep_connections):
             continue
         for cidr in peers[row.peer]:
-            from_port, to_port = (-1, -1) if row.port is None else (row.port, row.port)
+            from_port, to_port = (-1, -1) if row.port is None else \
+                (row.port, row.to_port or row.port)
             rules.append(SecurityGroupRule(row.direction, cidr, row.protocol, from_port,
                                            to_port, row.why))
     return rules
@@ -114,8 +125,10 @@ def guide_table_markdown() -> str:
     lines = ["| direction | peer | protocol | port | why | when |",
              "|---|---|---|---|---|---|"]
     for row in GUIDE_RULES:
-        port = "all ICMPv4" if row.port is None else str(row.port)
+        port = "all ICMPv4" if row.port is None else str(row.port) + (
+            f"-{row.to_port}" if row.to_port else "")
         when = "enableTestRules: true" if row.test_only else \
+            "keepConnections: true" if row.handover_only else \
             "highAvailability: true" if row.ha_only else \
             "sshCidr set" if row.peer == "operator_network" else "always"
         lines.append(f"| {row.direction} | {PEER_LABELS[row.peer]} | {row.protocol.upper()} | "

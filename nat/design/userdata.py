@@ -26,6 +26,8 @@ from nat.instance.agent import Settings
 INSTANCE_DIR = Path(__file__).resolve().parent.parent / "instance"  # what runs on the NAT
 BOOTSTRAP_SCRIPT_PATH = INSTANCE_DIR / "nat-bootstrap.sh"
 AGENT_PATH = INSTANCE_DIR / "agent.py"
+LOADER_PATH = INSTANCE_DIR / "loader.py"
+AGENT_OBJECT_PATH = "/etc/nat-instance/agent-source.json"
 EC2_USER_DATA_LIMIT = 16384  # bytes, before base64
 _SCRIPT_END = "NAT_BOOTSTRAP_SCRIPT_END"
 _AGENT_SETTINGS_END = "NAT_AGENT_SETTINGS_END"
@@ -111,21 +113,56 @@ def heredoc(path: str, text: str, marker: str, mode: str) -> str:
             f"chmod {mode} {path}\n")
 
 
+@dataclass(frozen=True)
+class AgentObject:
+    """Where the agent is fetched from when user data carries the loader instead (with
+    keepConnections the agent does not fit beside the bootstrap script): an S3 object, and
+    the agent's SHA-256 the loader checks it against."""
+
+    bucket: str
+    key: str
+    region: str
+    sha256: str
+
+    def to_document(self) -> dict[str, str]:
+        return {"bucket": self.bucket, "key": self.key, "region": self.region,
+                "sha256": self.sha256}
+
+
+def agent_object_key(text: str) -> tuple[str, str]:
+    """(S3 key, SHA-256) of an agent text: a new agent is a new object, never an overwrite."""
+    digest = hashlib.sha256(text.encode()).hexdigest()
+    return f"nat-agent/{digest[:16]}.py", digest
+
+
+def loader_script() -> str:
+    """nat/instance/loader.py minified, as user data carries it."""
+    return minify_agent(LOADER_PATH.read_text()).replace(
+        "# nat-agent (nat-instance-vpc): see nat/instance/agent.py",
+        "# nat-agent loader (nat-instance-vpc): see nat/instance/loader.py")
+
+
 def render_user_data(vpc_cidrs: Sequence[IPv4Network], tuning: TuningOverrides,
-                     agent_settings: Settings | None = None) -> str:
+                     agent_settings: Settings | None = None,
+                     agent_object: AgentObject | None = None) -> str:
     """A bash user-data script that installs nat-bootstrap.sh and runs `install`.
 
     The settings go to /etc/nat-instance so the boot unit re-applies the same ones. With
     `agent_settings` (high availability) it also installs the agent and its settings, which
-    `install` starts once the NAT rules are in place.
+    `install` starts once the NAT rules are in place; with `agent_object`, the loader that
+    fetches the agent from there instead of the agent.
     """
     tuning_lines = "".join(line + "\n" for line in tuning.environment_lines())
     cidrs = " ".join(str(c) for c in vpc_cidrs)
+    program = "" if agent_settings is None else heredoc(
+        "/usr/local/sbin/nat-agent", agent_script(agent_settings.handover), "NAT_AGENT_END",
+        "0755") if agent_object is None else (
+        heredoc(AGENT_OBJECT_PATH, json.dumps(agent_object.to_document(), sort_keys=True),
+                "NAT_AGENT_OBJECT_END", "0644") +
+        heredoc("/usr/local/sbin/nat-agent", loader_script(), "NAT_AGENT_END", "0755"))
     agent = "" if agent_settings is None else (
         heredoc(AGENT_SETTINGS_PATH, json.dumps(agent_settings.to_document(), sort_keys=True),
-                _AGENT_SETTINGS_END, "0644") +
-        heredoc("/usr/local/sbin/nat-agent", agent_script(agent_settings.handover),
-                "NAT_AGENT_END", "0755"))
+                _AGENT_SETTINGS_END, "0644") + program)
     return (
         "#!/bin/bash\n"
         "# nat-instance-vpc: install the NAT bootstrap script and run it (see its header).\n"

@@ -96,6 +96,12 @@ class HighAvailabilityArgs(TypedDict):
     failback_after_seconds: NotRequired[int]
     """How long an AZ's NAT must stay healthy before its AZ's routes come back to it, 10 to 3,600.
     Default 60."""
+    keep_connections: NotRequired[bool]
+    """Keep established connections and each AZ's public address when an AZ moves to another NAT
+    (failover, failback, rollout): the NATs replicate connection state with conntrackd, each NAT
+    keeps a standby private address for the AZ before it (AZ order), and the NAT that takes an
+    AZ moves the AZ's Elastic IP there. Needs highAvailability, one public address per NAT and
+    an interface with a spare IPv4 slot; adds one spare Elastic IP per stack. Default false."""
 
 
 class MonitoringArgs(TypedDict):

@@ -245,6 +245,17 @@ OPTIONS: tuple[Option, ...] = (
            stack_description="Seconds an AZ's NAT must stay healthy before its routes come "
            "back to it (with highAvailability), {minimum} to {maximum}.",
            agent="failback_after"),
+    Option("high_availability.keep_connections", "boolean", "Keep established connections "
+           "and each AZ's public address when an AZ moves to another NAT (failover, failback, "
+           "rollout): the NATs replicate connection state with conntrackd, each NAT keeps a "
+           "standby private address for the AZ before it (AZ order), and the NAT that takes an "
+           "AZ moves the AZ's Elastic IP there. Needs highAvailability, one public address per "
+           "NAT and an interface with a spare IPv4 slot; adds one spare Elastic IP per stack. "
+           "Default {default}.", default=False, stack_key="keepConnections",
+           stack_description="Keep established connections and each AZ's public address "
+           "across failover, failback and rollouts (with highAvailability): conntrackd "
+           "between the NATs, the AZ's Elastic IP follows its traffic. See \"Keeping "
+           "connections\".", agent="handover"),
     Option("monitoring", "object", "Metrics, alarms and a dashboard (on by default, about "
            "$1.10 per AZ a month).", type_name="MonitoringArgs"),
     Option("monitoring.enabled", "boolean", "Publish PacketsDropCount (every drop cause "

@@ -58,6 +58,7 @@ class HighAvailabilitySettings:
     health_check_targets: tuple[str, ...] = options.default(
         "high_availability.health_check_targets")
     failback_after_seconds: int = options.default("high_availability.failback_after_seconds")
+    keep_connections: bool = options.default("high_availability.keep_connections")
 
 
 @dataclass(frozen=True)
@@ -211,6 +212,11 @@ def read_options(problems: Problems, args: Mapping[str, Any]) -> NatOptions:
                           f"remove them, or leave {problems.label('instance.use_elastic_ip')} "
                           "true")
     high_availability = read_high_availability(problems, args, instance["use_elastic_ip"])
+    if high_availability.keep_connections and instance["public_addresses"] > 1:
+        problems.fail("instance.public_addresses", instance["public_addresses"], "keeping "
+                      "connections moves one Elastic IP per AZ (this release)",
+                      f"give 1, or turn {problems.label('high_availability.keep_connections')}"
+                      " off")
     monitoring = read_monitoring(problems, args)
     tags = args.get("tags") or {}
     if not isinstance(tags, Mapping) or not all(isinstance(k, str) and isinstance(v, str)
@@ -238,6 +244,10 @@ def read_high_availability(problems: Problems, args: Mapping[str, Any],
                       "public address on a network interface that outlives its instances, so "
                       "it needs Elastic IPs", "leave it true, or turn "
                       f"{problems.label('high_availability.enabled')} off")
+    if values["keep_connections"] and not values["enabled"]:
+        problems.fail("high_availability.keep_connections", True, "connections move between "
+                      "NATs only with high availability",
+                      f"turn {problems.label('high_availability.enabled')} on, or this off")
     return HighAvailabilitySettings(**values)
 
 
