@@ -9,6 +9,7 @@ import datetime
 import hashlib
 import http.server
 import json
+import os
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -83,7 +84,7 @@ def instance(tmp_path: Path, monkeypatch: Any, s3: dict[str, Any]) -> dict[str, 
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "AKIDEXAMPLE")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "secret")
     ran: dict[str, Any] = {}
-    monkeypatch.setattr(loader.os, "execv", lambda program, argv: ran.update(argv=argv))
+    monkeypatch.setattr(os, "execv", lambda program, argv: ran.update(argv=argv))
     return {"ran": ran, "state": tmp_path / "state"}
 
 
