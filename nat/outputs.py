@@ -57,6 +57,7 @@ class StackOutputs:
     vpc_cidr: str = ""
     public_route_table_id: str = ""
     connection_table_sizes: dict[str, int] = field(default_factory=dict)  # NAT AZ → size
+    keep_connections: bool = False  # connections and addresses follow an AZ (handover)
     monitoring: MonitoringOutputs | None = None
 
     @property

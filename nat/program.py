@@ -123,6 +123,7 @@ def stack_outputs(network: NatInstanceVpc) -> pulumi.Output[StackOutputs]:
             test_rules_enabled=options.access.enable_test_rules,
             elastic_ips=options.instance.use_elastic_ip,
             high_availability=options.high_availability.enabled,
+            keep_connections=options.high_availability.keep_connections,
             nat_zone_for_private_subnet=values["nat_zone_for_private_subnet"],
             nat_public_ips=values["nat_public_ips"],
             nat_public_ip_lists=values["nat_public_ip_lists"],

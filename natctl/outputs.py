@@ -164,6 +164,7 @@ def stack_outputs(document: object, source: str) -> StackOutputs:
     test_rules = read.boolean("test_rules_enabled")
     elastic_ips = read.boolean("elastic_ips")
     high_availability = read.boolean("high_availability", default=False)  # 0.1: absent
+    keep_connections = read.boolean("keep_connections", default=False)  # before 16: absent
 
     # which AZ's NAT serves each private subnet (0.1 stacks say it by instance id)
     nat_zone_for: dict[str, str] = {}
@@ -237,7 +238,8 @@ def stack_outputs(document: object, source: str) -> StackOutputs:
         public_subnet_ids=public, private_subnet_ids=private, private_subnet_cidrs=cidrs,
         private_route_table_ids=tables, security_group_id=group, ssh_cidr=ssh,
         test_rules_enabled=test_rules, elastic_ips=elastic_ips,
-        high_availability=high_availability, nat_zone_for_private_subnet=nat_zone_for,
+        high_availability=high_availability, keep_connections=keep_connections,
+        nat_zone_for_private_subnet=nat_zone_for,
         nat_public_ips=addresses, nat_public_ip_lists=address_lists,
         nat_instance_ids=instance_ids,
         nat_network_interface_ids=interfaces, auto_scaling_group_names=groups,

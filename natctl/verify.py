@@ -284,6 +284,13 @@ def check_public_address(ec2: Any, zone: str, instance: dict[str, Any],
     addresses = [a["PublicIp"] for a in ec2.describe_addresses(Filters=[where])["Addresses"]]
     if expected in addresses and public_ip == expected:
         return CheckResult(zone, "public address", True, f"Elastic IP {expected}")
+    carrier = address_carrier(ec2, expected, outputs) if outputs.keep_connections else None
+    if carrier is not None and carrier[0] != zone:
+        return CheckResult(zone, "public address", True, (
+            f"failed over, degraded: the NAT leaves from {public_ip} (the stack's spare address) "
+            f"while the NAT in {carrier[0]} carries {zone}'s Elastic IP {expected} with its "
+            f"routes; it takes both back once it has been healthy for failbackAfterSeconds"),
+            degraded=True)
     if not addresses:
         detail = (f"{public_ip} is not an Elastic IP: it changes when the instance stops. "
                   f"Fix: {REFRESH} (it re-associates the stack's Elastic IP {expected})")
@@ -292,6 +299,54 @@ def check_public_address(ec2: Any, zone: str, instance: dict[str, Any],
                   f"partners' allow-lists will refuse it. Fix: {REFRESH} (it associates "
                   f"{expected} with the NAT again)")
     return CheckResult(zone, "public address", False, detail)
+
+
+def address_carrier(ec2: Any, public_ip: str, outputs: StackOutputs
+                    ) -> tuple[str, str] | None:
+    """(AZ, private address) of the stack's NAT interface an Elastic IP is on, or None."""
+    found = ec2.describe_addresses(Filters=[{"Name": "public-ip", "Values": [public_ip]}])[
+        "Addresses"]
+    zone_of = {eni: zone for zone, eni in outputs.nat_network_interface_ids.items()}
+    if not found or found[0].get("NetworkInterfaceId") not in zone_of:
+        return None
+    return zone_of[found[0]["NetworkInterfaceId"]], str(found[0].get("PrivateIpAddress", ""))
+
+
+def check_handover(ec2: Any, zone: str, outputs: StackOutputs) -> list[CheckResult]:
+    """keepConnections: the AZ's Elastic IP is where its traffic is (its own NAT, or the NAT
+    that took the AZ), and the AZ's NAT keeps its standby address for the AZ before it."""
+    zones = outputs.nat_zones
+    before = zones[zones.index(zone) - 1]
+    interface = outputs.nat_network_interface_ids.get(zone, "")
+    expected = outputs.nat_public_ips.get(zone, "")
+    results = []
+    carrier = address_carrier(ec2, expected, outputs)
+    check = "AZ's address follows its traffic"
+    if carrier is None:
+        results.append(CheckResult(zone, check, False, (
+            f"{zone}'s Elastic IP {expected} is on none of the stack's NAT interfaces: its "
+            f"traffic cannot leave from it. Fix: {REFRESH} (it associates it with {interface} "
+            "again)")))
+    elif carrier[0] == zone:
+        results.append(CheckResult(zone, check, True, f"{expected} on its own NAT "
+                                                      f"({carrier[1]})"))
+    else:
+        results.append(CheckResult(zone, check, True, (
+            f"failed over, degraded: {zone}'s Elastic IP {expected} is on the NAT in "
+            f"{carrier[0]} ({carrier[1]}, its standby address), which carries {zone}'s routes "
+            "and connections; both come back once the AZ's own NAT has been healthy for "
+            "failbackAfterSeconds"), degraded=True))
+    if interface and len(zones) > 1:
+        found = ec2.describe_network_interfaces(NetworkInterfaceIds=[interface])[
+            "NetworkInterfaces"]
+        secondary = [a["PrivateIpAddress"] for a in (found[0]["PrivateIpAddresses"]
+                                                      if found else []) if not a["Primary"]]
+        results.append(CheckResult(zone, "standby address", bool(secondary), (
+            f"{secondary[-1]} kept for {before}'s Elastic IP") if secondary else (
+            f"{interface} has no standby private address: when the NAT in {zone} takes "
+            f"{before}, {before}'s connections are reset and its traffic leaves from {zone}'s "
+            f"address. Fix: {REFRESH} (it assigns the secondary private IP again)")))
+    return results
 
 
 def check_public_addresses(ec2: Any, zone: str, instance: dict[str, Any],
@@ -608,7 +663,8 @@ def check_security_group(ec2: Any, outputs: StackOutputs) -> list[CheckResult]:
                             f"{group} does not exist. Fix: {REFRESH} (it creates the group "
                             "again with the guide's rules, and puts the NATs in it)")]
     expected = expand_rules(list(outputs.private_subnet_cidrs.values()), outputs.ssh_cidr,
-                            outputs.test_rules_enabled, outputs.high_availability)
+                            outputs.test_rules_enabled, outputs.high_availability,
+                            outputs.keep_connections)
     expected_keys = {(r.direction, r.cidr, r.protocol, r.from_port, r.to_port): r
                      for r in expected}
     actual = live_rules(ec2, group, group)
@@ -718,6 +774,9 @@ def verify(session: Any, outputs: StackOutputs, connectivity: bool = False,
                     "(it reads the stack's resources back)")))
                 continue
             results.extend(check_nat(ec2, zone, instance, outputs))
+    if outputs.keep_connections:
+        for zone in outputs.nat_zones:
+            results.extend(check_handover(ec2, zone, outputs))
     for zone in outputs.availability_zones:
         results.append(check_public_route(zone, outputs, account))
         results.append(check_private_route(ec2, zone, outputs, account))
