@@ -2,7 +2,9 @@
 
 On the namespace topology of the data-path tests (testbed/topology.py), with the real bootstrap
 script applied, it measures and prints as a table and as JSON:
- 1. TCP throughput private → internet through the NAT, and over a direct routed path;
+ 1. TCP throughput private → internet through the NAT, and over a direct routed path; again
+    with conntrackd replicating the NAT's connections (keepConnections), and what conntrackd
+    uses while the churn of 3 runs;
  2. connections held open at once to ONE destination ip:port through ONE NAT public address,
     from 4 private source addresses (the NAT must remap colliding source ports);
  3. connection churn: new short connections per second through the NAT, and conntrack drops;
@@ -35,7 +37,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from bench import addresses, ha, handover
+from bench import addresses, ha, handover, replication
 from nat.design.userdata import BOOTSTRAP_SCRIPT_PATH
 from testbed.topology import (
     INTERNET_GATEWAY_OUTSIDE,
@@ -238,6 +240,24 @@ def throughput(topology: Topology, seconds: int, repetitions: int) -> dict[str, 
             "ratio": summary(ratios)}
 
 
+def replication_cost(topology: Topology, seconds: int, repetitions: int,
+                     churn_seconds: float) -> dict[str, Any]:
+    """The forwarding ratio with conntrackd replicating, and what conntrackd uses while the
+    churn runs (new connections each second, each one an entry to sync)."""
+    with replication.replicating(topology) as daemon:
+        measured = throughput(topology, seconds, repetitions)
+        cpu, sent, started = daemon.cpu_seconds(), replication.sync_bytes(topology), \
+            time.monotonic()
+        churned = churn(topology, churn_seconds, 9100)
+        elapsed = time.monotonic() - started
+        return {"ratio": measured["ratio"], "nat_gbps": measured["nat_gbps"],
+                "churn_connections_per_second": churned["per_second"],
+                "conntrackd_cpu_percent": round(100 * (daemon.cpu_seconds() - cpu) / elapsed, 1),
+                "conntrackd_rss_mib": round(daemon.rss_mib(), 1),
+                "sync_kbytes_per_second": round((replication.sync_bytes(topology) - sent) /
+                                                elapsed / 1024, 1)}
+
+
 def script_runtime(topology: Topology, repetitions: int) -> dict[str, float]:
     timings = []
     for _ in range(repetitions):
@@ -276,7 +296,7 @@ def run_benchmark(quick: bool, sections: tuple[str, ...] = SECTIONS) -> dict[str
     ha_repetitions = 1 if quick else 3
     tuned = script_tuning(HALF_GIB_KIB)
     default_max = kernel_default_conntrack_max(HALF_GIB_KIB * 1024)
-    steps = (2 if "data-path" in sections else 0) + \
+    steps = (3 if "data-path" in sections else 0) + \
         (repetitions * (5 if limit_target else 4) if "connections" in sections else 0) + \
         (ha_repetitions * len(ha.SCENARIOS) + 1 if "ha" in sections else 0) + \
         ((1 if quick else 2) if "addresses" in sections else 0) + \
@@ -297,6 +317,9 @@ def run_benchmark(quick: bool, sections: tuple[str, ...] = SECTIONS) -> dict[str
             results["script_runtime_ms"] = script_runtime(topology, 5)
             step(f"TCP throughput, NAT vs plain forwarding ({repetitions} × {seconds} s each)")
             results["throughput"] = throughput(topology, seconds, repetitions)
+            step("TCP throughput and churn with conntrackd replicating (keepConnections)")
+            results["replication"] = replication_cost(topology, seconds, repetitions,
+                                                      churn_seconds)
 
     for label, table_size, tuned_script in (("tuned", tuned["nf_conntrack_max"], True),
                                             ("kernel_default", default_max, False)):
@@ -446,6 +469,15 @@ def render_table(results: dict[str, Any]) -> str:
         measured = results["high_availability"]
         for key, title in HA_FIGURES:
             lines.append(f"{title:<52} {figure(measured[key], digits=1)}")
+    if "replication" in results:
+        cost = results["replication"]
+        lines += [f"{'with conntrackd replicating: ratio NAT / direct':<52} "
+                  f"{figure(cost['ratio'])}",
+                  f"{'  ... churn (connections/s)':<52} "
+                  f"{cost['churn_connections_per_second']:,.0f}",
+                  f"{'  ... conntrackd CPU (% of one core), memory (MiB)':<52} "
+                  f"{cost['conntrackd_cpu_percent']}, {cost['conntrackd_rss_mib']}",
+                  f"{'  ... sync traffic (KiB/s)':<52} {cost['sync_kbytes_per_second']}"]
     if "handover" in results:
         measured = results["handover"]
         lines.append(f"handover ({measured['flows_per_az']} talking TCP flows per AZ, a tenth as "
@@ -511,6 +543,11 @@ def main(argv: list[str] | None = None) -> int:
     if "data-path" in sections and \
             subprocess.run(["which", "iperf3"], capture_output=True).returncode != 0:
         print("error: the benchmark needs iperf3 (apt-get install iperf3)", file=sys.stderr)
+        return 2
+    if ("data-path" in sections or "handover" in sections) and \
+            subprocess.run(["which", "conntrackd"], capture_output=True).returncode != 0:
+        print("error: the benchmark needs conntrackd (apt-get install conntrackd)",
+              file=sys.stderr)
         return 2
     results = run_benchmark(args.quick, sections)
     target = args.json or Path(__file__).with_name("results") / "latest.json"

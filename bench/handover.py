@@ -3,8 +3,10 @@ flows from both AZs' private hosts (testbed/flows.py: TCP talking every 0.2 s, T
 the server talks, UDP) through a failover, a failback and a rollout, counting for each event
 the flows that survive (no reset, answers again within 30 s), their pauses, and the addresses
 the internet host saw. The internet gateway applies an Elastic IP move `ADDRESS_DELAY` s after
-the call (AWS publishes no figure; the one measurement found is 5-6 s). Detection timings are
-production's; failback waits 5 s instead of 60."""
+the call (AWS publishes no figure; the one measurement found is 5-6 s), and the security
+groups' per-interface connection tracking is modelled (testbed.ha: what the internet side
+sends on a flow new to an interface is dropped until the flow sent something out there).
+Detection timings are production's; failback waits 5 s instead of 60."""
 
 from __future__ import annotations
 
@@ -14,6 +16,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from testbed.flows import outcome
 from testbed.ha import ZONES, HaLab
 
 ADDRESS_DELAY = 6.0
@@ -29,18 +32,12 @@ def settle(lab: HaLab, timeout: float = 60) -> None:
 
 
 def flow_figures(report: dict[str, Any], moment: float, letter: str) -> dict[str, Any]:
-    """Survivors of an event at `moment` and their pauses (the longest gap spanning it)."""
-    flows, survived, pauses = report["flows"], 0, []
-    for flow in flows:
-        spans = [gap for gap in flow["gaps"] if gap[0] <= moment + RESUMED_WITHIN and
-                 gap[0] + gap[1] >= moment - 1]
-        pause = max((gap[1] for gap in spans), default=0.0)
-        if flow["ended"] is None and all(gap[0] + gap[1] <= moment + RESUMED_WITHIN
-                                         for gap in spans):
-            survived += 1
-            pauses.append(pause)
+    """Survivors of an event at `moment` and their pauses (testbed.flows.outcome)."""
+    flows = report["flows"]
+    outcomes = [outcome(flow, moment, within=RESUMED_WITHIN) for flow in flows]
+    pauses = sorted(pause for survived, pause in outcomes if survived)
+    survived = len(pauses)
     seen = sorted({address for flow in flows for address in flow["addresses"]})
-    pauses.sort()
     return {"flows": len(flows), "survived": survived,
             "survived_pct": round(100 * survived / max(1, len(flows)), 2),
             "pause_median_s": round(statistics.median(pauses), 2) if pauses else None,
@@ -124,13 +121,13 @@ def measure(repetitions: int, count: int, step: Callable[[str], None]) -> dict[s
         step(f"handover: NAT killed, then failback, {count} flows per AZ "
              f"({index + 1}/{repetitions})")
         with HaLab(failback_after=FAILBACK_AFTER, replace_after=5, handover=True,
-                   address_delay=ADDRESS_DELAY) as lab:
+                   address_delay=ADDRESS_DELAY, group_tracking=True) as lab:
             settle(lab)
             runs["nat_killed"].append(killed(lab, count))
             runs["failback"].append(failback(lab, count))
         step(f"handover: rollout of AZ a, {count} flows per AZ ({index + 1}/{repetitions})")
         with HaLab(failback_after=FAILBACK_AFTER, replace_after=5, handover=True,
-                   address_delay=ADDRESS_DELAY, rollout_check=2.0) as lab:
+                   address_delay=ADDRESS_DELAY, rollout_check=2.0, group_tracking=True) as lab:
             settle(lab)
             runs["rollout"].append(rollout(lab, count))
     return {"address_delay_s": ADDRESS_DELAY, "failback_after_s": FAILBACK_AFTER,

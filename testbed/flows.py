@@ -30,6 +30,20 @@ INTERVAL = 0.2
 GAP = 0.5
 
 
+def outcome(flow: dict[str, Any], moment: float, lead: float = 12.0,
+            within: float = 30.0) -> tuple[bool, float]:
+    """(survived, pause) of one reported flow through an event at `moment` (when its route
+    moved): the outage the event caused is the gaps that began from `lead` s before it (a
+    planned move shifts the address first, seconds before the route) to 1 s after; the flow
+    survived if it was never reset or failed a check and each of those gaps ended within
+    `within` s of the event. Later gaps belong to later events."""
+    caused = [gap for gap in flow["gaps"] if moment - lead <= gap[0] <= moment + 1]
+    pause = max((gap[1] for gap in caused), default=0.0)
+    survived = flow["ended"] is None and all(gap[0] + gap[1] <= moment + within
+                                             for gap in caused)
+    return survived, pause
+
+
 async def _serve_tcp(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
     peer = writer.get_extra_info("peername")[0]
     try:
@@ -77,6 +91,7 @@ class Flow:
         self.why = ""
         self.addresses: dict[str, float] = {}
         self.expected = 0
+        self.port = 0  # the private host's end (to find the flow in a NAT's table)
 
     def heard(self, number: int, address: str) -> None:
         now = time.monotonic()
@@ -95,7 +110,7 @@ class Flow:
         gaps = self.gaps + ([[round(self.last, 3), round(until - self.last, 3)]]
                             if until - self.last > GAP else [])
         return {"gaps": gaps, "ended": self.ended, "why": self.why,
-                "addresses": self.addresses}
+                "addresses": self.addresses, "port": self.port}
 
 
 async def _tcp_flow(host: str, port: int, flow: Flow, mode: str, stop: float,
@@ -107,6 +122,7 @@ async def _tcp_flow(host: str, port: int, flow: Flow, mode: str, stop: float,
         opened.set()
         return
     opened.set()
+    flow.port = writer.get_extra_info("sockname")[1]
 
     async def send() -> None:
         if mode == "stream":

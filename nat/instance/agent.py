@@ -935,6 +935,53 @@ def handover_rules(interface: str, home: str, standby: str, private: Sequence[st
     ])
 
 
+def carried_flows(listing: str, sources: Sequence[str], home: str
+                  ) -> list[tuple[str, int, str, int]]:
+    """TCP flows of `conntrack -L` from the AZ's private CIDRs translated to its home
+    address: (private address, port, remote address, port)."""
+    networks = [ipaddress.ip_network(cidr) for cidr in sources]
+    flows = []
+    for line in listing.splitlines():
+        words = line.split()
+        if not words or words[0] != "tcp":
+            continue
+        values: dict[str, list[str]] = {}
+        for word in words:
+            key, _, value = word.partition("=")
+            values.setdefault(key, []).append(value)
+        try:
+            source, remote, replied_to = values["src"][0], values["dst"][0], values["dst"][1]
+            if replied_to == home and any(ipaddress.ip_address(source) in n for n in networks):
+                flows.append((source, int(values["sport"][0]), remote,
+                              int(values["dport"][0])))
+        except (KeyError, IndexError, ValueError):
+            continue
+    return flows
+
+
+def tcp_checksum(data: bytes) -> int:
+    if len(data) % 2:
+        data += b"\0"
+    total = sum(int.from_bytes(data[i:i + 2], "big") for i in range(0, len(data), 2))
+    while total >> 16:
+        total = (total & 0xFFFF) + (total >> 16)
+    return ~total & 0xFFFF
+
+
+def bare_ack(source: str, sport: int, destination: str, dport: int) -> bytes:
+    """An IPv4 packet: a TCP ACK outside any window (the far end answers it with an ACK of
+    its own, RFC 793/5961), as if from the private host."""
+    import struct
+    header = struct.pack("!HHIIBBHHH", sport, dport, 0, 0, 5 << 4, 0x10, 0, 0, 0)
+    pseudo = struct.pack("!4s4sBBH", socket.inet_aton(source), socket.inet_aton(destination),
+                         0, socket.IPPROTO_TCP, len(header))
+    header = header[:16] + struct.pack("!H", tcp_checksum(pseudo + header)) + header[18:]
+    ip = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + len(header), 0, 0x4000, 64,
+                     socket.IPPROTO_TCP, 0, socket.inet_aton(source),
+                     socket.inet_aton(destination))
+    return ip + header
+
+
 class Handover:
     """conntrackd per neighbour, the address rules, and the moves of Elastic IPs."""
 
@@ -946,6 +993,8 @@ class Handover:
                         for peer in neighbours(order, me)}
         self.processes: list[subprocess.Popen] = []  # type: ignore[type-arg]
         self.lent_to = ""  # the AZ the spare address was lent to
+        self.private: dict[str, list[str]] = {}  # AZ → its private CIDRs (the one before)
+        self.rules, self.rules_on = "", False
 
     def nat(self, zone: str) -> dict[str, str]:
         return self.settings.nats[zone]
@@ -967,15 +1016,28 @@ class Handover:
             self.processes.append(subprocess.Popen(
                 ["conntrackd", "-C", path], stdin=subprocess.DEVNULL,
                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+        # what the peers hold now (a daemon started anew has nothing of theirs)
+        threading.Thread(target=self.resync, daemon=True).start()
         before = self.nat(self.before)
         private = before.get("private", "").split() or private_cidrs(
-            self.aws,             [table for table, zone in self.settings.route_tables.items()
-             if zone == self.before])
+            self.aws, [table for table, zone in self.settings.route_tables.items()
+                       if zone == self.before])
+        self.private[self.before] = private
+        self.private[self.me] = self.nat(self.me).get("private", "").split() or private_cidrs(
+            self.aws, [table for table, zone in self.settings.route_tables.items()
+                       if zone == self.me])
         if self.before != self.me and mine.get("standby") and private:
-            run("nft", "-f", "-", check=True, stdin=handover_rules(
-                self.interface, before["address"], mine["standby"], private))
+            self.rules = handover_rules(self.interface, before["address"], mine["standby"],
+                                        private)
+            run("nft", "-f", "-", check=True, stdin=self.rules)
+            self.rules_on = True
         log(f"handover: conntrackd with {', '.join(self.daemons) or 'no one'}; standby "
             f"{mine.get('standby') or 'none'} for {self.before}")
+
+    def resync(self) -> None:
+        time.sleep(2)
+        for path in self.daemons.values():
+            run("conntrackd", "-C", path, "-n", check=False)
 
     def stop(self) -> None:
         for process in self.processes:
@@ -1005,7 +1067,45 @@ class Handover:
             return False
         associate_address(self.aws, allocation, mine["eni"], private)
         log(f"handover: {zone}'s Elastic IP → {private}")
+        if zone == self.before and self.rules and not self.rules_on:
+            run("nft", "-f", "-", check=True, stdin=self.rules)
+            self.rules_on = True
         return True
+
+    def fall_back(self, zone: str, error: AwsError) -> None:
+        """The AZ's address could not move here: its new connections leave from this NAT's
+        own address (the home rules off), its carried ones are lost."""
+        if zone == self.before:
+            run("nft", "flush", "table", "ip", HANDOVER_TABLE, check=False)
+            self.rules_on = False
+        log(f"handover: FAILED to move {zone}'s Elastic IP here ({error}): its traffic "
+            "leaves from this NAT's own address, its connections are reset")
+
+    def nudge(self, zone: str) -> int:
+        """Security groups track connections per interface: on this NAT's, an AZ's flow
+        taken over is unknown, and what the internet side sends is dropped until the flow
+        sends something out. For each TCP flow of the AZ this NAT now translates, one bare
+        ACK leaves as the private host's (translated like its packets); the far end's
+        answer then passes. Returns how many were sent."""
+        sources = self.private.get(zone, [])
+        if not sources:
+            return 0
+        listing = run("conntrack", "-L", "-p", "tcp", check=False).stdout
+        flows = carried_flows(listing, sources, self.nat(zone)["address"])
+        sender = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_RAW)
+        with contextlib.closing(sender):
+            for source, sport, remote, dport in flows:
+                with contextlib.suppress(OSError):
+                    sender.sendto(bare_ack(source, sport, remote, dport), (remote, 0))
+        return len(flows)
+
+    def nudge_soon(self, zone: str, after: Sequence[float]) -> None:
+        def nudges() -> None:
+            for delay in after:
+                time.sleep(delay)
+                log(f"handover: {self.nudge(zone)} of {zone}'s connections announced on this "
+                    "interface")
+        threading.Thread(target=nudges, daemon=True).start()
 
     def lend_spare(self, zone: str) -> None:
         """The AZ's NAT is back (booting) while this NAT carries its address: the spare
@@ -1027,10 +1127,17 @@ class Handover:
             holder = agent.routes.get(change.route_table)
             planned = holder is not None and agent.peers.reachable(holder)
             self.commit(holder, planned)
-            if self.carry(owner) and planned:
+            try:
+                moved = self.carry(owner)
+            except AwsError as error:  # availability first: the AZ moves without its address
+                moved = False
+                self.fall_back(owner, error)
+            if moved and planned:
                 # the holder forwards on meanwhile; then the connections it opened since
                 time.sleep(self.settings.address_settle)
                 self.commit(holder, planned)
+            if moved:  # now, and once the address move has surely reached the data path
+                self.nudge_soon(owner, (0.5, self.settings.address_settle))
             carried.add(owner)
         return True
 
