@@ -71,11 +71,12 @@ def address_label(elastic_ips: bool, per_nat: int) -> str:
 def estimate(instance_type: str, nat_count: int, az_count: int, gb_per_month: float,
              elastic_ips: bool = True, single_nat: bool = False,
              prices: dict[str, Any] | None = None, monitoring: float = 0.0,
-             addresses_per_nat: int = 1) -> CostEstimate:
+             addresses_per_nat: int = 1, spare_addresses: int = 0) -> CostEstimate:
     """NAT instances vs NAT Gateways (one per NAT the stack has) for `gb_per_month` of egress.
 
     `monitoring` is the NATs' CloudWatch bill a month (`monitoring_cost`): a NAT Gateway's
-    metrics are free, a NAT instance's are part of what it costs."""
+    metrics are free, a NAT instance's are part of what it costs. `spare_addresses`: Elastic
+    IPs the stack holds besides its NATs' (keepConnections' spare)."""
     prices = prices or load_prices()
     if gb_per_month < 0:
         raise PriceError(f"--gb-per-month {gb_per_month}: must be 0 or more")
@@ -95,6 +96,10 @@ def estimate(instance_type: str, nat_count: int, az_count: int, gb_per_month: fl
               prices["ebs_gp3_per_gb_month"]),
         _line("data processed by the NAT", gb_per_month, "GB", 0.0),
     ]
+    if spare_addresses:
+        instance_lines.insert(2, _line("spare Elastic IP (keepConnections)",
+                                       spare_addresses * hours, "address-hours",
+                                       prices["public_ipv4_per_hour"]))
     if monitoring:
         instance_lines.append(_line("CloudWatch monitoring (see below)", 1, "month",
                                     monitoring))

@@ -192,7 +192,9 @@ def build_plan(graph: Graph, stack: str, region: str, gb_per_month: float) -> di
                     elastic_ips=bool(graph.of_type("aws:ec2/eip:Eip")),
                     single_nat=len(units) < len(zones),
                     monitoring=watch_cost.total if watch_cost else 0.0,
-                    addresses_per_nat=max(unit["addresses"] for unit in units.values()))
+                    addresses_per_nat=max(unit["addresses"] for unit in units.values()),
+                    spare_addresses=sum(e.name.endswith("-eip-spare")
+                                        for e in graph.of_type("aws:ec2/eip:Eip")))
     cost_data = cost.to_dict()
     elastic_ip_count = len(graph.of_type("aws:ec2/eip:Eip"))
     if elastic_ip_count:

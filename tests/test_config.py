@@ -340,7 +340,7 @@ MONITORING_AND_HA_BAD_VALUES: list[tuple[dict[str, str], str]] = [
      'alarmTopicArn, allowSshFromAnywhere, amiId, availabilityZones, azCount, '
      'conntrackMax, conntrackTcpEstablishedTimeout, conntrackTcpTimeWaitTimeout, '
      'createAlarmTopic, detailedMetrics, elasticIpAllocationIds, enableSsm, enableTestRules, '
-     'failbackAfterSeconds, healthCheckTargets, highAvailability, keyName, '
+     'failbackAfterSeconds, healthCheckTargets, highAvailability, keepConnections, keyName, '
      'metricsNamespace, metricsPublishIntervalSeconds, monitoring, monitoringAlarms, '
      'monitoringDashboard, natInstanceType, privateSubnetCidrs, publicAddressesPerNat, '
      'publicSubnetCidrs, singleNat, sshCidr, useElasticIp, vpcCidr. Remove it with '

@@ -19,7 +19,9 @@ from nat.design.userdata import (
     parse_user_data,
 )
 from natctl.offline import ProgramError
+from natctl.plan import plan_stack
 from tests.test_addresses_graph import EIP, ENI, TEMPLATE, A, B
+from tests.test_plan import stack_dir
 
 POLICY = "aws:iam/rolePolicy:RolePolicy"
 BUCKET, OBJECT = "aws:s3/bucket:Bucket", "aws:s3/bucketObjectv2:BucketObjectv2"
@@ -118,3 +120,16 @@ def test_the_agent_is_fetched_from_a_private_object_user_data_names_by_its_hash(
                if s["Sid"] == "FetchTheAgent"]
     assert fetch == {"Sid": "FetchTheAgent", "Effect": "Allow", "Action": "s3:GetObject",
                      "Resource": f"arn:aws:s3:::{bucket.id}/{key}"}
+
+
+def test_the_plan_prices_the_spare_address(tmp_path: Any) -> None:
+    project = stack_dir(tmp_path, "kept", {"aws:region": "us-east-1",
+                                           "nat-instance-vpc:azCount": 2,
+                                           "nat-instance-vpc:highAvailability": True,
+                                           "nat-instance-vpc:keepConnections": True})
+    cost = plan_stack("kept", 100, project)["cost"]
+    [spare] = [x for x in cost["nat_instances"] if x["item"].startswith("spare Elastic IP")]
+    assert spare["quantity"] == 730 and spare["monthly"] == pytest.approx(730 * 0.005,
+                                                                         abs=0.01)
+    [quota] = [n for n in cost["notes"] if n.startswith("Elastic IPs:")]
+    assert "this stack allocates 3" in quota

@@ -111,7 +111,8 @@ def test_the_tables_views() -> None:
         "enableTestRules", "singleNat", "useElasticIp", "publicAddressesPerNat",
         "elasticIpAllocationIds", "enableSsm",
         "highAvailability",
-        "healthCheckTargets", "failbackAfterSeconds", "monitoring", "metricsNamespace",
+        "healthCheckTargets", "failbackAfterSeconds", "keepConnections", "monitoring",
+        "metricsNamespace",
         "detailedMetrics", "metricsPublishIntervalSeconds", "monitoringAlarms",
         "monitoringDashboard", "alarmTopicArn", "createAlarmTopic", "conntrackMax",
         "conntrackTcpEstablishedTimeout", "conntrackTcpTimeWaitTimeout"]

@@ -39,10 +39,16 @@ def test_every_optional_row() -> None:
 
 
 def test_each_rule_says_why_in_its_rows_words() -> None:
-    rules = expand_rules(PRIVATE, IPv4Network("198.51.100.0/24"), True, True)
+    rules = expand_rules(PRIVATE, IPv4Network("198.51.100.0/24"), True, True, True)
     why = {row.why for row in GUIDE_RULES}
     assert {rule.description for rule in rules} == why
     assert rules[0].description == "HTTP from private servers"
     # test rules and HA rows only when asked for
     assert len(expand_rules(PRIVATE, None, True)) == 6 + 3 + 2
     assert len(expand_rules(PRIVATE, None, False, True)) == 6 + 4
+    # conntrackd's two rows (a port range) only with keepConnections
+    synced = [r for r in expand_rules(PRIVATE, None, False, True, True)
+              if r.protocol == "udp" and r.from_port == 3780]
+    assert len(expand_rules(PRIVATE, None, False, True, True)) == 6 + 4 + 2
+    assert {(r.direction, r.to_port) for r in synced} == {("inbound", 3785),
+                                                          ("outbound", 3785)}

@@ -1100,12 +1100,13 @@ class Handover:
         return len(flows)
 
     def nudge_soon(self, zone: str, after: Sequence[float]) -> None:
-        def nudges() -> None:
-            for delay in after:
-                time.sleep(delay)
-                log(f"handover: {self.nudge(zone)} of {zone}'s connections announced on this "
-                    "interface")
-        threading.Thread(target=nudges, daemon=True).start()
+        threading.Thread(target=self.nudges, args=(zone, after), daemon=True).start()
+
+    def nudges(self, zone: str, after: Sequence[float]) -> None:
+        for delay in after:
+            time.sleep(delay)
+            log(f"handover: {self.nudge(zone)} of {zone}'s connections announced on this "
+                "interface")
 
     def lend_spare(self, zone: str) -> None:
         """The AZ's NAT is back (booting) while this NAT carries its address: the spare
