@@ -194,6 +194,8 @@ def open_direct_path(topology: Topology) -> str:
     """A host like the NAT (one interface, same hops) that only forwards: no conntrack, no
     NAT rules; and the internet gateway lets the private host through unmapped."""
     forwarder = topology.namespaces[0].rsplit("-", 1)[0] + "-fwd"
+    if forwarder in topology.namespaces:  # opened already (a second throughput run)
+        return forwarder
     run(["ip", "netns", "add", forwarder])
     topology.namespaces.append(forwarder)
     run(["ip", "link", "add", "tmpl0", "mtu", "9001", "type", "veth", "peer", "name", "tmpr0",
@@ -300,7 +302,7 @@ def run_benchmark(quick: bool, sections: tuple[str, ...] = SECTIONS) -> dict[str
         (repetitions * (5 if limit_target else 4) if "connections" in sections else 0) + \
         (ha_repetitions * len(ha.SCENARIOS) + 1 if "ha" in sections else 0) + \
         ((1 if quick else 2) if "addresses" in sections else 0) + \
-        (2 * ha_repetitions if "handover" in sections else 0)
+        (3 * ha_repetitions if "handover" in sections else 0)
     step = Progress(steps)
     results: dict[str, Any] = {
         "machine": {"hostname": platform.node(), "cpus": os.cpu_count(),
@@ -386,6 +388,9 @@ def handover_summary(measured: dict[str, Any]) -> dict[str, Any]:
                                   if key != "runs"}
     events: dict[str, list[dict[str, Any]]] = {}
     for name, runs in measured["runs"].items():
+        if name == "new_connections_address_at_once":
+            summarized[f"{name}.egress_gap_s"] = summary([one["egress_gap_s"] for one in runs])
+            continue
         for measured_run in runs:
             for event, kinds in ((f"rollout.{k}", v) for k, v in measured_run.items()) \
                     if name == "rollout" else ((name, measured_run),):

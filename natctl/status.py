@@ -38,6 +38,7 @@ class ZoneFigures:
     drops: float | None = None  # over the window
     drops_by_cause: dict[str, float] = field(default_factory=dict)
     port_allocation_failures: float | None = None  # ErrorPortAllocation over the window
+    replication_errors: float | None = None  # ReplicationErrors (keepConnections)
     public_addresses: int = 1
     connections_peak: float | None = None  # last hour
     connections_last: float | None = None
@@ -107,6 +108,8 @@ def gather(session: Any, stack: StackOutputs, now: datetime.datetime,
     for zone in zones:
         ask(zone, "drops", "sum", ours("PacketsDropCount", zone), "Sum", 3600)
         ask(zone, "ports", "sum", ours("ErrorPortAllocation", zone), "Sum", 3600)
+        if stack.keep_connections:
+            ask(zone, "replication", "sum", ours("ReplicationErrors", zone), "Sum", 3600)
         if monitoring.detailed_metrics:
             for cause in DROP_CAUSES:
                 ask(zone, f"cause:{cause}", "sum", ours(cause, zone), "Sum", 3600)
@@ -146,6 +149,8 @@ def gather(session: Any, stack: StackOutputs, now: datetime.datetime,
             target.drops = sum(v for _, v in pairs)
         elif figure == "ports":
             target.port_allocation_failures = sum(v for _, v in pairs)
+        elif figure == "replication":
+            target.replication_errors = sum(v for _, v in pairs)
         elif figure.startswith("cause:"):
             target.drops_by_cause[figure[6:]] = sum(v for _, v in pairs)
         elif figure == "connections":
@@ -223,6 +228,13 @@ def assess(figures: ZoneFigures, baseline_gbps: float | None, burstable: bool,
             f"want of a free source port: a destination ip:port takes about "
             f"{count * 64512:,} connections through {count} public address"
             f"{'es' if count > 1 else ''}. Add public addresses (publicAddressesPerNat)")
+    if figures.replication_errors:
+        limits.append(
+            f"connection handover failed {_count(figures.replication_errors)} times in {window} "
+            "(conntrackd stopped, a commit or an Elastic IP move failed): connections moved "
+            "then may have been reset. Fix: read the NAT's agent log (`journalctl -u "
+            "nat-agent`, lines \"handover:\"); a failed address move is usually IAM or the "
+            "Elastic IP quota, a stopped conntrackd its package (conntrack-tools)")
     if figures.connections_peak is not None:
         share = figures.connections_peak / figures.table_size
         parts.append(f"{_count(figures.connections_peak)} tracked connections at peak "

@@ -420,7 +420,7 @@ class HaLab:
             by_private = {private: self.public_of[allocation] for _, private, allocation in live}
             pairs = sorted(by_private.items())
             if pairs != applied:
-                self.network.map_public(pairs)
+                self.network.map_public(pairs, drop_unmapped=True)
                 for private, public in pairs:
                     if (private, public) not in applied:
                         self.address_events.append((time.monotonic(), public, private))

@@ -243,10 +243,11 @@ class Network:
                 self.ns(namespace, "iptables", "-A", "OUTPUT", "-p", "icmp", "--icmp-type",
                         "fragmentation-needed", "-j", "DROP")
 
-    def map_public(self, pairs: Sequence[tuple[str, str]]) -> None:
+    def map_public(self, pairs: Sequence[tuple[str, str]], drop_unmapped: bool = False) -> None:
         """The internet gateway's 1:1 mappings (private, public), replaced at once: stateless,
         as AWS's is; with no connection tracking here, the NAT's table is the only one on
-        the path."""
+        the path. `drop_unmapped`: a VPC address without a mapping goes nowhere (where
+        mappings move, the gateway's accept list names addresses that may have none)."""
         rules = ["table ip internet_gateway", "delete table ip internet_gateway",
                  "table ip internet_gateway {",
                  "  chain inbound { type filter hook prerouting priority -300; policy accept;"]
@@ -256,8 +257,9 @@ class Network:
                   "  chain outbound { type filter hook postrouting priority 100; policy accept;"]
         rules += [f'    oifname "to-inet" ip saddr {private} ip saddr set {public}'
                   for private, public in pairs]
-        # a VPC address without a public one goes nowhere (AWS's gateway drops it)
-        rules += [f'    oifname "to-inet" ip saddr {VPC_CIDR} drop', "  }", "}"]
+        if drop_unmapped:  # AWS's gateway drops it
+            rules.append(f'    oifname "to-inet" ip saddr {VPC_CIDR} drop')
+        rules += ["  }", "}"]
         run(["ip", "netns", "exec", self.igw, "nft", "-f", "-"], input="\n".join(rules) + "\n")
 
     def admit(self, private: str) -> None:

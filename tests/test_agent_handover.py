@@ -244,3 +244,39 @@ def test_an_address_that_cannot_move_does_not_stop_the_failover(
     assert not any(step.startswith("nudge") for step in steps)
     assert "FAILED to move us-east-1a's Elastic IP here (UnauthorizedOperation: not allowed)" \
         in capsys.readouterr().out
+
+
+def test_a_stopped_conntrackd_is_started_again_and_failures_reach_cloudwatch(
+        steps: list[str], monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    tending, aws = handover([A, B], B)
+    tending.settings.metrics = agent.MetricsSettings(namespace="NatInstance", group="p/s/nat",
+                                                     detailed=False, publish_every=300)
+    started: list[list[str]] = []
+
+    class Stopped:
+        returncode = 1
+
+        def poll(self) -> int:
+            return 1
+
+    class Running:
+        def __init__(self, command: list[str], **_: Any) -> None:
+            started.append(command)
+
+        def poll(self) -> None:
+            return None
+
+    monkeypatch.setattr(agent.subprocess, "Popen", Running)
+    tending.processes = [Stopped()]  # type: ignore[list-item]
+    quiet = FakeAgent({"rtb-a": A, "rtb-b": B}, reachable={A})
+    tending.tend(quiet)  # type: ignore[arg-type]
+    assert started == [["conntrackd", "-C", f"{agent.STATE_DIR}/conntrackd-{A}.conf"]]
+    assert "conntrackd for us-east-1a exited (1): started again" in capsys.readouterr().out
+    [(service, action, params)] = aws.calls
+    assert (service, action) == ("monitoring", "PutMetricData")
+    assert params["MetricData.member.1.MetricName"] == "ReplicationErrors"
+    assert params["MetricData.member.1.Value"] == "1.0"
+    assert params["MetricData.member.1.Dimensions.member.2.Value"] == B
+    tending.tend(quiet)  # type: ignore[arg-type]
+    assert len(aws.calls) == 1 and tending.errors == 0  # sent once; nothing new since

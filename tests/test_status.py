@@ -222,3 +222,23 @@ def test_bad_outputs_are_refused_before_any_call(aws: Any, plain_outputs: dict[s
 def test_an_hours_window_out_of_range_is_refused(capsys: Any) -> None:
     assert main(["status", "-", "--hours", "0"]) == 2
     assert "--hours 0: out of range" in capsys.readouterr().err
+
+
+def test_failed_handovers_are_named_with_where_to_look(aws: Any,
+                                                     plain_outputs: dict[str, Any]) -> None:
+    """keepConnections: the agents' ReplicationErrors (only stacks with it are asked)."""
+    nat_metrics(aws, plain_outputs, A)
+    ec2_metrics(aws, plain_outputs["nat_instance_ids"][A])
+    put(aws, "NatInstance", "ReplicationErrors",
+        {"NatGroup": plain_outputs["monitoring"]["group"], "AvailabilityZone": A},
+        [(40, 2), (20, 1)])
+    assert one(aws, plain_outputs).limits == []  # a stack without keepConnections
+    kept = {**plain_outputs, "keep_connections": True}
+    result = one(aws, kept)
+    assert result.limits == [
+        "connection handover failed 3 times in 24 h (conntrackd stopped, a commit or an "
+        "Elastic IP move failed): connections moved then may have been reset. Fix: read the "
+        "NAT's agent log (`journalctl -u nat-agent`, lines \"handover:\"); a failed address "
+        "move is usually IAM or the Elastic IP quota, a stopped conntrackd its package "
+        "(conntrack-tools)"]
+    assert result.figures["replication_errors"] == 3

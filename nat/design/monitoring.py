@@ -31,6 +31,7 @@ CREDIT_ALARM_PERIODS = 12  # five-minute periods: an hour of borrowing CPU credi
 ALWAYS, DETAILED, DETAILED_WHEN_NONZERO, HA_WHEN_NONZERO, WHEN_NONZERO = (
     "always", "detailed", "detailed, in minutes with drops", "high availability, in minutes "
     "with route changes", "in minutes with failures")
+HANDOVER_WHEN_NONZERO = "keepConnections, in minutes with replication failures"
 
 
 @dataclass(frozen=True)
@@ -83,6 +84,10 @@ METRICS: tuple[Metric, ...] = (
            "address to one destination; add addresses (instance.publicAddresses).", "Sum"),
     Metric("FailoverCount", HA_WHEN_NONZERO, "(none)",
            "Private route tables this AZ's agent moved, over to a NAT or back.", "Sum"),
+    Metric("ReplicationErrors", HANDOVER_WHEN_NONZERO, "(none)",
+           "keepConnections: conntrackd found stopped (and started again), a commit of "
+           "replicated connections or an Elastic IP move that failed. Connections moved then "
+           "may have been reset.", "Sum"),
 )
 METRIC_NAMES = tuple(metric.name for metric in METRICS)
 if set(METRIC_NAMES) != set(agent.METRIC_UNITS):  # the agent publishes exactly these

@@ -820,341 +820,6 @@ class Peers:
             return dict(self.reports.get(zone, {}))
 
 
-# --- keeping connections and addresses across moves (handover) ---------------------------------
-# HANDOVER-BEGIN: user data carries what lies between these markers only with keepConnections
-# Each AZ owns its Elastic IP; its traffic is always translated to its own NAT's primary
-# address (the "home" address), on whichever NAT carries it. The NAT after an AZ in `order`
-# (the one `desired_target` picks when that AZ's NAT fails) keeps a standby address on its
-# interface for it: taking the AZ, it moves the AZ's Elastic IP there and rewrites home ↔
-# standby statelessly, so the connections conntrackd replicated from the AZ's NAT (their
-# translation is to the home address) carry on, and new ones leave from the same address.
-SYNC_PORT = 3780  # conntrackd, UDP, between the NATs only (the security group admits itself)
-SYNC_LINKS = 6  # ports SYNC_PORT.. for the links of a ring of up to 6 AZs' NATs
-STATE_DIR = os.environ.get("NAT_STATE_DIR", "/var/lib/nat-instance")
-HANDOVER_TABLE = "nat_handover"
-
-
-def associate_address(aws: Aws, allocation: str, interface: str, private: str) -> None:
-    aws.call("ec2", "AssociateAddress", {"AllocationId": allocation,
-                                         "NetworkInterfaceId": interface,
-                                         "PrivateIpAddress": private,
-                                         "AllowReassociation": "true"})
-
-
-def private_cidrs(aws: Aws, tables: Sequence[str]) -> list[str]:
-    """The CIDRs of the subnets associated with route tables (an AZ's private ones)."""
-    params = {f"RouteTableId.{i + 1}": table for i, table in enumerate(tables)}
-    subnets = sorted({node.text for node in aws.call("ec2", "DescribeRouteTables", params)
-                      .iter("subnetId") if node.text})
-    if not subnets:
-        return []
-    root = aws.call("ec2", "DescribeSubnets", {f"SubnetId.{i + 1}": subnet
-                                               for i, subnet in enumerate(subnets)})
-    return sorted({node.text for node in root.iter("cidrBlock") if node.text})
-
-
-def neighbours(order: Sequence[str], me: str) -> list[str]:
-    """The AZs next to `me` in the ring of `order`: conntrackd syncs with one peer per
-    daemon, and a NAT needs the states of the AZ before it (it takes that AZ over) and gives
-    its own to the one after it."""
-    at = list(order).index(me)
-    return sorted({order[at - 1], order[(at + 1) % len(order)]} - {me})
-
-
-def sync_port(order: Sequence[str], one: str, other: str) -> int:
-    """The same port on both ends of a link of the ring, a different one per link."""
-    a, b = sorted((list(order).index(one), list(order).index(other)))
-    return SYNC_PORT + (b if (a, b) == (0, len(order) - 1) and len(order) > 2 else a)
-
-
-def conntrackd_config(local: str, peer: str, port: int, interface: str, name: str) -> str:
-    """FTFW (acknowledged, resent) over unicast UDP; the peer's states kept in an external
-    cache until a takeover commits them to the kernel."""
-    return "\n".join([
-        'Sync {',
-        '  Mode FTFW {',
-        '    DisableExternalCache off',
-        '  }',
-        '  UDP {',
-        f'    IPv4_address {local}',
-        f'    IPv4_Destination_Address {peer}',
-        f'    Port {port}',
-        f'    Interface {interface}',
-        '    SndSocketBuffer 1249280',
-        '    RcvSocketBuffer 1249280',
-        '    Checksum on',
-        '  }',
-        '}',
-        'General {',
-        '  HashSize 32768',
-        '  HashLimit 524288',
-        f'  LogFile {STATE_DIR}/{name}.log',
-        '  Syslog off',
-        f'  LockFile {STATE_DIR}/{name}.lock',
-        '  UNIX {',
-        f'    Path {STATE_DIR}/{name}.ctl',
-        '  }',
-        '  NetlinkBufferSize 2097152',
-        '  NetlinkBufferSizeMaxGrowth 8388608',
-        '  NetlinkOverrunResync on',
-        '  NetlinkEventsReliable off',
-        '  Filter From Userspace {',
-        '    Protocol Accept {',
-        '      TCP',
-        '      UDP',
-        '    }',
-        '    Address Ignore {',
-        '      IPv4_address 127.0.0.1',
-        '    }',
-        '  }',
-        '}',
-        '',
-    ])
-
-
-def handover_rules(interface: str, home: str, standby: str, private: Sequence[str]) -> str:
-    """nftables: the AZ before this NAT in the ring leaves from its home address, rewritten
-    to the standby address that carries its Elastic IP here (and back on the way in, before
-    connection tracking sees it)."""
-    sources = ", ".join(private)
-    return "\n".join([
-        f'table ip {HANDOVER_TABLE}',
-        f'delete table ip {HANDOVER_TABLE}',
-        f'table ip {HANDOVER_TABLE} {{',
-        '  chain translate { type nat hook postrouting priority srcnat - 10; policy accept;',
-        f'    oifname "{interface}" ip saddr {{ {sources} }} snat to {home}',
-        '  }',
-        '  chain outbound { type filter hook postrouting priority srcnat + 10; policy accept;',
-        f'    oifname "{interface}" ip saddr {home} ip saddr set {standby}',
-        '  }',
-        '  chain inbound { type filter hook prerouting priority raw; policy accept;',
-        f'    iifname "{interface}" ip daddr {standby} ip daddr set {home}',
-        '  }',
-        '}',
-        '',
-    ])
-
-
-def carried_flows(listing: str, sources: Sequence[str], home: str
-                  ) -> list[tuple[str, int, str, int]]:
-    """TCP flows of `conntrack -L` from the AZ's private CIDRs translated to its home
-    address: (private address, port, remote address, port)."""
-    networks = [ipaddress.ip_network(cidr) for cidr in sources]
-    flows = []
-    for line in listing.splitlines():
-        words = line.split()
-        if not words or words[0] != "tcp":
-            continue
-        values: dict[str, list[str]] = {}
-        for word in words:
-            key, _, value = word.partition("=")
-            values.setdefault(key, []).append(value)
-        try:
-            source, remote, replied_to = values["src"][0], values["dst"][0], values["dst"][1]
-            if replied_to == home and any(ipaddress.ip_address(source) in n for n in networks):
-                flows.append((source, int(values["sport"][0]), remote,
-                              int(values["dport"][0])))
-        except (KeyError, IndexError, ValueError):
-            continue
-    return flows
-
-
-def tcp_checksum(data: bytes) -> int:
-    if len(data) % 2:
-        data += b"\0"
-    total = sum(int.from_bytes(data[i:i + 2], "big") for i in range(0, len(data), 2))
-    while total >> 16:
-        total = (total & 0xFFFF) + (total >> 16)
-    return ~total & 0xFFFF
-
-
-def bare_ack(source: str, sport: int, destination: str, dport: int) -> bytes:
-    """An IPv4 packet: a TCP ACK outside any window (the far end answers it with an ACK of
-    its own, RFC 793/5961), as if from the private host."""
-    import struct
-    header = struct.pack("!HHIIBBHHH", sport, dport, 0, 0, 5 << 4, 0x10, 0, 0, 0)
-    pseudo = struct.pack("!4s4sBBH", socket.inet_aton(source), socket.inet_aton(destination),
-                         0, socket.IPPROTO_TCP, len(header))
-    header = header[:16] + struct.pack("!H", tcp_checksum(pseudo + header)) + header[18:]
-    ip = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + len(header), 0, 0x4000, 64,
-                     socket.IPPROTO_TCP, 0, socket.inet_aton(source),
-                     socket.inet_aton(destination))
-    return ip + header
-
-
-class Handover:
-    """conntrackd per neighbour, the address rules, and the moves of Elastic IPs."""
-
-    def __init__(self, settings: Settings, me: str, aws: Aws, interface: str) -> None:
-        self.settings, self.me, self.aws, self.interface = settings, me, aws, interface
-        order = settings.order
-        self.before = order[order.index(me) - 1]  # the AZ this NAT keeps a standby for
-        self.daemons = {peer: os.path.join(STATE_DIR, f"conntrackd-{peer}.conf")
-                        for peer in neighbours(order, me)}
-        self.processes: list[subprocess.Popen] = []  # type: ignore[type-arg]
-        self.lent_to = ""  # the AZ the spare address was lent to
-        self.private: dict[str, list[str]] = {}  # AZ → its private CIDRs (the one before)
-        self.rules, self.rules_on = "", False
-
-    def nat(self, zone: str) -> dict[str, str]:
-        return self.settings.nats[zone]
-
-    def start(self) -> None:
-        os.makedirs(STATE_DIR, exist_ok=True)
-        if shutil.which("conntrackd") is None:  # Amazon Linux: not in the AMI
-            run("dnf", "-y", "-q", "install", "conntrack-tools", check=False)
-        mine = self.nat(self.me)
-        for peer, path in self.daemons.items():
-            with open(path, "w") as handle:
-                handle.write(conntrackd_config(
-                    mine["address"], self.nat(peer)["address"],
-                    sync_port(self.settings.order, self.me, peer), self.interface,
-                    f"conntrackd-{peer}"))
-            run("conntrackd", "-C", path, "-k", check=False)  # one left by an earlier agent
-            with contextlib.suppress(OSError):
-                os.unlink(os.path.join(STATE_DIR, f"conntrackd-{peer}.lock"))
-            self.processes.append(subprocess.Popen(
-                ["conntrackd", "-C", path], stdin=subprocess.DEVNULL,
-                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
-        # what the peers hold now (a daemon started anew has nothing of theirs)
-        threading.Thread(target=self.resync, daemon=True).start()
-        before = self.nat(self.before)
-        private = before.get("private", "").split() or private_cidrs(
-            self.aws, [table for table, zone in self.settings.route_tables.items()
-                       if zone == self.before])
-        self.private[self.before] = private
-        self.private[self.me] = self.nat(self.me).get("private", "").split() or private_cidrs(
-            self.aws, [table for table, zone in self.settings.route_tables.items()
-                       if zone == self.me])
-        if self.before != self.me and mine.get("standby") and private:
-            self.rules = handover_rules(self.interface, before["address"], mine["standby"],
-                                        private)
-            run("nft", "-f", "-", check=True, stdin=self.rules)
-            self.rules_on = True
-        log(f"handover: conntrackd with {', '.join(self.daemons) or 'no one'}; standby "
-            f"{mine.get('standby') or 'none'} for {self.before}")
-
-    def resync(self) -> None:
-        time.sleep(2)
-        for path in self.daemons.values():
-            run("conntrackd", "-C", path, "-n", check=False)
-
-    def stop(self) -> None:
-        for process in self.processes:
-            process.kill()
-            process.wait()
-
-    def commit(self, holder: str | None, planned: bool) -> None:
-        """The connections of the NAT an AZ leaves, into this kernel, before its traffic
-        comes here: a packet that came first would be translated anew."""
-        path = self.daemons.get(holder or "")
-        if path is None:
-            return
-        if planned:  # the holder is alive: ask it for everything, then take it
-            run("conntrackd", "-C", path, "-n", check=False)
-            time.sleep(0.5)
-        result = run("conntrackd", "-C", path, "-c", check=False)
-        log(f"handover: committed {holder}'s connections ({result.returncode})")
-
-    def carry(self, zone: str) -> bool:
-        """The AZ's Elastic IP to this NAT: its primary address for its own AZ, the standby
-        for the AZ before it; any other AZ leaves from this NAT's own address."""
-        mine = self.nat(self.me)
-        private = mine["address"] if zone == self.me else \
-            mine.get("standby") if zone == self.before else None
-        allocation = self.nat(zone).get("allocation")
-        if not private or not allocation:
-            return False
-        associate_address(self.aws, allocation, mine["eni"], private)
-        log(f"handover: {zone}'s Elastic IP → {private}")
-        if zone == self.before and self.rules and not self.rules_on:
-            run("nft", "-f", "-", check=True, stdin=self.rules)
-            self.rules_on = True
-        return True
-
-    def fall_back(self, zone: str, error: AwsError) -> None:
-        """The AZ's address could not move here: its new connections leave from this NAT's
-        own address (the home rules off), its carried ones are lost."""
-        if zone == self.before:
-            run("nft", "flush", "table", "ip", HANDOVER_TABLE, check=False)
-            self.rules_on = False
-        log(f"handover: FAILED to move {zone}'s Elastic IP here ({error}): its traffic "
-            "leaves from this NAT's own address, its connections are reset")
-
-    def nudge(self, zone: str) -> int:
-        """Security groups track connections per interface: on this NAT's, an AZ's flow
-        taken over is unknown, and what the internet side sends is dropped until the flow
-        sends something out. For each TCP flow of the AZ this NAT now translates, one bare
-        ACK leaves as the private host's (translated like its packets); the far end's
-        answer then passes. Returns how many were sent."""
-        sources = self.private.get(zone, [])
-        if not sources:
-            return 0
-        listing = run("conntrack", "-L", "-p", "tcp", check=False).stdout
-        flows = carried_flows(listing, sources, self.nat(zone)["address"])
-        sender = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_RAW)
-        with contextlib.closing(sender):
-            for source, sport, remote, dport in flows:
-                with contextlib.suppress(OSError):
-                    sender.sendto(bare_ack(source, sport, remote, dport), (remote, 0))
-        return len(flows)
-
-    def nudge_soon(self, zone: str, after: Sequence[float]) -> None:
-        threading.Thread(target=self.nudges, args=(zone, after), daemon=True).start()
-
-    def nudges(self, zone: str, after: Sequence[float]) -> None:
-        for delay in after:
-            time.sleep(delay)
-            log(f"handover: {self.nudge(zone)} of {zone}'s connections announced on this "
-                "interface")
-
-    def lend_spare(self, zone: str) -> None:
-        """The AZ's NAT is back (booting) while this NAT carries its address: the spare
-        address lets it reach the internet and prove its data path before failback."""
-        if not self.settings.spare or self.lent_to == zone:
-            return
-        nat = self.nat(zone)
-        associate_address(self.aws, self.settings.spare, nat["eni"], nat["address"])
-        self.lent_to = zone
-        log(f"handover: spare Elastic IP lent to {zone}'s NAT")
-
-    def take(self, agent: Agent, change: Change, carried: set[str]) -> bool:
-        """Before a route comes here: the connections, then the address. False: the change
-        is not this NAT's to make (the NAT that takes an AZ moves its connections: it pulls)."""
-        owner = self.settings.route_tables[change.route_table]
-        if change.target != self.me:
-            return False
-        if owner not in carried:
-            holder = agent.routes.get(change.route_table)
-            planned = holder is not None and agent.peers.reachable(holder)
-            self.commit(holder, planned)
-            try:
-                moved = self.carry(owner)
-            except AwsError as error:  # availability first: the AZ moves without its address
-                moved = False
-                self.fall_back(owner, error)
-            if moved and planned:
-                # the holder forwards on meanwhile; then the connections it opened since
-                time.sleep(self.settings.address_settle)
-                self.commit(holder, planned)
-            if moved:  # now, and once the address move has surely reached the data path
-                self.nudge_soon(owner, (0.5, self.settings.address_settle))
-            carried.add(owner)
-        return True
-
-    def lend_when_due(self, agent: Agent) -> None:
-        """While this NAT carries the address of the AZ before it, that AZ's NAT, when it is
-        back, borrows the spare address (it has none of its own until failback)."""
-        zone = self.before
-        if not any(agent.routes.get(table) == self.me
-                   for table, owner in self.settings.route_tables.items() if owner == zone):
-            self.lent_to = ""
-        elif self.lent_to != zone and (agent.peers.reachable(zone) or
-                                       agent.kernel_answers(zone)):
-            self.lend_spare(zone)
-# HANDOVER-END
-
-
 # --- metrics -------------------------------------------------------------------------------------
 # Names as NAT Gateway's where one corresponds (nat/design/monitoring.py documents each and
 # builds the alarms and the dashboard on these names).
@@ -1426,6 +1091,369 @@ class Collector:
                 except Exception as error:  # likewise
                     log(f"metrics: publish failed: {error!r}")
             time.sleep(max(0.0, min(next_sample, next_publish) - time.monotonic()))
+
+
+# --- keeping connections and addresses across moves (handover) ---------------------------------
+# HANDOVER-BEGIN: user data carries what lies between these markers only with keepConnections
+# Each AZ owns its Elastic IP; its traffic is always translated to its own NAT's primary
+# address (the "home" address), on whichever NAT carries it. The NAT after an AZ in `order`
+# (the one `desired_target` picks when that AZ's NAT fails) keeps a standby address on its
+# interface for it: taking the AZ, it moves the AZ's Elastic IP there and rewrites home ↔
+# standby statelessly, so the connections conntrackd replicated from the AZ's NAT (their
+# translation is to the home address) carry on, and new ones leave from the same address.
+SYNC_PORT = 3780  # conntrackd, UDP, between the NATs only (the security group admits itself)
+SYNC_LINKS = 6  # ports SYNC_PORT.. for the links of a ring of up to 6 AZs' NATs
+METRIC_UNITS["ReplicationErrors"] = "Count"  # published by the handover code alone
+STATE_DIR = os.environ.get("NAT_STATE_DIR", "/var/lib/nat-instance")
+HANDOVER_TABLE = "nat_handover"
+
+
+def associate_address(aws: Aws, allocation: str, interface: str, private: str) -> None:
+    aws.call("ec2", "AssociateAddress", {"AllocationId": allocation,
+                                         "NetworkInterfaceId": interface,
+                                         "PrivateIpAddress": private,
+                                         "AllowReassociation": "true"})
+
+
+def private_cidrs(aws: Aws, tables: Sequence[str]) -> list[str]:
+    """The CIDRs of the subnets associated with route tables (an AZ's private ones)."""
+    params = {f"RouteTableId.{i + 1}": table for i, table in enumerate(tables)}
+    subnets = sorted({node.text for node in aws.call("ec2", "DescribeRouteTables", params)
+                      .iter("subnetId") if node.text})
+    if not subnets:
+        return []
+    root = aws.call("ec2", "DescribeSubnets", {f"SubnetId.{i + 1}": subnet
+                                               for i, subnet in enumerate(subnets)})
+    return sorted({node.text for node in root.iter("cidrBlock") if node.text})
+
+
+def neighbours(order: Sequence[str], me: str) -> list[str]:
+    """The AZs next to `me` in the ring of `order`: conntrackd syncs with one peer per
+    daemon, and a NAT needs the states of the AZ before it (it takes that AZ over) and gives
+    its own to the one after it."""
+    at = list(order).index(me)
+    return sorted({order[at - 1], order[(at + 1) % len(order)]} - {me})
+
+
+def sync_port(order: Sequence[str], one: str, other: str) -> int:
+    """The same port on both ends of a link of the ring, a different one per link."""
+    a, b = sorted((list(order).index(one), list(order).index(other)))
+    return SYNC_PORT + (b if (a, b) == (0, len(order) - 1) and len(order) > 2 else a)
+
+
+def conntrackd_config(local: str, peer: str, port: int, interface: str, name: str) -> str:
+    """FTFW (acknowledged, resent) over unicast UDP; the peer's states kept in an external
+    cache until a takeover commits them to the kernel."""
+    return "\n".join([
+        'Sync {',
+        '  Mode FTFW {',
+        '    DisableExternalCache off',
+        '  }',
+        '  UDP {',
+        f'    IPv4_address {local}',
+        f'    IPv4_Destination_Address {peer}',
+        f'    Port {port}',
+        f'    Interface {interface}',
+        '    SndSocketBuffer 1249280',
+        '    RcvSocketBuffer 1249280',
+        '    Checksum on',
+        '  }',
+        '}',
+        'General {',
+        '  HashSize 32768',
+        '  HashLimit 524288',
+        f'  LogFile {STATE_DIR}/{name}.log',
+        '  Syslog off',
+        f'  LockFile {STATE_DIR}/{name}.lock',
+        '  UNIX {',
+        f'    Path {STATE_DIR}/{name}.ctl',
+        '  }',
+        '  NetlinkBufferSize 2097152',
+        '  NetlinkBufferSizeMaxGrowth 8388608',
+        '  NetlinkOverrunResync on',
+        '  NetlinkEventsReliable off',
+        '  Filter From Userspace {',
+        '    Protocol Accept {',
+        '      TCP',
+        '      UDP',
+        '    }',
+        '    Address Ignore {',
+        '      IPv4_address 127.0.0.1',
+        '    }',
+        '  }',
+        '}',
+        '',
+    ])
+
+
+def handover_rules(interface: str, home: str, standby: str, private: Sequence[str]) -> str:
+    """nftables: the AZ before this NAT in the ring leaves from its home address, rewritten
+    to the standby address that carries its Elastic IP here (and back on the way in, before
+    connection tracking sees it)."""
+    sources = ", ".join(private)
+    return "\n".join([
+        f'table ip {HANDOVER_TABLE}',
+        f'delete table ip {HANDOVER_TABLE}',
+        f'table ip {HANDOVER_TABLE} {{',
+        '  chain translate { type nat hook postrouting priority srcnat - 10; policy accept;',
+        f'    oifname "{interface}" ip saddr {{ {sources} }} snat to {home}',
+        '  }',
+        '  chain outbound { type filter hook postrouting priority srcnat + 10; policy accept;',
+        f'    oifname "{interface}" ip saddr {home} ip saddr set {standby}',
+        '  }',
+        '  chain inbound { type filter hook prerouting priority raw; policy accept;',
+        f'    iifname "{interface}" ip daddr {standby} ip daddr set {home}',
+        '  }',
+        '}',
+        '',
+    ])
+
+
+def carried_flows(listing: str, sources: Sequence[str], home: str
+                  ) -> list[tuple[str, int, str, int]]:
+    """TCP flows of `conntrack -L` from the AZ's private CIDRs translated to its home
+    address: (private address, port, remote address, port)."""
+    networks = [ipaddress.ip_network(cidr) for cidr in sources]
+    flows = []
+    for line in listing.splitlines():
+        words = line.split()
+        if not words or words[0] != "tcp":
+            continue
+        values: dict[str, list[str]] = {}
+        for word in words:
+            key, _, value = word.partition("=")
+            values.setdefault(key, []).append(value)
+        try:
+            source, remote, replied_to = values["src"][0], values["dst"][0], values["dst"][1]
+            if replied_to == home and any(ipaddress.ip_address(source) in n for n in networks):
+                flows.append((source, int(values["sport"][0]), remote,
+                              int(values["dport"][0])))
+        except (KeyError, IndexError, ValueError):
+            continue
+    return flows
+
+
+def tcp_checksum(data: bytes) -> int:
+    if len(data) % 2:
+        data += b"\0"
+    total = sum(int.from_bytes(data[i:i + 2], "big") for i in range(0, len(data), 2))
+    while total >> 16:
+        total = (total & 0xFFFF) + (total >> 16)
+    return ~total & 0xFFFF
+
+
+def bare_ack(source: str, sport: int, destination: str, dport: int) -> bytes:
+    """An IPv4 packet: a TCP ACK outside any window (the far end answers it with an ACK of
+    its own, RFC 793/5961), as if from the private host."""
+    import struct
+    header = struct.pack("!HHIIBBHHH", sport, dport, 0, 0, 5 << 4, 0x10, 0, 0, 0)
+    pseudo = struct.pack("!4s4sBBH", socket.inet_aton(source), socket.inet_aton(destination),
+                         0, socket.IPPROTO_TCP, len(header))
+    header = header[:16] + struct.pack("!H", tcp_checksum(pseudo + header)) + header[18:]
+    ip = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + len(header), 0, 0x4000, 64,
+                     socket.IPPROTO_TCP, 0, socket.inet_aton(source),
+                     socket.inet_aton(destination))
+    return ip + header
+
+
+class Handover:
+    """conntrackd per neighbour, the address rules, and the moves of Elastic IPs."""
+
+    def __init__(self, settings: Settings, me: str, aws: Aws, interface: str) -> None:
+        self.settings, self.me, self.aws, self.interface = settings, me, aws, interface
+        order = settings.order
+        self.before = order[order.index(me) - 1]  # the AZ this NAT keeps a standby for
+        self.daemons = {peer: os.path.join(STATE_DIR, f"conntrackd-{peer}.conf")
+                        for peer in neighbours(order, me)}
+        self.processes: list[subprocess.Popen] = []  # type: ignore[type-arg]
+        self.lent_to = ""  # the AZ the spare address was lent to
+        self.private: dict[str, list[str]] = {}  # AZ → its private CIDRs (the one before)
+        self.rules, self.rules_on = "", False
+        self.errors, self.published = 0, 0.0  # conntrackd and address failures, unsent
+
+    def nat(self, zone: str) -> dict[str, str]:
+        return self.settings.nats[zone]
+
+    def start(self) -> None:
+        os.makedirs(STATE_DIR, exist_ok=True)
+        if shutil.which("conntrackd") is None:  # Amazon Linux: not in the AMI
+            run("dnf", "-y", "-q", "install", "conntrack-tools", check=False)
+        mine = self.nat(self.me)
+        for peer, path in self.daemons.items():
+            with open(path, "w") as handle:
+                handle.write(conntrackd_config(
+                    mine["address"], self.nat(peer)["address"],
+                    sync_port(self.settings.order, self.me, peer), self.interface,
+                    f"conntrackd-{peer}"))
+            run("conntrackd", "-C", path, "-k", check=False)  # one left by an earlier agent
+            with contextlib.suppress(OSError):
+                os.unlink(os.path.join(STATE_DIR, f"conntrackd-{peer}.lock"))
+            self.processes.append(subprocess.Popen(
+                ["conntrackd", "-C", path], stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+        # what the peers hold now (a daemon started anew has nothing of theirs)
+        threading.Thread(target=self.resync, daemon=True).start()
+        before = self.nat(self.before)
+        private = before.get("private", "").split() or private_cidrs(
+            self.aws, [table for table, zone in self.settings.route_tables.items()
+                       if zone == self.before])
+        self.private[self.before] = private
+        self.private[self.me] = self.nat(self.me).get("private", "").split() or private_cidrs(
+            self.aws, [table for table, zone in self.settings.route_tables.items()
+                       if zone == self.me])
+        if self.before != self.me and mine.get("standby") and private:
+            self.rules = handover_rules(self.interface, before["address"], mine["standby"],
+                                        private)
+            run("nft", "-f", "-", check=True, stdin=self.rules)
+            self.rules_on = True
+        log(f"handover: conntrackd with {', '.join(self.daemons) or 'no one'}; standby "
+            f"{mine.get('standby') or 'none'} for {self.before}")
+
+    def resync(self) -> None:
+        time.sleep(2)
+        for path in self.daemons.values():
+            run("conntrackd", "-C", path, "-n", check=False)
+
+    def stop(self) -> None:
+        for process in self.processes:
+            process.kill()
+            process.wait()
+
+    def commit(self, holder: str | None, planned: bool) -> None:
+        """The connections of the NAT an AZ leaves, into this kernel, before its traffic
+        comes here: a packet that came first would be translated anew."""
+        path = self.daemons.get(holder or "")
+        if path is None:
+            return
+        if planned:  # the holder is alive: ask it for everything, then take it
+            run("conntrackd", "-C", path, "-n", check=False)
+            time.sleep(0.5)
+        result = run("conntrackd", "-C", path, "-c", check=False)
+        log(f"handover: committed {holder}'s connections ({result.returncode})")
+        self.errors += result.returncode != 0
+
+    def carry(self, zone: str) -> bool:
+        """The AZ's Elastic IP to this NAT: its primary address for its own AZ, the standby
+        for the AZ before it; any other AZ leaves from this NAT's own address."""
+        mine = self.nat(self.me)
+        private = mine["address"] if zone == self.me else \
+            mine.get("standby") if zone == self.before else None
+        allocation = self.nat(zone).get("allocation")
+        if not private or not allocation:
+            return False
+        associate_address(self.aws, allocation, mine["eni"], private)
+        log(f"handover: {zone}'s Elastic IP → {private}")
+        if zone == self.before and self.rules and not self.rules_on:
+            run("nft", "-f", "-", check=True, stdin=self.rules)
+            self.rules_on = True
+        return True
+
+    def fall_back(self, zone: str, error: AwsError) -> None:
+        """The AZ's address could not move here: its new connections leave from this NAT's
+        own address (the home rules off), its carried ones are lost."""
+        self.errors += 1
+        if zone == self.before:
+            run("nft", "flush", "table", "ip", HANDOVER_TABLE, check=False)
+            self.rules_on = False
+        log(f"handover: FAILED to move {zone}'s Elastic IP here ({error}): its traffic "
+            "leaves from this NAT's own address, its connections are reset")
+
+    def nudge(self, zone: str) -> int:
+        """Security groups track connections per interface: on this NAT's, an AZ's flow
+        taken over is unknown, and what the internet side sends is dropped until the flow
+        sends something out. For each TCP flow of the AZ this NAT now translates, one bare
+        ACK leaves as the private host's (translated like its packets); the far end's
+        answer then passes. Returns how many were sent."""
+        sources = self.private.get(zone, [])
+        if not sources:
+            return 0
+        listing = run("conntrack", "-L", "-p", "tcp", check=False).stdout
+        flows = carried_flows(listing, sources, self.nat(zone)["address"])
+        sender = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_RAW)
+        with contextlib.closing(sender):
+            for source, sport, remote, dport in flows:
+                with contextlib.suppress(OSError):
+                    sender.sendto(bare_ack(source, sport, remote, dport), (remote, 0))
+        return len(flows)
+
+    def nudge_soon(self, zone: str, after: Sequence[float]) -> None:
+        threading.Thread(target=self.nudges, args=(zone, after), daemon=True).start()
+
+    def nudges(self, zone: str, after: Sequence[float]) -> None:
+        for delay in after:
+            time.sleep(delay)
+            log(f"handover: {self.nudge(zone)} of {zone}'s connections announced on this "
+                "interface")
+
+    def lend_spare(self, zone: str) -> None:
+        """The AZ's NAT is back (booting) while this NAT carries its address: the spare
+        address lets it reach the internet and prove its data path before failback."""
+        if not self.settings.spare or self.lent_to == zone:
+            return
+        nat = self.nat(zone)
+        associate_address(self.aws, self.settings.spare, nat["eni"], nat["address"])
+        self.lent_to = zone
+        log(f"handover: spare Elastic IP lent to {zone}'s NAT")
+
+    def take(self, agent: Agent, change: Change, carried: set[str]) -> bool:
+        """Before a route comes here: the connections, then the address. False: the change
+        is not this NAT's to make (the NAT that takes an AZ moves its connections: it pulls)."""
+        owner = self.settings.route_tables[change.route_table]
+        if change.target != self.me:
+            return False
+        if owner not in carried:
+            holder = agent.routes.get(change.route_table)
+            planned = holder is not None and agent.peers.reachable(holder)
+            self.commit(holder, planned)
+            try:
+                moved = self.carry(owner)
+            except AwsError as error:  # availability first: the AZ moves without its address
+                moved = False
+                self.fall_back(owner, error)
+            if moved and planned:
+                # the holder forwards on meanwhile; then the connections it opened since
+                time.sleep(self.settings.address_settle)
+                self.commit(holder, planned)
+            if moved:  # now, and once the address move has surely reached the data path
+                self.nudge_soon(owner, (0.5, self.settings.address_settle))
+            carried.add(owner)
+        return True
+
+    def tend(self, agent: Agent) -> None:
+        """Each step of the main loop: conntrackd running, the failures counted and sent to
+        CloudWatch (ReplicationErrors, in minutes they happen), the spare address lent."""
+        for index, process in enumerate(self.processes):
+            if process.poll() is not None:
+                peer, path = list(self.daemons.items())[index]
+                log(f"handover: conntrackd for {peer} exited ({process.returncode}): started "
+                    "again")
+                self.errors += 1
+                self.processes[index] = subprocess.Popen(
+                    ["conntrackd", "-C", path], stdin=subprocess.DEVNULL,
+                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        metrics = self.settings.metrics
+        if self.errors and metrics is not None and time.monotonic() - self.published > 60:
+            self.published = time.monotonic()
+            stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+            with contextlib.suppress(AwsError):  # counted again next minute
+                self.aws.call("monitoring", "PutMetricData", put_metric_data_params(
+                    metrics.namespace, {"NatGroup": metrics.group, "AvailabilityZone": self.me},
+                    [{"MetricName": "ReplicationErrors", "Value": self.errors,
+                      "Unit": "Count", "Timestamp": stamp}]))
+                self.errors = 0
+        self.lend_when_due(agent)
+
+    def lend_when_due(self, agent: Agent) -> None:
+        """While this NAT carries the address of the AZ before it, that AZ's NAT, when it is
+        back, borrows the spare address (it has none of its own until failback)."""
+        zone = self.before
+        if not any(agent.routes.get(table) == self.me
+                   for table, owner in self.settings.route_tables.items() if owner == zone):
+            self.lent_to = ""
+        elif self.lent_to != zone and (agent.peers.reachable(zone) or
+                                       agent.kernel_answers(zone)):
+            self.lend_spare(zone)
+# HANDOVER-END
 
 
 # --- the agent -----------------------------------------------------------------------------------
@@ -1776,7 +1804,7 @@ class Agent:
             self.read_routes()
         self.apply(decide(self.view()))
         if self.handover is not None:
-            self.handover.lend_when_due(self)
+            self.handover.tend(self)
         if self.retiring:
             # handed over: every route this NAT owns read back, pointing at another NAT, and
             # none pointing here (an unread or missing route is not handed over)
