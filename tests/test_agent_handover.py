@@ -7,6 +7,7 @@ from __future__ import annotations
 import ipaddress
 import socket
 import struct
+import subprocess
 import time
 from typing import Any
 
@@ -267,7 +268,7 @@ def test_a_stopped_conntrackd_is_started_again_and_failures_reach_cloudwatch(
         def poll(self) -> None:
             return None
 
-    monkeypatch.setattr(agent.subprocess, "Popen", Running)
+    monkeypatch.setattr(subprocess, "Popen", Running)  # what the agent starts daemons with
     tending.processes = [Stopped()]  # type: ignore[list-item]
     quiet = FakeAgent({"rtb-a": A, "rtb-b": B}, reachable={A})
     tending.tend(quiet)  # type: ignore[arg-type]
