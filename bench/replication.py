@@ -41,6 +41,7 @@ def _start(topology: Topology, namespace: str, local: str, peer: str, interface:
         agent.STATE_DIR, str(topology.scratch))
     config = topology.scratch / f"{name}.conf"
     config.write_text(text)
+    (topology.scratch / f"{name}.lock").unlink(missing_ok=True)  # left by a killed one
     process = subprocess.Popen(["ip", "netns", "exec", namespace, "conntrackd", "-C",
                                 str(config)], stdout=subprocess.DEVNULL,
                                stderr=subprocess.DEVNULL)

@@ -11,7 +11,8 @@ package imports; runs inside the test namespaces).
                                      echo or udp flow sends "N" every 0.2 s and checks the
                                      answer. Prints "listening" when all are open, then at the
                                      end one JSON line: per flow its answers' gaps longer than
-                                     0.5 s ([start, length], CLOCK_MONOTONIC), whether and when
+                                     0.5 s ([start, length], CLOCK_MONOTONIC; a third item
+                                     "open" when the run ended in it), whether and when
                                      it was reset or failed a check, and each address the
                                      server saw with when it was first seen.
 Every loop is bounded in time.
@@ -30,17 +31,19 @@ INTERVAL = 0.2
 GAP = 0.5
 
 
-def outcome(flow: dict[str, Any], moment: float, lead: float = 12.0,
+def outcome(flow: dict[str, Any], moment: float, lead: float = 12.0, lag: float = 5.0,
             within: float = 30.0) -> tuple[bool, float]:
     """(survived, pause) of one reported flow through an event at `moment` (when its route
     moved): the outage the event caused is the gaps that began from `lead` s before it (a
-    planned move shifts the address first, seconds before the route) to 1 s after; the flow
-    survived if it was never reset or failed a check and each of those gaps ended within
-    `within` s of the event. Later gaps belong to later events."""
-    caused = [gap for gap in flow["gaps"] if moment - lead <= gap[0] <= moment + 1]
+    planned move shifts the address first, seconds before the route) to `lag` s after (a
+    loaded client still reads answers sent before the event); the flow
+    survived if it was never reset or failed a check and each of those gaps ended (answers came
+    again: not a silence the run ended in) within `within` s of the event. Later gaps belong to
+    later events."""
+    caused = [gap for gap in flow["gaps"] if moment - lead <= gap[0] <= moment + lag]
     pause = max((gap[1] for gap in caused), default=0.0)
-    survived = flow["ended"] is None and all(gap[0] + gap[1] <= moment + within
-                                             for gap in caused)
+    survived = flow["ended"] is None and all(
+        len(gap) == 2 and gap[0] + gap[1] <= moment + within for gap in caused)
     return survived, pause
 
 
@@ -107,7 +110,8 @@ class Flow:
             self.ended, self.why = round(time.monotonic(), 3), why
 
     def report(self, until: float) -> dict[str, Any]:
-        gaps = self.gaps + ([[round(self.last, 3), round(until - self.last, 3)]]
+        # a silence still going on at the end is marked open: it never ended
+        gaps = self.gaps + ([[round(self.last, 3), round(until - self.last, 3), "open"]]
                             if until - self.last > GAP else [])
         return {"gaps": gaps, "ended": self.ended, "why": self.why,
                 "addresses": self.addresses, "port": self.port}

@@ -8,7 +8,7 @@ from typing import Any
 from testbed.flows import outcome
 
 
-def flow(gaps: list[list[float]], ended: float | None = None) -> dict[str, Any]:
+def flow(gaps: list[list[Any]], ended: float | None = None) -> dict[str, Any]:
     return {"gaps": gaps, "ended": ended, "why": "", "addresses": {}}
 
 
@@ -28,3 +28,7 @@ def test_gaps_of_other_events_do_not_count() -> None:
     assert outcome(flow([[99.0, 5.0], [120.0, 14.0]]), 100.0) == (True, 5.0)
     # an earlier event's, over before this one's window
     assert outcome(flow([[60.0, 40.0]]), 100.0) == (True, 0.0)
+
+
+def test_a_silence_the_run_ended_in_is_not_survival() -> None:
+    assert outcome(flow([[99.0, 11.0, "open"]]), 100.0) == (False, 11.0)
