@@ -231,10 +231,11 @@ def assess(figures: ZoneFigures, baseline_gbps: float | None, burstable: bool,
     if figures.replication_errors:
         limits.append(
             f"connection handover failed {_count(figures.replication_errors)} times in {window} "
-            "(conntrackd stopped, a commit or an Elastic IP move failed): connections moved "
-            "then may have been reset. Fix: read the NAT's agent log (`journalctl -u "
-            "nat-agent`, lines \"handover:\"); a failed address move is usually IAM or the "
-            "Elastic IP quota, a stopped conntrackd its package (conntrack-tools)")
+            "(conntrackd stopped or its sync link down, a commit or an Elastic IP move "
+            "failed): connections moved then may have been reset. Fix: read the NAT's agent "
+            "log (`journalctl -u nat-agent`, lines \"handover:\"); a failed address move is "
+            "usually IAM or the Elastic IP quota, a sync link down the NAT security group's "
+            "UDP 3780-3785 rule (`python -m natctl verify`)")
     if figures.connections_peak is not None:
         share = figures.connections_peak / figures.table_size
         parts.append(f"{_count(figures.connections_peak)} tracked connections at peak "

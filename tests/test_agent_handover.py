@@ -281,3 +281,47 @@ def test_a_stopped_conntrackd_is_started_again_and_failures_reach_cloudwatch(
     assert params["MetricData.member.1.Dimensions.member.2.Value"] == B
     tending.tend(quiet)  # type: ignore[arg-type]
     assert len(aws.calls) == 1 and tending.errors == 0  # sent once; nothing new since
+
+
+STATISTICS = """\
+UDP traffic (active device=ens5):
+                  64 Bytes sent                   {recv_bytes} Bytes recv
+                   8 Pckts sent                    {recv} Pckts recv
+                   0 Error send                    0 Error recv
+"""
+
+
+def test_a_sync_link_that_receives_nothing_while_the_peer_answers_is_down(
+        monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    assert agent.packets_received(STATISTICS.format(recv_bytes=0, recv=12)) == 12
+    assert agent.packets_received("cache internal:\n") is None
+    received = iter([5, 5, 5, 9])
+
+    def statistics(*command: str, check: bool = True, stdin: str | None = None) -> Any:
+        count = next(received)
+        return type("Done", (), {"returncode": 0,
+                                 "stdout": STATISTICS.format(recv_bytes=8 * count,
+                                                             recv=count)})()
+
+    monkeypatch.setattr(agent, "run", statistics)
+    checking, _ = handover([A, B], B)
+    peer_up = FakeAgent({}, reachable={A})
+    checking.check_channels(peer_up)  # type: ignore[arg-type]  # the first look: a baseline
+    checking.check_channels(peer_up)  # type: ignore[arg-type]  # nothing since: down
+    checking.check_channels(peer_up)  # type: ignore[arg-type]  # still down: counted, not said
+    checking.check_channels(peer_up)  # type: ignore[arg-type]  # received again
+    out = capsys.readouterr().out
+    assert out.count("nothing received from us-east-1a's conntrackd in 30 s") == 1
+    assert "UDP 3780-3785 from itself" in out and "works again" in out
+    assert checking.errors == 2 and not checking.channel_down
+
+
+def test_a_silent_link_to_a_silent_peer_is_the_peers_fault_not_the_links(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(agent, "run", lambda *command, **_: type("Done", (), {
+        "returncode": 0, "stdout": STATISTICS.format(recv_bytes=0, recv=3)})())
+    checking, _ = handover([A, B], B)
+    gone = FakeAgent({}, reachable=set())
+    checking.check_channels(gone)  # type: ignore[arg-type]
+    checking.check_channels(gone)  # type: ignore[arg-type]
+    assert checking.errors == 0

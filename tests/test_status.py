@@ -236,9 +236,10 @@ def test_failed_handovers_are_named_with_where_to_look(aws: Any,
     kept = {**plain_outputs, "keep_connections": True}
     result = one(aws, kept)
     assert result.limits == [
-        "connection handover failed 3 times in 24 h (conntrackd stopped, a commit or an "
-        "Elastic IP move failed): connections moved then may have been reset. Fix: read the "
-        "NAT's agent log (`journalctl -u nat-agent`, lines \"handover:\"); a failed address "
-        "move is usually IAM or the Elastic IP quota, a stopped conntrackd its package "
-        "(conntrack-tools)"]
+        "connection handover failed 3 times in 24 h (conntrackd stopped or its sync link "
+        "down, a commit or an Elastic IP move failed): connections moved then may have been "
+        "reset. Fix: read the NAT's agent log (`journalctl -u nat-agent`, lines "
+        "\"handover:\"); a failed address move is usually IAM or the Elastic IP quota, a "
+        "sync link down the NAT security group's UDP 3780-3785 rule (`python -m natctl "
+        "verify`)"]
     assert result.figures["replication_errors"] == 3

@@ -85,9 +85,10 @@ METRICS: tuple[Metric, ...] = (
     Metric("FailoverCount", HA_WHEN_NONZERO, "(none)",
            "Private route tables this AZ's agent moved, over to a NAT or back.", "Sum"),
     Metric("ReplicationErrors", HANDOVER_WHEN_NONZERO, "(none)",
-           "keepConnections: conntrackd found stopped (and started again), a commit of "
-           "replicated connections or an Elastic IP move that failed. Connections moved then "
-           "may have been reset.", "Sum"),
+           "keepConnections: conntrackd found stopped (and started again), a sync link that "
+           "received nothing for 30 s while its peer answers, a commit of replicated "
+           "connections or an Elastic IP move that failed. Connections moved then may have "
+           "been reset.", "Sum"),
 )
 METRIC_NAMES = tuple(metric.name for metric in METRICS)
 if set(METRIC_NAMES) != set(agent.METRIC_UNITS):  # the agent publishes exactly these

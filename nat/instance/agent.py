@@ -1256,6 +1256,19 @@ def bare_ack(source: str, sport: int, destination: str, dport: int) -> bytes:
     return ip + header
 
 
+def packets_received(statistics: str) -> int | None:
+    """conntrackd -s: the packets its sync link received (the peer's daemon sends one every
+    second even when it has nothing to say), None when it does not say."""
+    for line in statistics.splitlines():
+        words = line.split()
+        if words[-2:] == ["Pckts", "recv"] and words[-3].isdigit():
+            return int(words[-3])
+    return None
+
+
+CHANNEL_CHECK = 30.0  # seconds between looks at what each sync link received
+
+
 class Handover:
     """conntrackd per neighbour, the address rules, and the moves of Elastic IPs."""
 
@@ -1270,6 +1283,9 @@ class Handover:
         self.private: dict[str, list[str]] = {}  # AZ → its private CIDRs (the one before)
         self.rules, self.rules_on = "", False
         self.errors, self.published = 0, 0.0  # conntrackd and address failures, unsent
+        self.received: dict[str, int] = {}  # peer → packets its sync link had received
+        self.channel_down: set[str] = set()
+        self.checked = time.monotonic()
 
     def nat(self, zone: str) -> dict[str, str]:
         return self.settings.nats[zone]
@@ -1431,6 +1447,9 @@ class Handover:
                 self.processes[index] = subprocess.Popen(
                     ["conntrackd", "-C", path], stdin=subprocess.DEVNULL,
                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        if time.monotonic() - self.checked >= CHANNEL_CHECK:
+            self.checked = time.monotonic()
+            self.check_channels(agent)
         metrics = self.settings.metrics
         if self.errors and metrics is not None and time.monotonic() - self.published > 60:
             self.published = time.monotonic()
@@ -1442,6 +1461,32 @@ class Handover:
                       "Unit": "Count", "Timestamp": stamp}]))
                 self.errors = 0
         self.lend_when_due(agent)
+
+    def check_channels(self, agent: Agent) -> None:
+        """A sync link that received nothing since the last look while its peer answers the
+        status exchange is down (a security group rule gone, conntrackd stopped over there):
+        said once, and counted as a replication error each time it is seen."""
+        for peer, path in self.daemons.items():
+            received = packets_received(run("conntrackd", "-C", path, "-s",
+                                             check=False).stdout)
+            before = self.received.get(peer)
+            if received is None:
+                continue
+            self.received[peer] = received
+            if before is None or not agent.peers.reachable(peer):
+                continue
+            if received == before:
+                self.errors += 1
+                if peer not in self.channel_down:
+                    self.channel_down.add(peer)
+                    log(f"handover: FAILED: nothing received from {peer}'s conntrackd in "
+                        f"{CHANNEL_CHECK:.0f} s though its NAT answers: its connections would "
+                        f"be reset if it failed. Fix: the NAT security group must admit UDP "
+                        f"{SYNC_PORT}-{SYNC_PORT + SYNC_LINKS - 1} from itself; conntrackd "
+                        f"must run on {peer}'s NAT")
+            elif peer in self.channel_down:
+                self.channel_down.discard(peer)
+                log(f"handover: the sync link with {peer} works again")
 
     def lend_when_due(self, agent: Agent) -> None:
         """While this NAT carries the address of the AZ before it, that AZ's NAT, when it is
