@@ -296,13 +296,6 @@ class HaLab:
             "  }", "}", ""])
         run(["ip", "netns", "exec", self.names["igw"], "nft", "-f", "-"], input=rules)
 
-    def group_drops(self) -> int:
-        """Inbound packets the security group model dropped so far."""
-        listed = self.ns("igw", "nft", "list", "chain", "ip", "security_groups",
-                         "forward").stdout
-        return sum(int(line.split("packets")[1].split()[0]) for line in listed.splitlines()
-                   if "counter packets" in line)
-
     def group_flows(self, private: str) -> int:
         """Flows the security group model tracks for a private address (its interface)."""
         listed = self.ns("igw", "nft", "list", "set", "ip", "security_groups", "flows").stdout

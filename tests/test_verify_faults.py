@@ -307,13 +307,16 @@ def deploy_ha(session: Any) -> dict[str, Any]:
     outputs["nat_instance_ids"] = {}
     outputs["nat_for_private_subnet"] = {}
     for protocol in ("udp", "tcp"):  # the status exchange; a silent agent's kernel
-        permission = [{"IpProtocol": protocol, "FromPort": 7654, "ToPort": 7654,
-                       "UserIdGroupPairs": [{"GroupId": outputs["security_group_id"]}]}]
-        ec2.authorize_security_group_ingress(GroupId=outputs["security_group_id"],
-                                             IpPermissions=permission)
-        ec2.authorize_security_group_egress(GroupId=outputs["security_group_id"],
-                                            IpPermissions=permission)
+        admit_within_group(ec2, outputs["security_group_id"], protocol, 7654, 7654)
     return outputs
+
+
+def admit_within_group(ec2: Any, group: str, protocol: str, first: int, last: int) -> None:
+    """The NAT security group's rule pair that admits itself (in and out) on ports."""
+    permission = [{"IpProtocol": protocol, "FromPort": first, "ToPort": last,
+                   "UserIdGroupPairs": [{"GroupId": group}]}]
+    ec2.authorize_security_group_ingress(GroupId=group, IpPermissions=permission)
+    ec2.authorize_security_group_egress(GroupId=group, IpPermissions=permission)
 
 
 def results_ha(session: Any, outputs: dict[str, Any]) -> dict[tuple[str, str], CheckResult]:

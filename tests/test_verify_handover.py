@@ -8,7 +8,7 @@ from __future__ import annotations
 from typing import Any
 
 from natctl.verify import CheckResult
-from tests.test_verify_faults import A, B, deploy_ha, results_ha
+from tests.test_verify_faults import A, B, admit_within_group, deploy_ha, results_ha
 
 SYNC = (3780, 3785)
 
@@ -23,12 +23,7 @@ def deploy_handover(aws: Any) -> dict[str, Any]:
         ec2.assign_private_ip_addresses(
             NetworkInterfaceId=outputs["nat_network_interface_ids"][zone],
             SecondaryPrivateIpAddressCount=1)
-    permission = [{"IpProtocol": "udp", "FromPort": SYNC[0], "ToPort": SYNC[1],
-                   "UserIdGroupPairs": [{"GroupId": outputs["security_group_id"]}]}]
-    ec2.authorize_security_group_ingress(GroupId=outputs["security_group_id"],
-                                         IpPermissions=permission)
-    ec2.authorize_security_group_egress(GroupId=outputs["security_group_id"],
-                                        IpPermissions=permission)
+    admit_within_group(ec2, outputs["security_group_id"], "udp", *SYNC)
     return outputs
 
 

@@ -660,8 +660,7 @@ class NatInstances(pulumi.ComponentResource):
         tables = [pulumi.Output.from_input(table) for table, _ in self._route_tables()]
         agent_arn: pulumi.Input[str] = ""
         if self._agent_bucket is not None:
-            agent_arn = pulumi.Output.concat(self._agent_bucket.arn, "/",
-                                             agent_object_key(agent_script(True))[0])
+            agent_arn = pulumi.Output.concat(self._agent_bucket.arn, "/", self._agent_key[0])
         return aws.iam.RolePolicy(
             f"{name}-ha", role=role.id,
             policy=pulumi.Output.all(
@@ -706,9 +705,9 @@ class NatInstances(pulumi.ComponentResource):
             block_public_policy=True, ignore_public_acls=True, restrict_public_buckets=True,
             opts=self._options(f"{name}-agent-private", bucket))
         text = agent_script(handover=True)
-        key, _ = agent_object_key(text)
+        self._agent_key = agent_object_key(text)  # (key, SHA-256): the policy and user data
         self._agent_upload = aws.s3.BucketObjectv2(
-            f"{name}-agent-object", bucket=bucket.id, key=key, content=text,
+            f"{name}-agent-object", bucket=bucket.id, key=self._agent_key[0], content=text,
             content_type="text/x-python", opts=self._options(f"{name}-agent-object", bucket))
         return bucket
 
@@ -734,8 +733,7 @@ class NatInstances(pulumi.ComponentResource):
                 region, nats, tables, settings.options.high_availability, release,
                 self._metrics_settings(),
                 {zone: (pair[0], pair[1]) for zone, pair in (handover or {}).items()}, spare),
-                agent_object=AgentObject(bucket, *agent_object_key(agent_script(True))[:1],
-                                         region, agent_object_key(agent_script(True))[1])
+                agent_object=AgentObject(bucket, self._agent_key[0], region, self._agent_key[1])
                 if bucket else None)
         release = release_of(rendered(""), ami_source, instance.instance_type,
                              instance.key_name)

@@ -74,7 +74,11 @@ def agent_script(handover: bool = False) -> str:
     source = AGENT_PATH.read_text()
     if not handover:  # keepConnections' code (conntrackd, address moves) only where it runs
         source = HANDOVER_SECTION.sub("", source)
-    with _MINIFY_LOCK:  # one minification per text and process (it takes ~0.7 s)
+    return _minified(source)
+
+
+def _minified(source: str) -> str:
+    with _MINIFY_LOCK:  # one minification per text and process (the agent takes ~0.7 s)
         if source not in _MINIFIED:
             _MINIFIED[source] = minify_agent(source)
         return _MINIFIED[source]
@@ -137,7 +141,7 @@ def agent_object_key(text: str) -> tuple[str, str]:
 
 def loader_script() -> str:
     """nat/instance/loader.py minified, as user data carries it."""
-    return minify_agent(LOADER_PATH.read_text()).replace(
+    return _minified(LOADER_PATH.read_text()).replace(
         "# nat-agent (nat-instance-vpc): see nat/instance/agent.py",
         "# nat-agent loader (nat-instance-vpc): see nat/instance/loader.py")
 

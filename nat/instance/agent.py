@@ -1330,11 +1330,6 @@ class Handover:
         for path in self.daemons.values():
             run("conntrackd", "-C", path, "-n", check=False)
 
-    def stop(self) -> None:
-        for process in self.processes:
-            process.kill()
-            process.wait()
-
     def commit(self, holder: str | None, planned: bool) -> None:
         """The connections of the NAT an AZ leaves, into this kernel, before its traffic
         comes here: a packet that came first would be translated anew."""
