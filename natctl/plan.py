@@ -172,7 +172,9 @@ def build_plan(graph: Graph, stack: str, region: str, gb_per_month: float) -> di
     rules = []
     for rule in graph.of_type(INGRESS) + graph.of_type(EGRESS):
         # numbers come back from the engine as floats
-        port = "all" if rule.inputs["ipProtocol"] == "icmp" else str(int(rule.inputs["fromPort"]))
+        first, last = int(rule.inputs.get("fromPort", -1)), int(rule.inputs.get("toPort", -1))
+        port = "all" if rule.inputs["ipProtocol"] == "icmp" else \
+            str(first) if last == first else f"{first}-{last}"  # a range: conntrackd's links
         rules.append({"direction": "inbound" if rule.type == INGRESS else "outbound",
                       "peer": rule.inputs.get("cidrIpv4", "the NAT security group"),
                       "protocol": rule.inputs["ipProtocol"], "port": port,

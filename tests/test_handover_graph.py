@@ -127,7 +127,12 @@ def test_the_plan_prices_the_spare_address(tmp_path: Any) -> None:
                                            "nat-instance-vpc:azCount": 2,
                                            "nat-instance-vpc:highAvailability": True,
                                            "nat-instance-vpc:keepConnections": True})
-    cost = plan_stack("kept", 100, project)["cost"]
+    planned = plan_stack("kept", 100, project)
+    synced = [r for r in planned["security_group_rules"] if r["protocol"] == "udp" and
+              r["why"].startswith("connection state")]
+    assert {(r["direction"], r["port"]) for r in synced} == {("inbound", "3780-3785"),
+                                                             ("outbound", "3780-3785")}
+    cost = planned["cost"]
     [spare] = [x for x in cost["nat_instances"] if x["item"].startswith("spare Elastic IP")]
     assert spare["quantity"] == 730 and spare["monthly"] == pytest.approx(730 * 0.005,
                                                                          abs=0.01)
